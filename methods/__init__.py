@@ -1,0 +1,1 @@
+"""Methods, guidance encoders and the shared enhancement network."""

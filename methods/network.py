@@ -1,0 +1,142 @@
+"""The enhancement network shared by CLIP-LIT, latent-prompt and RAVE (methods-spec section 1).
+
+A full-resolution, fully convolutional net that predicts a one-channel illumination map ``L``;
+the enhanced image is ``clamp(I / (L + eps), 0, 1)``. 278,790 parameters, ~277.6 K MACs per pixel.
+Parameter names match the released checkpoints, so every one loads with ``strict=True``.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+Padding = Literal["reflect", "zeros"]
+EPS = 1e-9
+MACS_PER_PIXEL = 277_632  # derived from the layer table; PPM pooled branches excluded
+
+
+def _conv3x3(cin: int, cout: int, bias: bool, padding: Padding) -> nn.Conv2d:
+    return nn.Conv2d(cin, cout, 3, 1, 1, bias=bias, padding_mode=padding)
+
+
+class ResidualBlock(nn.Module):
+    """Two bias-free 3x3 reflect-padded convs with LeakyReLU(0.2) and an identity skip."""
+
+    def __init__(self, channels: int) -> None:
+        super().__init__()
+        self.conv1 = _conv3x3(channels, channels, False, "reflect")
+        self.conv2 = _conv3x3(channels, channels, False, "reflect")
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = self.conv2(F.leaky_relu(self.conv1(x), 0.2))
+        return F.leaky_relu(y + x, 0.2)
+
+
+class PyramidPooling(nn.Module):
+    """PPM with bins (1, 2, 3, 6), reduction 8, bilinear upsampling (align_corners=True)."""
+
+    def __init__(self, in_dim: int = 32, reduction_dim: int = 8, bins: tuple[int, ...] = (1, 2, 3, 6)) -> None:
+        super().__init__()
+        self.features = nn.ModuleList(
+            nn.Sequential(
+                nn.AdaptiveAvgPool2d(b),
+                nn.Conv2d(in_dim, reduction_dim, 1, bias=False),
+                nn.PReLU(),
+            )
+            for b in bins
+        )
+        self.fuse = nn.Sequential(
+            nn.Conv2d(in_dim + len(bins) * reduction_dim, in_dim, 3, 1, 1, bias=False),
+            nn.PReLU(),
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        size = x.shape[-2:]
+        branches = [x] + [
+            F.interpolate(f(x), size=size, mode="bilinear", align_corners=True) for f in self.features
+        ]
+        return self.fuse(torch.cat(branches, dim=1))
+
+
+class EnhanceNet(nn.Module):
+    """Illumination-map predictor (upstream ``UNet_emb_oneBranch_symmetry[_noreflect]``).
+
+    ``padding`` selects the variant of the four plain convs: ``"zeros"`` is what upstream trains,
+    ``"reflect"`` what upstream's test scripts run (our inference default).
+    """
+
+    def __init__(self, padding: Padding = "reflect") -> None:
+        super().__init__()
+        if padding not in ("reflect", "zeros"):
+            raise ValueError(f"padding must be 'reflect' or 'zeros', got {padding!r}")
+        self.padding = padding
+        self.cond1 = _conv3x3(3, 32, True, padding)
+        self.ResidualBlock1 = ResidualBlock(32)
+        self.ResidualBlock2 = ResidualBlock(32)
+        self.PPM1 = PyramidPooling(32, 8, (1, 2, 3, 6))
+        self.condx = _conv3x3(32, 64, True, padding)
+        self.ResidualBlock3 = ResidualBlock(64)
+        self.ResidualBlock4 = ResidualBlock(64)
+        self.condy = _conv3x3(64, 32, True, padding)
+        self.ResidualBlock5 = ResidualBlock(32)
+        self.ResidualBlock6 = ResidualBlock(32)
+        self.cond_add1 = _conv3x3(32, 1, True, padding)
+        self.reset_parameters()
+
+    def reset_parameters(self, std: float = 0.02) -> None:
+        """Upstream init: every conv weight ~ N(0, std); biases keep PyTorch defaults."""
+        for m in self.modules():
+            if isinstance(m, nn.Conv2d):
+                nn.init.normal_(m.weight, 0.0, std)
+
+    def illumination(self, x: torch.Tensor) -> torch.Tensor:
+        """Predict the one-channel illumination map L >= 0 (B x 1 x H x W)."""
+        h = F.leaky_relu(self.cond1(x), 0.2)
+        h = self.ResidualBlock2(self.ResidualBlock1(h))
+        h = self.PPM1(h)
+        h = self.condx(h)
+        h = self.ResidualBlock4(self.ResidualBlock3(h))
+        h = self.condy(h)
+        h = self.ResidualBlock6(self.ResidualBlock5(h))
+        return F.relu(self.cond_add1(h))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Enhance ``x`` (B x 3 x H x W in [0, 1]); never NaN, even where L = 0."""
+        return apply_illumination(x, self.illumination(x))
+
+
+def apply_illumination(x: torch.Tensor, light: torch.Tensor) -> torch.Tensor:
+    """Retinex division ``clamp(x / (L + eps), 0, 1)`` with the eps of the training code."""
+    return torch.clamp(x / (light + EPS), 0.0, 1.0)
+
+
+def count_parameters(model: nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters())
+
+
+def clean_state_dict(state: dict) -> dict[str, torch.Tensor]:
+    """Unwrap common checkpoint containers and strip a DataParallel ``module.`` prefix."""
+    for key in ("enhancer", "state_dict", "params"):
+        if key in state and isinstance(state[key], dict):
+            state = state[key]
+    return {k.removeprefix("module."): v for k, v in state.items()}
+
+
+def load_enhancer(path: str | Path, padding: Padding = "reflect", device: str | torch.device = "cpu") -> EnhanceNet:
+    """Build an :class:`EnhanceNet` and load a checkpoint strictly; errors name the file."""
+    path = Path(path)
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # noqa: BLE001 - re-raised with the file name
+        raise RuntimeError(f"{path}: not a loadable PyTorch checkpoint ({exc})") from exc
+    if not isinstance(state, dict):
+        raise RuntimeError(f"{path}: expected a state dict, got {type(state).__name__}")
+    net = EnhanceNet(padding)
+    try:
+        net.load_state_dict(clean_state_dict(state), strict=True)
+    except RuntimeError as exc:
+        raise RuntimeError(f"{path}: does not hold the 278,790-parameter enhancement network: {exc}") from exc
+    return net.to(device).eval()

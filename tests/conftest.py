@@ -1,0 +1,27 @@
+"""Shared fixtures: the reference data beside the project, offline environment."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("DVC_NO_ANALYTICS", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
+REFERENCE_DIR = Path(os.environ.get("BACKLIT_BENCH_REFERENCE", PROJECT_ROOT.parent / "shared" / "reference"))
+
+
+@pytest.fixture(scope="session")
+def reference_dir() -> Path:
+    """``../shared/reference``; tests that need it skip when it is absent."""
+    if not (REFERENCE_DIR / "README.md").is_file():
+        pytest.skip(f"reference data not found at {REFERENCE_DIR} (set BACKLIT_BENCH_REFERENCE)")
+    return REFERENCE_DIR
+
+
+@pytest.fixture(scope="session")
+def project_root() -> Path:
+    return PROJECT_ROOT
