@@ -53,12 +53,18 @@ class PyramidPooling(nn.Module):
             nn.PReLU(),
         )
 
+    def pooled(self, x: torch.Tensor) -> list[torch.Tensor]:
+        """The small per-bin maps (B x 8 x b x b), before upsampling."""
+        return [f(x) for f in self.features]
+
+    def fuse_with(self, x: torch.Tensor, upsampled: list[torch.Tensor]) -> torch.Tensor:
+        """Concatenate ``x`` with already-upsampled branch maps and fuse."""
+        return self.fuse(torch.cat([x, *upsampled], dim=1))
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         size = x.shape[-2:]
-        branches = [x] + [
-            F.interpolate(f(x), size=size, mode="bilinear", align_corners=True) for f in self.features
-        ]
-        return self.fuse(torch.cat(branches, dim=1))
+        up = [F.interpolate(p, size=size, mode="bilinear", align_corners=True) for p in self.pooled(x)]
+        return self.fuse_with(x, up)
 
 
 class EnhanceNet(nn.Module):
@@ -92,16 +98,22 @@ class EnhanceNet(nn.Module):
             if isinstance(m, nn.Conv2d):
                 nn.init.normal_(m.weight, 0.0, std)
 
-    def illumination(self, x: torch.Tensor) -> torch.Tensor:
-        """Predict the one-channel illumination map L >= 0 (B x 1 x H x W)."""
+    def head(self, x: torch.Tensor) -> torch.Tensor:
+        """Layers before the pyramid pooling (receptive-field radius 5 px)."""
         h = F.leaky_relu(self.cond1(x), 0.2)
-        h = self.ResidualBlock2(self.ResidualBlock1(h))
-        h = self.PPM1(h)
+        return self.ResidualBlock2(self.ResidualBlock1(h))
+
+    def tail(self, h: torch.Tensor) -> torch.Tensor:
+        """Layers after the pyramid pooling, ending in L = ReLU(cond_add1) (radius 11 px)."""
         h = self.condx(h)
         h = self.ResidualBlock4(self.ResidualBlock3(h))
         h = self.condy(h)
         h = self.ResidualBlock6(self.ResidualBlock5(h))
         return F.relu(self.cond_add1(h))
+
+    def illumination(self, x: torch.Tensor) -> torch.Tensor:
+        """Predict the one-channel illumination map L >= 0 (B x 1 x H x W)."""
+        return self.tail(self.PPM1(self.head(x)))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Enhance ``x`` (B x 3 x H x W in [0, 1]); never NaN, even where L = 0."""

@@ -1,0 +1,1 @@
+"""Click commands of the ``bench`` CLI, one module per stage (imported lazily by benchmark.cli)."""

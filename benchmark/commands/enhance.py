@@ -1,0 +1,38 @@
+"""``bench enhance``: run a released or trained enhancer over images."""
+from __future__ import annotations
+
+import sys
+
+import click
+
+
+@click.command()
+@click.option("--weights", "-w", required=True, help="Released name (see `bench weights list`), a .pth file, or a training run directory.")
+@click.option("--input", "-i", "input_", required=True, type=click.Path(exists=True), help="An image file or a folder of images.")
+@click.option("--output", "-o", required=True, type=click.Path(file_okay=False), help="Folder for <stem>.png outputs.")
+@click.option("--padding", type=click.Choice(["reflect", "zeros"]), default="reflect", show_default=True,
+              help="Padding of the four plain convs: reflect (upstream test scripts) or zeros (upstream training).")
+@click.option("--device", default="auto", show_default=True, help="auto | cpu | cuda | cuda:N")
+@click.option("--max-side", type=click.IntRange(min=1), default=None, help="Downscale so the longer side is at most N pixels.")
+@click.option("--tile", type=click.IntRange(min=64), default=1024, show_default=True, help="Tile size for exact tiled inference of large images.")
+@click.option("--bits", type=click.Choice(["8", "16"]), default="8", show_default=True, help="PNG bit depth.")
+@click.option("--force", is_flag=True, help="Recompute outputs that already exist.")
+@click.option("--fail-on-error", is_flag=True, help="Exit non-zero if any image failed.")
+def enhance(weights: str, input_: str, output: str, padding: str, device: str, max_side: int | None, tile: int,
+            bits: str, force: bool, fail_on_error: bool) -> None:
+    """Enhance every image in INPUT into OUTPUT/<stem>.png (resumes; a bad image fails alone)."""
+    from benchmark.enhance import enhance_folder
+    from benchmark.registry import UnknownNameError
+    from benchmark.weights import WeightsUnavailable
+
+    try:
+        summary = enhance_folder(weights, input_, output, padding=padding, device=device, max_side=max_side,
+                                 tile=tile, bits=int(bits), force=force)
+    except (UnknownNameError, WeightsUnavailable, FileNotFoundError, RuntimeError) as exc:
+        raise click.ClickException(str(exc)) from None
+    n_fail = len(summary["failed"])
+    click.echo(f"{len(summary['done'])} enhanced, {n_fail} failed -> {output} ({summary['wall_s']:.1f} s on {summary['device']})")
+    for f in summary["failed"]:
+        click.echo(f"  failed: {f['error']}", err=True)
+    if n_fail and (fail_on_error or not summary["done"]):
+        sys.exit(1)

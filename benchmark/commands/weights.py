@@ -1,0 +1,41 @@
+"""``bench weights``: list and fetch the nine released checkpoints."""
+from __future__ import annotations
+
+import click
+from click_didyoumean import DYMGroup
+
+
+@click.group(cls=DYMGroup)
+def weights() -> None:
+    """Released CLIP-LIT / latent-prompt / RAVE enhancers."""
+
+
+@weights.command("list")
+def list_weights() -> None:
+    """Show every released model, its upstream source and whether it is available locally."""
+    from benchmark.weights import RELEASED, WeightsUnavailable, resolve_weights
+
+    for w in RELEASED.values():
+        try:
+            where = str(resolve_weights(w.name, allow_download=False))
+        except WeightsUnavailable:
+            where = "not local (bench weights download " + w.name + ")"
+        click.echo(f"{w.name:24s} {w.method:14s} {w.regime:9s} {w.repo}@{w.commit[:7]}:{w.path}\n{'':24s} {where}")
+
+
+@weights.command("download")
+@click.argument("names", nargs=-1)
+def download_weights(names: tuple[str, ...]) -> None:
+    """Fetch NAMES (default: all) into the cache, verifying sha256."""
+    from benchmark.registry import UnknownNameError
+    from benchmark.weights import RELEASED, WeightsUnavailable, resolve_weights
+
+    failures = 0
+    for name in names or tuple(RELEASED):
+        try:
+            click.echo(f"{name}: {resolve_weights(name)}")
+        except (UnknownNameError, WeightsUnavailable) as exc:
+            failures += 1
+            click.echo(str(exc), err=True)
+    if failures:
+        raise SystemExit(1)

@@ -1,0 +1,118 @@
+"""Enhance a folder (or list) of images with one enhancer; resumable, failure-tolerant."""
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Iterable
+
+from benchmark.atomic import write_json
+from benchmark.image_io import ImageReadError, is_image_file, list_images, load_image, save_png
+
+
+def collect_inputs(inputs: str | Path | Iterable[str | Path]) -> list[Path]:
+    """A file, a directory (its images, sorted) or an explicit list of files."""
+    if isinstance(inputs, (str, Path)):
+        p = Path(inputs)
+        if p.is_dir():
+            return list_images(p)
+        if p.is_file():
+            return [p]
+        raise FileNotFoundError(f"{p}: no such file or directory")
+    return [Path(i) for i in inputs]
+
+
+def output_names(paths: list[Path]) -> dict[Path, str]:
+    """``<stem>.png`` per input; a later input with the same stem gets ``<stem>-<ext>.png``."""
+    names: dict[Path, str] = {}
+    taken: set[str] = set()
+    for p in paths:
+        name = f"{p.stem}.png"
+        if name in taken:
+            name = f"{p.stem}-{p.suffix.lstrip('.').lower()}.png"
+        taken.add(name)
+        names[p] = name
+    return names
+
+
+def downscale(img, max_side: int | None):  # noqa: ANN001, ANN201 - torch tensors
+    """Resize so the longer side is at most ``max_side`` (antialiased bicubic); else unchanged."""
+    import torch.nn.functional as F
+
+    h, w = img.shape[-2:]
+    if not max_side or max(h, w) <= max_side:
+        return img
+    scale = max_side / max(h, w)
+    size = (max(1, round(h * scale)), max(1, round(w * scale)))
+    return F.interpolate(img[None], size=size, mode="bicubic", antialias=True, align_corners=False)[0].clamp(0, 1)
+
+
+def enhance_folder(
+    weights: str | Path,
+    inputs: str | Path | Iterable[str | Path],
+    out_dir: str | Path,
+    *,
+    padding: str = "reflect",
+    device: str = "auto",
+    max_side: int | None = None,
+    tile: int = 1024,
+    bits: int = 8,
+    force: bool = False,
+    progress: bool = True,
+) -> dict:
+    """Enhance every input into ``out_dir/<stem>.png`` and write ``out_dir/summary.json``.
+
+    Outputs already present from the same weights and settings are kept (resume after a kill);
+    an unreadable image is recorded under ``failed`` and the rest still run.
+    """
+    from tqdm import tqdm
+
+    from benchmark.weights import resolve_weights, sha256_of
+    from methods.inference import TiledEnhancer
+    from methods.network import load_enhancer
+
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    ckpt = resolve_weights(weights)
+    settings = {"weights": str(weights), "weights_path": str(ckpt), "weights_sha256": sha256_of(ckpt),
+                "padding": padding, "max_side": max_side, "tile": tile, "bits": bits}
+    summary_path = out_dir / "summary.json"
+    previous = json.loads(summary_path.read_text()) if summary_path.is_file() else {}
+    reuse = not force and all(previous.get(k) == v for k, v in settings.items() if k != "weights_path")
+
+    paths = [p for p in collect_inputs(inputs) if not p.name.startswith(".")]
+    names = output_names(paths)
+    engine = TiledEnhancer(load_enhancer(ckpt, padding=padding), device=device, tile=tile)
+    done: list[str] = []
+    failed: list[dict[str, str]] = []
+    seconds: dict[str, float] = {}
+    start = time.perf_counter()
+    bar = tqdm(paths, desc=f"enhance {Path(str(weights)).name}", unit="img", disable=not progress)
+    for path in bar:
+        target = out_dir / names[path]
+        if reuse and target.is_file():
+            done.append(target.name)
+            continue
+        t0 = time.perf_counter()
+        try:
+            if not is_image_file(path) and path.suffix.lower() not in (".png", ".jpg", ".jpeg"):
+                raise ImageReadError(path, "not an image file extension")
+            img = downscale(load_image(path), max_side)
+            save_png(engine(img), target, bits=bits)
+        except (ImageReadError, RuntimeError, ValueError, OSError) as exc:
+            failed.append({"file": str(path), "error": str(exc)})
+            bar.write(f"failed: {exc}")
+            continue
+        seconds[target.name] = round(time.perf_counter() - t0, 4)
+        done.append(target.name)
+    summary = {
+        **settings,
+        "device": str(engine.device),
+        "inputs": len(paths),
+        "done": done,
+        "failed": failed,
+        "seconds_per_image": seconds,
+        "wall_s": round(time.perf_counter() - start, 3),
+    }
+    write_json(summary_path, summary)
+    return summary

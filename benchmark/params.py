@@ -1,0 +1,57 @@
+"""Load ``params.yaml``, the single source of settings, with validation of the numbers."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
+
+
+class ParamsError(ValueError):
+    """A settings file is missing or holds an invalid value; the message names the file and key."""
+
+
+def params_path() -> Path:
+    return Path(os.environ.get("BACKLIT_BENCH_PARAMS", "params.yaml"))
+
+
+def load_params(path: str | Path | None = None) -> dict[str, Any]:
+    """Read and validate the params file (default ``./params.yaml`` or ``$BACKLIT_BENCH_PARAMS``)."""
+    path = Path(path) if path else params_path()
+    if not path.is_file():
+        raise ParamsError(f"{path}: params file not found (run from the project root or set BACKLIT_BENCH_PARAMS)")
+    try:
+        params = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as exc:
+        raise ParamsError(f"{path}: not valid YAML ({exc})") from exc
+    validate_params(params, path)
+    return params
+
+
+def _require(cond: bool, path: Path, key: str, msg: str) -> None:
+    if not cond:
+        raise ParamsError(f"{path}: {key}: {msg}")
+
+
+def validate_params(p: dict[str, Any], path: Path = Path("params.yaml")) -> None:
+    """Check the keys every stage relies on; numbers must be positive where they count things."""
+    for key in ("seed", "data", "methods", "regimes", "encoders", "schedule"):
+        _require(key in p, path, key, "missing")
+    _require(isinstance(p["seed"], int) and p["seed"] >= 0, path, "seed", f"must be a non-negative integer, got {p['seed']!r}")
+    _require(p["schedule"] in ("quick", "paper"), path, "schedule", f"must be 'quick' or 'paper', got {p['schedule']!r}")
+    for r in p["regimes"]:
+        _require(r in ("paired", "unpaired"), path, "regimes", f"unknown regime {r!r} (paired, unpaired)")
+    enh = p.get("enhance", {})
+    if enh.get("max_side") is not None:
+        _require(int(enh["max_side"]) > 0, path, "enhance.max_side", "must be positive or null")
+    if "tile" in enh:
+        _require(int(enh["tile"]) >= 64, path, "enhance.tile", "must be at least 64")
+    for method, overrides in (p.get("train") or {}).items():
+        for key, value in (overrides or {}).items():
+            if key in ("iters", "batch_size", "crop", "checkpoint_every") or key.endswith("_iters"):
+                _require(isinstance(value, int) and value > 0, path, f"train.{method}.{key}", f"must be a positive integer, got {value!r}")
+            if key.endswith("lr"):
+                _require(float(value) > 0, path, f"train.{method}.{key}", f"must be positive, got {value!r}")

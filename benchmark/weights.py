@@ -1,0 +1,168 @@
+"""The nine released enhancers: names, pinned upstream URLs, checksums, cache and download.
+
+``resolve_weights`` accepts a released name, a checkpoint file, or a training run directory.
+Released files are looked up, in order, in the cache (``$BACKLIT_BENCH_WEIGHTS``, default
+``~/.cache/backlit_bench/weights``), in local mirror folders (``$BACKLIT_BENCH_WEIGHTS_MIRRORS``,
+``os.pathsep``-separated, plus ``../shared/reference/checkpoints`` beside the checkout when it
+exists), and finally downloaded. Every file is sha256-verified before use.
+"""
+from __future__ import annotations
+
+import hashlib
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from benchmark.registry import UnknownNameError, unknown_name_message
+
+CLIP_LIT_COMMIT = "25ed5be6086cd34d2bc1020c6088ac3f9d3a9522"
+RAVE_COMMIT = "a207067663394491f9dea6db9c9fc87333d004a9"
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
+
+
+@dataclass(frozen=True)
+class ReleasedWeights:
+    name: str
+    method: str  # clip-lit | latent-prompt | rave | rave-shifted
+    regime: str  # paper | init | paired | unpaired
+    repo: str
+    commit: str
+    path: str  # path inside the upstream repository
+    md5: str
+    sha256: str
+    size: int
+    note: str
+
+    @property
+    def filename(self) -> str:
+        return Path(self.path).name
+
+    @property
+    def url(self) -> str:
+        return f"https://raw.githubusercontent.com/{self.repo}/{self.commit}/{self.path}"
+
+
+def _clip_lit(name: str, regime: str, path: str, md5: str, sha: str, note: str) -> ReleasedWeights:
+    return ReleasedWeights(name, "clip-lit", regime, "ZhexinLiang/CLIP-LIT", CLIP_LIT_COMMIT, path, md5, sha, 1_126_923, note)
+
+
+def _rave(name: str, method: str, regime: str, file: str, md5: str, sha: str, size: int) -> ReleasedWeights:
+    return ReleasedWeights(name, method, regime, "Atmyre/RAVE", RAVE_COMMIT, f"pretrained_models/{file}", md5, sha, size,
+                           f"retrained by the RAVE authors ({regime} regime)")
+
+
+RELEASED: dict[str, ReleasedWeights] = {
+    w.name: w
+    for w in [
+        _clip_lit("clip-lit", "paper", "pretrained_models/enhancement_model.pth", "02065050967907868c5b5a2d2dc0ecdd",
+                  "67aa1bdbac345842670e494b02953f299e5088bcb3f98a18bd60b06fef48b5c9", "the CLIP-LIT paper's model"),
+        _clip_lit("clip-lit-init", "init", "pretrained_models/init_pretrained_models/init_enhancement_model.pth",
+                  "aae79e99b3eba53955ee6016fce3c381", "14c32e3163e7e10734b48b9641ba44222daaf2feb0f3ba76cbb15b4080be25ab",
+                  "after the reconstruction warm-up (near identity)"),
+        _rave("clip-lit-paired", "clip-lit", "paired", "clip_lit_paired.pth", "8b2feac69b5c134efdc88acd10192304",
+              "5c3e14b3674d516190e77e54614476fe19ac91b9d8419c0c25533e573ff65d2d", 1_127_691),
+        _rave("clip-lit-unpaired", "clip-lit", "unpaired", "clip_lit_unpaired.pth", "4fd2644ce6ddbf68fc6cb97c62cb0aea",
+              "7b16e3815c1380138ada75ca5000f818db4462c27f4522a1de46023d96c09d0d", 1_127_723),
+        _rave("latent-prompt-paired", "latent-prompt", "paired", "clip_lit_latent_paired.pth",
+              "a2c7ed36988a97a564f67ad5066cec72", "8bc9d8882837dbee3d266f4407478f63220174cd5838fbcadf2f4b2c070146ec", 1_127_723),
+        _rave("latent-prompt-unpaired", "latent-prompt", "unpaired", "clip_lit_latent_unpaired.pth",
+              "c64d88fe54673594a7ccc01748573eb5", "931966b5cbc3320d90a62c9ee7c820e0d291d7abfb85989b8296458e2354f94e", 1_127_723),
+        _rave("rave-paired", "rave", "paired", "rave_paired.pth", "1bb03ddbe6043af26f6b496e4568a31d",
+              "3d4e27eecbde9b55d2ef96afadc8cf4c2d0927fb8780ce1df6508d01a7ef811f", 1_127_691),
+        _rave("rave-unpaired", "rave", "unpaired", "rave_unpaired.pth", "9f5c48a70d217c2614727f91fe15cf08",
+              "21fb43004af7de2e1782b5799fbaa91dc62ca2730134229323bceab53370742c", 1_127_691),
+        _rave("rave-unpaired-shifted", "rave-shifted", "unpaired", "rave_unpaired_shifted.pth",
+              "d2b63a4de666200980bc3923b5bc7940", "5bcf3feff7dcc4891be878721c2defba0305e343c6b3821f9e88a9950c06ae5e", 1_128_144),
+    ]
+}
+
+
+class WeightsUnavailable(RuntimeError):
+    """A released checkpoint is neither cached nor downloadable; the message says what to do."""
+
+
+def cache_dir() -> Path:
+    return Path(os.environ.get("BACKLIT_BENCH_WEIGHTS", Path.home() / ".cache" / "backlit_bench" / "weights"))
+
+
+def mirror_dirs() -> list[Path]:
+    dirs = [Path(p) for p in os.environ.get("BACKLIT_BENCH_WEIGHTS_MIRRORS", "").split(os.pathsep) if p]
+    dirs.append(PROJECT_ROOT.parent / "shared" / "reference" / "checkpoints")
+    return [d for d in dirs if d.is_dir()]
+
+
+def sha256_of(path: str | Path, chunk: int = 1 << 20) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while block := f.read(chunk):
+            h.update(block)
+    return h.hexdigest()
+
+
+def cached_path(w: ReleasedWeights) -> Path:
+    return cache_dir() / w.name / w.filename
+
+
+def _find_local(w: ReleasedWeights) -> Path | None:
+    candidates = [cached_path(w)]
+    for d in mirror_dirs():
+        candidates += sorted(d.rglob(w.filename))
+    for c in candidates:
+        if c.is_file() and c.stat().st_size == w.size and sha256_of(c) == w.sha256:
+            return c
+    return None
+
+
+def download(w: ReleasedWeights, timeout: float = 30.0) -> Path:
+    """Download ``w`` into the cache with a progress bar; verify sha256; atomic rename."""
+    import requests
+    from tqdm import tqdm
+
+    from benchmark.atomic import atomic_path
+
+    target = cached_path(w)
+    try:
+        with requests.get(w.url, stream=True, timeout=timeout) as r:
+            r.raise_for_status()
+            total = int(r.headers.get("content-length", 0)) or None
+            with atomic_path(target) as tmp, open(tmp, "wb") as f, tqdm(
+                total=total, unit="B", unit_scale=True, desc=w.name, leave=False
+            ) as bar:
+                for block in r.iter_content(1 << 16):
+                    f.write(block)
+                    bar.update(len(block))
+                f.flush()
+                got = sha256_of(tmp)
+                if got != w.sha256:
+                    raise WeightsUnavailable(f"{w.name}: checksum mismatch for {w.url} (sha256 {got}, expected {w.sha256})")
+    except requests.RequestException as exc:
+        raise WeightsUnavailable(
+            f"{w.name}: not cached and the download failed ({exc.__class__.__name__}). "
+            f"Download {w.url} (sha256 {w.sha256}) and place it at {target}, "
+            f"or put it in a folder listed in BACKLIT_BENCH_WEIGHTS_MIRRORS, or pass the file path instead of the name."
+        ) from None
+    return target
+
+
+def resolve_weights(name_or_path: str | Path, allow_download: bool = True) -> Path:
+    """A checkpoint path for a released name, a ``.pth`` file, or a training run directory."""
+    p = Path(name_or_path)
+    if p.is_dir():
+        ckpt = p / "enhancer.pth"
+        if not ckpt.is_file():
+            raise FileNotFoundError(f"{p}: a directory without enhancer.pth (is the training run finished?)")
+        return ckpt
+    if p.is_file():
+        return p
+    name = str(name_or_path)
+    if name not in RELEASED:
+        if any(sep in name for sep in ("/", "\\")) or p.suffix:
+            raise FileNotFoundError(f"{name}: no such checkpoint file or directory")
+        raise UnknownNameError(unknown_name_message("released weights", name, list(RELEASED)))
+    w = RELEASED[name]
+    local = _find_local(w)
+    if local is not None:
+        return local
+    if not allow_download:
+        raise WeightsUnavailable(f"{w.name}: not found locally; download {w.url} to {cached_path(w)}")
+    return download(w)

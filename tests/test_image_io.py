@@ -1,0 +1,117 @@
+"""Every input kind real photos come in loads as RGB float in [0, 1]; bad files name themselves."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from benchmark.image_io import ImageReadError, list_images, load_image, save_png
+
+RNG = np.random.default_rng(0)
+RGB8 = RNG.integers(0, 256, size=(6, 10, 3), dtype=np.uint8)
+
+
+def _expect(img: torch.Tensor, h: int, w: int) -> None:
+    assert img.dtype == torch.float32 and img.shape == (3, h, w)
+    assert 0.0 <= img.min() and img.max() <= 1.0
+
+
+def test_rgb_jpeg_png_roundtrip(tmp_path: Path) -> None:
+    Image.fromarray(RGB8).save(tmp_path / "a.png")
+    img = load_image(tmp_path / "a.png")
+    _expect(img, 6, 10)
+    assert np.array_equal(np.round(img.numpy().transpose(1, 2, 0) * 255).astype(np.uint8), RGB8)
+
+
+def test_exif_orientation_is_applied(tmp_path: Path) -> None:
+    exif = Image.Exif()
+    exif[0x0112] = 6  # rotate 90 degrees clockwise on display
+    Image.fromarray(RGB8).save(tmp_path / "o.jpg", exif=exif, quality=95)
+    img = load_image(tmp_path / "o.jpg")
+    _expect(img, 10, 6)
+
+
+def test_grayscale_is_replicated(tmp_path: Path) -> None:
+    Image.fromarray(RGB8[..., 0], "L").save(tmp_path / "g.png")
+    img = load_image(tmp_path / "g.png")
+    _expect(img, 6, 10)
+    assert torch.equal(img[0], img[1]) and torch.equal(img[1], img[2])
+    assert abs(img[0, 0, 0].item() - RGB8[0, 0, 0] / 255) < 1e-6
+
+
+def test_rgba_drops_alpha(tmp_path: Path) -> None:
+    rgba = np.dstack([RGB8, np.full((6, 10), 7, np.uint8)])
+    Image.fromarray(rgba, "RGBA").save(tmp_path / "a.png")
+    img = load_image(tmp_path / "a.png")
+    _expect(img, 6, 10)
+    assert abs(img[1, 2, 3].item() - RGB8[2, 3, 1] / 255) < 1e-6
+
+
+def test_palette_image(tmp_path: Path) -> None:
+    Image.fromarray(RGB8).convert("P", palette=Image.Palette.ADAPTIVE, colors=16).save(tmp_path / "p.png")
+    _expect(load_image(tmp_path / "p.png"), 6, 10)
+
+
+def test_16bit_grayscale_png_keeps_precision(tmp_path: Path) -> None:
+    arr = np.array([[0, 1, 257, 65535]], dtype=np.uint16)
+    cv2.imwrite(str(tmp_path / "g16.png"), arr)
+    img = load_image(tmp_path / "g16.png")
+    _expect(img, 1, 4)
+    assert np.allclose(img[0, 0].numpy(), arr[0] / 65535, atol=1e-7)
+
+
+@pytest.mark.parametrize("ext", [".png", ".tif"])
+def test_16bit_colour_keeps_precision_and_channel_order(tmp_path: Path, ext: str) -> None:
+    rgb = np.zeros((2, 3, 3), np.uint16)
+    rgb[..., 0] = 1000  # red
+    rgb[..., 2] = 60000  # blue
+    cv2.imwrite(str(tmp_path / f"c16{ext}"), rgb[..., ::-1].copy())
+    img = load_image(tmp_path / f"c16{ext}")
+    _expect(img, 2, 3)
+    assert abs(img[0, 0, 0].item() - 1000 / 65535) < 1e-6
+    assert abs(img[2, 0, 0].item() - 60000 / 65535) < 1e-6
+
+
+def test_cmyk_jpeg(tmp_path: Path) -> None:
+    Image.fromarray(RGB8).convert("CMYK").save(tmp_path / "c.jpg", quality=95)
+    img = load_image(tmp_path / "c.jpg")
+    _expect(img, 6, 10)
+    assert abs(img.mean().item() - RGB8.mean() / 255) < 0.05
+
+
+def test_truncated_jpeg_names_the_file(tmp_path: Path) -> None:
+    Image.fromarray(np.tile(RGB8, (20, 20, 1))).save(tmp_path / "t.jpg", quality=95)
+    data = (tmp_path / "t.jpg").read_bytes()
+    (tmp_path / "t.jpg").write_bytes(data[: len(data) // 2])
+    with pytest.raises(ImageReadError, match=r"t\.jpg: cannot decode"):
+        load_image(tmp_path / "t.jpg")
+
+
+def test_zero_byte_and_non_image(tmp_path: Path) -> None:
+    (tmp_path / "z.png").write_bytes(b"")
+    (tmp_path / "n.jpg").write_text("this is not a picture")
+    with pytest.raises(ImageReadError, match=r"z\.png: empty file"):
+        load_image(tmp_path / "z.png")
+    with pytest.raises(ImageReadError, match=r"n\.jpg: not an image file"):
+        load_image(tmp_path / "n.jpg")
+
+
+def test_list_images_any_case_sorted(tmp_path: Path) -> None:
+    for name in ("b.JPG", "a.png", ".hidden.png", "notes.txt"):
+        (tmp_path / name).write_bytes(b"x")
+    assert [p.name for p in list_images(tmp_path)] == ["a.png", "b.JPG"]
+
+
+def test_save_png_8_and_16_bit(tmp_path: Path) -> None:
+    img = torch.linspace(0, 1, 3 * 4 * 5).reshape(3, 4, 5)
+    save_png(img, tmp_path / "o8.png")
+    save_png(img, tmp_path / "o16.png", bits=16)
+    back8, back16 = load_image(tmp_path / "o8.png"), load_image(tmp_path / "o16.png")
+    assert (back8 - img).abs().max() <= 0.5 / 255 + 1e-6
+    assert (back16 - img).abs().max() <= 0.5 / 65535 + 1e-7
+    assert Image.open(tmp_path / "o8.png").mode == "RGB"
+    assert not list(tmp_path.glob(".*tmp*")), "temporary files left behind"

@@ -1,0 +1,55 @@
+"""Released-weights registry: names, checksums, mirrors, offline errors, local paths."""
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+import pytest
+
+from benchmark import weights as W
+from benchmark.registry import UnknownNameError
+
+
+def test_nine_models_pinned_with_checksums() -> None:
+    assert len(W.RELEASED) == 9
+    for w in W.RELEASED.values():
+        assert len(w.sha256) == 64 and len(w.md5) == 32
+        assert w.commit in w.url and w.url.startswith("https://raw.githubusercontent.com/")
+
+
+def test_reference_files_match_registered_md5(reference_dir: Path) -> None:
+    for w in W.RELEASED.values():
+        path = W.resolve_weights(w.name, allow_download=False)
+        assert hashlib.md5(path.read_bytes()).hexdigest() == w.md5
+
+
+def test_unknown_name_suggests(tmp_path: Path) -> None:
+    with pytest.raises(UnknownNameError, match="did you mean 'rave-unpaired'"):
+        W.resolve_weights("rave-unpaire")
+
+
+def test_corrupt_mirror_copy_is_ignored_and_offline_error_says_where(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    mirror = tmp_path / "mirror"
+    mirror.mkdir()
+    (mirror / "rave_unpaired.pth").write_bytes(b"\0" * W.RELEASED["rave-unpaired"].size)  # right size, wrong bytes
+    monkeypatch.setenv("BACKLIT_BENCH_WEIGHTS", str(tmp_path / "cache"))
+    monkeypatch.setenv("BACKLIT_BENCH_WEIGHTS_MIRRORS", str(mirror))
+    monkeypatch.setattr(W, "PROJECT_ROOT", tmp_path)  # hide ../shared
+    monkeypatch.setattr(W.ReleasedWeights, "url", property(lambda self: "http://127.0.0.1:9/" + self.filename))
+    with pytest.raises(W.WeightsUnavailable) as err:
+        W.resolve_weights("rave-unpaired")
+    msg = str(err.value)
+    assert str(tmp_path / "cache" / "rave-unpaired" / "rave_unpaired.pth") in msg
+    assert "sha256" in msg
+
+
+def test_local_paths_and_run_dirs(tmp_path: Path) -> None:
+    ckpt = tmp_path / "run" / "enhancer.pth"
+    ckpt.parent.mkdir()
+    ckpt.write_bytes(b"x")
+    assert W.resolve_weights(ckpt) == ckpt
+    assert W.resolve_weights(ckpt.parent) == ckpt
+    with pytest.raises(FileNotFoundError, match="without enhancer.pth"):
+        W.resolve_weights(tmp_path)
+    with pytest.raises(FileNotFoundError, match="no such checkpoint"):
+        W.resolve_weights(str(tmp_path / "missing.pth"))
