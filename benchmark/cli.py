@@ -20,6 +20,7 @@ COMMANDS: dict[str, str] = {
     "run-stage": "benchmark.commands.pipeline:run_stage",
     "list": "benchmark.commands.listing:list_names",
     "sys-info": "benchmark.commands.listing:sys_info",
+    "profile": "benchmark.commands.listing:profile",
 }
 
 SHORT_HELP: dict[str, str] = {
@@ -35,6 +36,7 @@ SHORT_HELP: dict[str, str] = {
     "run-stage": "Run one pipeline stage with settings from params.yaml.",
     "list": "List methods, encoders, metrics or datasets.",
     "sys-info": "Print versions, device and provenance.",
+    "profile": "Show or switch the settings profile (embedded | paper).",
 }
 
 
@@ -64,4 +66,12 @@ def cli() -> None:
 
 
 def main() -> None:
-    cli()
+    """Entry point: known user errors print one line instead of a traceback."""
+    from benchmark.params import ParamsError
+    from benchmark.registry import UnknownNameError
+
+    try:
+        cli()
+    except (ParamsError, UnknownNameError) as exc:
+        click.echo(f"Error: {exc}", err=True)
+        raise SystemExit(2) from None

@@ -45,8 +45,7 @@ def validate_params(p: dict[str, Any], path: Path = Path("params.yaml")) -> None
     for r in p["regimes"]:
         _require(r in ("paired", "unpaired"), path, "regimes", f"unknown regime {r!r} (paired, unpaired)")
     enh = p.get("enhance", {})
-    if enh.get("max_side") is not None:
-        _require(int(enh["max_side"]) > 0, path, "enhance.max_side", "must be positive or null")
+    _require(int(enh.get("max_side") or 0) >= 0, path, "enhance.max_side", "must be 0 (keep size) or positive")
     if "tile" in enh:
         _require(int(enh["tile"]) >= 64, path, "enhance.tile", "must be at least 64")
     for method, overrides in (p.get("train") or {}).items():

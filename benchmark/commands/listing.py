@@ -1,0 +1,67 @@
+"""``bench list``, ``bench sys-info`` and ``bench profile``: quick looks at what is available."""
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import click
+
+KINDS = ("methods", "encoders", "metrics", "datasets", "weights")
+
+
+@click.command("list")
+@click.argument("kind", type=click.Choice(KINDS), required=False)
+def list_names(kind: str | None) -> None:
+    """List registered methods, encoders, metrics, datasets or released weights."""
+    for k in [kind] if kind else KINDS:
+        click.echo(f"{k}:")
+        for line in _names(k):
+            click.echo(f"  {line}")
+
+
+def _names(kind: str) -> list[str]:
+    if kind == "methods":
+        from methods.registry import METHODS
+
+        return list(METHODS.names())
+    if kind == "encoders":
+        from methods.encoders import ENCODERS
+
+        return list(ENCODERS.names()) + ["clip:<arch>:<pretrained tag or file>"]
+    if kind == "metrics":
+        from benchmark.metrics import METRICS
+
+        return list(METRICS.names())
+    if kind == "datasets":
+        from benchmark.data import list_cards
+
+        return [c.name for c in list_cards()]
+    from benchmark.weights import RELEASED
+
+    return [f"{w.name} ({w.method}, {w.regime})" for w in RELEASED.values()]
+
+
+@click.command("sys-info")
+def sys_info() -> None:
+    """Print versions, device and git state as JSON (what every run records)."""
+    from benchmark.provenance import collect_provenance
+
+    click.echo(json.dumps(collect_provenance(), indent=2, sort_keys=True))
+
+
+@click.command("profile")
+@click.argument("name", required=False)
+def profile(name: str | None) -> None:
+    """Show the active profile, or switch params.yaml to profiles/NAME.yaml (embedded | paper)."""
+    from benchmark.params import load_params
+    from benchmark.registry import unknown_name_message
+
+    profiles = {p.stem: p for p in Path("profiles").glob("*.yaml")}
+    if name is None:
+        click.echo(f"active: {load_params().get('profile')}; available: {', '.join(sorted(profiles))}")
+        return
+    if name not in profiles:
+        raise click.ClickException(unknown_name_message("profile", name, list(profiles)))
+    shutil.copyfile(profiles[name], "params.yaml")
+    click.echo(f"params.yaml <- profiles/{name}.yaml; run `dvc repro` (or `dvc status` to see what changes)")

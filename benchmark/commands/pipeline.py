@@ -1,0 +1,142 @@
+"""``bench run-stage``: the DVC stages. Each reads params.yaml and calls the same code as the
+user-facing command (prepare -> train -> enhance -> evaluate -> time-inference -> report)."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import click
+from click_didyoumean import DYMGroup
+
+from benchmark.atomic import write_json
+
+RESULTS = Path("results")
+
+
+def _params() -> dict:
+    from benchmark.params import load_params
+
+    return load_params()
+
+
+def _dataset_dir(name: str) -> Path:
+    from benchmark.data import dataset_dir
+
+    return dataset_dir(name)
+
+
+@click.group(cls=DYMGroup)
+def run_stage() -> None:
+    """Pipeline stages (called by dvc.yaml); settings come from params.yaml."""
+
+
+@run_stage.command()
+@click.option("--dataset", required=True)
+def prepare(dataset: str) -> None:
+    """Obtain DATASET and lay it out under datasets/data/<name>/."""
+    from benchmark.data import prepare as prepare_dataset
+
+    p = _params()
+    path = prepare_dataset(dataset, seed=p.get("synthetic", {}).get("seed", 0))
+    click.echo(f"{dataset}: ready at {path}")
+
+
+@run_stage.command()
+@click.option("--method", required=True)
+@click.option("--regime", required=True, type=click.Choice(["paired", "unpaired"]))
+def train(method: str, regime: str) -> None:
+    """Train METHOD on the training dataset in REGIME; a method that cannot run is recorded as skipped."""
+    from methods.trainer import train_method
+
+    p = _params()
+    data = _dataset_dir(p["data"]["train"]) / "train"
+    summary = train_method(
+        method,
+        backlit_dir=data / "backlit",
+        welllit_dir=data / f"welllit-{regime}",
+        out_dir=RESULTS / "train" / f"{method}-{regime}",
+        encoder=p["encoders"]["guidance"],
+        identity_encoder=p["encoders"]["identity"],
+        schedule=p["schedule"],
+        seed=p["seed"],
+        device=p.get("device", "auto"),
+        overrides=(p.get("train") or {}).get(method) or {},
+        resume=True,
+    )
+    click.echo(f"{method}-{regime}: {summary.get('status')} {summary.get('reason', '')}".rstrip())
+
+
+def _write_skipped(out_dir: Path, reason: str) -> None:
+    out_dir.mkdir(parents=True, exist_ok=True)
+    for stale in out_dir.glob("*.png"):
+        stale.unlink()
+    write_json(out_dir / "summary.json", {"skipped": reason, "done": [], "failed": []})
+    click.echo(f"skipped: {reason}")
+
+
+@run_stage.command()
+@click.option("--system", required=True, help="<method>-<regime> (trained) or released-<weights name>.")
+@click.option("--dataset", required=True)
+def enhance(system: str, dataset: str) -> None:
+    """Enhance DATASET's test inputs with SYSTEM into results/enhanced/<system>/<dataset>/."""
+    from benchmark.enhance import enhance_folder
+    from benchmark.weights import WeightsUnavailable
+
+    p = _params()
+    out_dir = RESULTS / "enhanced" / system / dataset
+    if system.startswith("released-"):
+        weights: str | Path = system.removeprefix("released-")
+    else:
+        weights = RESULTS / "train" / system
+        summary_file = weights / "train_summary.json"
+        if summary_file.is_file() and json.loads(summary_file.read_text()).get("status") == "skipped":
+            _write_skipped(out_dir, json.loads(summary_file.read_text()).get("reason", "training skipped"))
+            return
+    enh = p.get("enhance", {})
+    try:
+        summary = enhance_folder(weights, _dataset_dir(dataset) / "test" / "input", out_dir,
+                                 padding=enh.get("padding", "reflect"), device=p.get("device", "auto"),
+                                 max_side=enh.get("max_side") or None, tile=enh.get("tile", 1024))
+    except WeightsUnavailable as exc:
+        _write_skipped(out_dir, str(exc))
+        return
+    click.echo(f"{system}/{dataset}: {len(summary['done'])} enhanced, {len(summary['failed'])} failed")
+
+
+@run_stage.command()
+@click.option("--system", required=True)
+@click.option("--dataset", required=True)
+def evaluate(system: str, dataset: str) -> None:
+    """Score results/enhanced/<system>/<dataset> into results/scores/<system>/<dataset>.csv."""
+    from benchmark.evaluate import evaluate_system
+
+    p = _params()
+    evaluate_system(
+        system=system,
+        dataset=dataset,
+        dataset_dir=_dataset_dir(dataset),
+        enhanced_dir=RESULTS / "enhanced" / system / dataset,
+        out_csv=RESULTS / "scores" / system / f"{dataset}.csv",
+        metrics=p["evaluate"]["metrics"],
+    )
+
+
+@run_stage.command("time-inference")
+def time_inference() -> None:
+    """Time enhancer inference at the sizes in params (results/timing/inference.json)."""
+    from benchmark.timing import time_inference as run_timing
+
+    p = _params()
+    t = p.get("timing", {})
+    run_timing(out=RESULTS / "timing" / "inference.json", device=p.get("device", "auto"),
+               sizes_mp=t.get("sizes_mp", [0.25, 1.0]), repeats=t.get("repeats", 5),
+               tile=p.get("enhance", {}).get("tile", 1024))
+
+
+@run_stage.command()
+def report() -> None:
+    """Write results/report.{md,html}, results/scores.csv, results/metrics.json, results/figures/."""
+    from benchmark.report import build_report
+
+    p = _params()
+    build_report(results=RESULTS, params=p)
