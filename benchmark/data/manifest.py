@@ -1,0 +1,93 @@
+"""sha256 manifests of a standard-layout dataset (``sha256sum``-compatible text: ``<hex>  <path>``)."""
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from benchmark.atomic import write_text
+from benchmark.data.cards import TARGETS
+from benchmark.data.errors import DatasetError
+
+
+def sha256_file(path: str | Path, chunk: int = 1 << 20) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while block := f.read(chunk):
+            h.update(block)
+    return h.hexdigest()
+
+
+def layout_files(dataset: Path) -> list[str]:
+    """Every file under the standard-layout folders of ``dataset``, as sorted posix relative paths."""
+    out = []
+    for target in TARGETS:
+        folder = dataset / target
+        if folder.is_dir():
+            out += [p.relative_to(dataset).as_posix() for p in folder.iterdir() if p.is_file() and not p.name.startswith(".")]
+    return sorted(out)
+
+
+def build_manifest(dataset: Path) -> dict[str, str]:
+    """relative path -> sha256 for every standard-layout file of ``dataset``."""
+    return {rel: sha256_file(dataset / rel) for rel in layout_files(dataset)}
+
+
+def write_manifest(file: str | Path, entries: dict[str, str], title: str = "") -> Path:
+    """Write ``entries`` sorted by path, with an optional ``# title`` header line."""
+    head = f"# {title}\n" if title else ""
+    write_text(file, head + "".join(f"{sha}  {rel}\n" for rel, sha in sorted(entries.items())))
+    return Path(file)
+
+
+def read_manifest(file: str | Path) -> dict[str, str]:
+    """Parse a manifest; blank and ``#`` lines are ignored; bad lines raise naming file and line."""
+    file = Path(file)
+    if not file.is_file():
+        raise DatasetError(f"{file}: manifest not found")
+    entries: dict[str, str] = {}
+    for n, line in enumerate(file.read_text().splitlines(), 1):
+        if not line.strip() or line.startswith("#"):
+            continue
+        sha, sep, rel = line.partition("  ")
+        rel = rel.lstrip("*")
+        if not sep or len(sha) != 64 or not rel:
+            raise DatasetError(f"{file}:{n}: expected '<sha256>  <relative path>', got {line!r}")
+        entries[rel] = sha.lower()
+    return entries
+
+
+@dataclass
+class Verification:
+    """Result of checking a dataset folder against a manifest."""
+
+    checked: int = 0
+    missing: list[str] = field(default_factory=list)
+    corrupted: list[str] = field(default_factory=list)  # present, wrong sha256
+    extra: list[str] = field(default_factory=list)  # present, not in the manifest
+
+    @property
+    def ok(self) -> bool:
+        return not (self.missing or self.corrupted or self.extra)
+
+    def summary(self) -> str:
+        if self.ok:
+            return f"all {self.checked} files match the manifest"
+        parts = [f"{label} {len(items)}: {', '.join(items[:10])}{' ...' if len(items) > 10 else ''}"
+                 for label, items in (("corrupted (sha256 differs)", self.corrupted), ("missing", self.missing),
+                                      ("not in manifest", self.extra)) if items]
+        return "; ".join(parts)
+
+
+def verify_manifest(dataset: Path, entries: dict[str, str]) -> Verification:
+    """Compare the standard-layout files of ``dataset`` with ``entries``."""
+    present = set(layout_files(dataset))
+    result = Verification(extra=sorted(present - set(entries)))
+    for rel, sha in sorted(entries.items()):
+        if rel not in present:
+            result.missing.append(rel)
+            continue
+        result.checked += 1
+        if sha256_file(dataset / rel) != sha:
+            result.corrupted.append(rel)
+    return result
