@@ -1,0 +1,79 @@
+"""What a method is to the trainer: a guidance module with a loss for the enhancer and, for the
+prompt methods (CLIP-LIT, latent-prompt), learnable guidance trained by cross-entropy and ranking."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import ClassVar
+
+import torch
+from torch import nn
+
+from methods.encoders import Encoder
+from methods.losses import prompt_guidance_loss
+
+
+class MethodUnavailable(RuntimeError):
+    """The method cannot run in this setting; ``reason`` is one line (the run is marked skipped)."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+@dataclass
+class MethodContext:
+    """What a method may use when it is set up."""
+
+    encoder: Encoder
+    backlit_paths: list[Path]
+    welllit_paths: list[Path]
+    seed: int
+    ref_preprocess: str = "center-crop"
+    shift_tokens: int = 15
+
+
+class GuidanceMethod(nn.Module):
+    """Base class. ``state_dict()`` holds the guidance state (learnable or fixed) for checkpoints."""
+
+    name: ClassVar[str]
+    needs_text: ClassVar[bool] = False
+    prompt_phases: ClassVar[bool] = False  # CE initialisation + rank-learning rounds
+    guidance_weight: ClassVar[float] = 320.0
+    guidance_lr: ClassVar[float | None] = None  # Adam lr of the learnable guidance
+    paper_total_iters: ClassVar[int]
+
+    def __init__(self, ctx: MethodContext) -> None:
+        super().__init__()
+        if self.needs_text and not ctx.encoder.has_text:
+            raise MethodUnavailable(f"{self.name} needs a text encoder; {ctx.encoder.name} is image-only "
+                                    "(use a clip:<arch>:<weights> encoder)")
+        self.info: dict[str, object] = {}  # extra facts for train_summary.json
+
+    def guidance_loss(self, emb: torch.Tensor) -> torch.Tensor:
+        """Loss of the enhancer's output embeddings (B x D, normalised), before ``guidance_weight``."""
+        raise NotImplementedError
+
+
+class PromptMethod(GuidanceMethod):
+    """A learnable negative/positive pair; the enhancer minimises P(negative) of its output."""
+
+    prompt_phases = True
+
+    def __init__(self, ctx: MethodContext) -> None:
+        super().__init__(ctx)
+        self._frozen: torch.Tensor | None = None
+
+    def prompt_features(self, encoder: Encoder) -> torch.Tensor:
+        """The pair's features (2 x D, not normalised), differentiable in the learnable parameters."""
+        raise NotImplementedError
+
+    @torch.no_grad()
+    def freeze_features(self, encoder: Encoder) -> None:
+        """Compute the pair's features once for an enhancer phase (the prompts are frozen there)."""
+        self._frozen = self.prompt_features(encoder).detach()
+
+    def guidance_loss(self, emb: torch.Tensor) -> torch.Tensor:
+        if self._frozen is None:
+            raise RuntimeError("freeze_features() must be called before an enhancer phase")
+        return prompt_guidance_loss(emb, self._frozen)

@@ -1,0 +1,51 @@
+"""Training checkpoints (atomic) and the RNG states they carry (python, numpy, torch, cuda)."""
+from __future__ import annotations
+
+import random
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from benchmark.atomic import atomic_path
+
+CHECKPOINT_VERSION = 1
+
+
+def capture_rng() -> dict:
+    """All RNG states, in a form ``torch.load(weights_only=True)`` accepts."""
+    version, keys, gauss = random.getstate()
+    np_name, np_keys, np_pos, np_has_gauss, np_gauss = np.random.get_state()
+    state = {
+        "python": [version, list(keys), gauss],
+        "numpy": [np_name, torch.from_numpy(np_keys.astype(np.int64)), int(np_pos), int(np_has_gauss), float(np_gauss)],
+        "torch": torch.get_rng_state(),
+    }
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def restore_rng(state: dict) -> None:
+    version, keys, gauss = state["python"]
+    random.setstate((version, tuple(keys), gauss))
+    name, keys_t, pos, has_gauss, cached = state["numpy"]
+    np.random.set_state((name, keys_t.numpy().astype(np.uint32), pos, has_gauss, cached))
+    torch.set_rng_state(state["torch"])
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def save_checkpoint(path: Path, data: dict) -> None:
+    with atomic_path(path) as tmp:
+        torch.save({"version": CHECKPOINT_VERSION, **data}, tmp)
+
+
+def load_checkpoint(path: Path) -> dict:
+    try:
+        data = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:
+        raise RuntimeError(f"{path}: not a readable training checkpoint ({exc})") from exc
+    if not isinstance(data, dict) or data.get("version") != CHECKPOINT_VERSION:
+        raise RuntimeError(f"{path}: not a version-{CHECKPOINT_VERSION} training checkpoint")
+    return data

@@ -1,0 +1,117 @@
+"""Losses of CLIP-LIT, latent-prompt and RAVE (methods-spec sections 2.3, 3.2-3.5, 4.2).
+
+Embeddings passed in are L2-normalised (B x D); guidance pairs ``text`` are 2 x D with row 0 the
+negative (backlit) and row 1 the positive (well-lit) prompt, normalised here.
+"""
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+import torch.nn.functional as F
+
+LOGIT_SCALE = 100.0  # fixed temperature of CLIP-LIT's similarity (not CLIP's learned scale)
+ALPHA_GUIDED = (1.0, 1.0, 1.0, 1.0, 0.5)  # identity level weights while CLIP-guided
+ALPHA_WARMUP = (1.0, 1.0, 1.0, 1.0, 1.0)  # identity level weights in the reconstruction warm-up
+MARGIN_FAR = 0.9  # backlit vs well-lit, backlit vs result
+MARGIN_NEAR_ONE = 0.2  # result vs well-lit when one set of results exists
+MARGIN_NEAR_TWO = 0.1  # between results and to well-lit when two sets exist
+LUMA = (0.299, 0.587, 0.114)  # BT.601 luma, pyiqa's default Y for PSNR
+
+
+def identity_loss(out_feats: Sequence[torch.Tensor], in_feats: Sequence[torch.Tensor],
+                  alphas: Sequence[float] = ALPHA_GUIDED) -> torch.Tensor:
+    """sum over batch and levels of ``alpha_l * MSE(F_l(out_b), F_l(in_b))`` (MSE per image)."""
+    if not len(out_feats) == len(in_feats) == len(alphas):
+        raise ValueError(f"need one alpha per level: {len(out_feats)} levels, {len(alphas)} alphas")
+    total = out_feats[0].new_zeros(())
+    for a, fo, fi in zip(alphas, out_feats, in_feats):
+        total = total + a * (fo - fi).pow(2).flatten(1).mean(1).sum()
+    return total
+
+
+def psnr_y(x: torch.Tensor, y: torch.Tensor, eps: float = 1e-8) -> torch.Tensor:
+    """Per-image PSNR (dB) on the luma channel of RGB batches in [0, 1]."""
+    w = x.new_tensor(LUMA).view(1, 3, 1, 1)
+    mse = ((x - y) * w).sum(1).pow(2).flatten(1).mean(1)
+    return 10 * torch.log10(1.0 / (mse + eps))
+
+
+def prompt_logits(emb: torch.Tensor, text: torch.Tensor) -> torch.Tensor:
+    """``100 * <e, T_k>`` for the two prompts: B x 2."""
+    return LOGIT_SCALE * emb @ F.normalize(text, dim=-1).t()
+
+
+def prompt_ce_loss(emb: torch.Tensor, text: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """Prompt initialisation: cross-entropy with label 0 = backlit, 1 = well-lit."""
+    return F.cross_entropy(prompt_logits(emb, text), labels)
+
+
+def negative_probability(emb: torch.Tensor, text: torch.Tensor) -> torch.Tensor:
+    """P(I) = softmax over the two prompts, probability of the negative (backlit) one: B."""
+    return prompt_logits(emb, text).softmax(dim=-1)[:, 0]
+
+
+def prompt_guidance_loss(emb: torch.Tensor, text: torch.Tensor) -> torch.Tensor:
+    """Enhancer guidance of CLIP-LIT / latent-prompt: mean probability of the negative prompt."""
+    return negative_probability(emb, text).mean()
+
+
+def margin_rank(p_a: torch.Tensor, p_b: torch.Tensor, margin: float) -> torch.Tensor:
+    """``mean(max(0, P(b) - P(a) + m))``: a should be more backlit-like than b by ``margin``."""
+    return torch.clamp(p_b - p_a + margin, min=0).mean()
+
+
+def ranking_loss(p_backlit: torch.Tensor, p_welllit: torch.Tensor, p_new: torch.Tensor,
+                 p_old: torch.Tensor | None = None) -> torch.Tensor:
+    """Prompt refinement ranking (before the x200 weight).
+
+    One set of results: backlit > new (0.9), backlit > well-lit (0.9), new > well-lit (0.2).
+    Two sets: backlit > well-lit (0.9), backlit > old (0.9), old > new (0.1), new > well-lit (0.1):
+    results move toward well-lit over rounds (upstream's slot order ranks new above old; see
+    docs/methods.md).
+    """
+    loss = margin_rank(p_backlit, p_welllit, MARGIN_FAR)
+    if p_old is None:
+        return loss + margin_rank(p_backlit, p_new, MARGIN_FAR) + margin_rank(p_new, p_welllit, MARGIN_NEAR_ONE)
+    return (loss + margin_rank(p_backlit, p_old, MARGIN_FAR) + margin_rank(p_old, p_new, MARGIN_NEAR_TWO)
+            + margin_rank(p_new, p_welllit, MARGIN_NEAR_TWO))
+
+
+def class_mean(emb: torch.Tensor) -> torch.Tensor:
+    """Normalised mean of N x D embeddings (``v_b`` or ``v_w``)."""
+    return F.normalize(emb.mean(0), dim=0)
+
+
+def rave_direction(v_backlit: torch.Tensor, v_welllit: torch.Tensor) -> torch.Tensor:
+    """Residual vector ``r = n(v_w - v_b)``."""
+    return F.normalize(v_welllit - v_backlit, dim=0)
+
+
+def rave_target(v_welllit: torch.Tensor, r: torch.Tensor) -> torch.Tensor:
+    """Target projection ``tau = <v_w, r>``."""
+    return v_welllit @ r
+
+
+def rave_loss(emb: torch.Tensor, r: torch.Tensor, tau: torch.Tensor) -> torch.Tensor:
+    """``mean_b (<e_b, r> - tau)^2``."""
+    return (emb @ r - tau).pow(2).mean()
+
+
+def weighted_token_mean(tokens: torch.Tensor, scores: torch.Tensor) -> torch.Tensor:
+    """Score-weighted average of token embeddings, normalised (sign of the weights cancels out)."""
+    return F.normalize((scores[:, None] * tokens).sum(0) / scores.sum(), dim=0)
+
+
+def shift_direction(r: torch.Tensor, tokens: torch.Tensor, k: int = 15) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """RAVE-shifted: remove the token-bias direction from ``r``.
+
+    ``tokens`` (V x D, normalised) are one-token text embeddings. The ``k`` tokens most and least
+    similar to ``r`` give score-weighted means ``remove`` and ``add``; ``u = n(remove + add)`` and
+    ``r' = n(r - <u, r> u)``. Returns ``r'`` and the indices of the top and bottom tokens.
+    """
+    scores = tokens @ r
+    top = scores.topk(k).indices
+    bottom = (-scores).topk(k).indices
+    u = F.normalize(weighted_token_mean(tokens[top], scores[top]) + weighted_token_mean(tokens[bottom], scores[bottom]), dim=0)
+    return F.normalize(r - (u @ r) * u, dim=0), top, bottom

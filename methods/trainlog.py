@@ -1,0 +1,58 @@
+"""``train_log.csv``: one row per iteration (every loss term, seconds); appended, truncated on resume."""
+from __future__ import annotations
+
+import csv
+from collections import defaultdict
+from pathlib import Path
+
+from benchmark.atomic import write_text
+
+COLUMNS = ["iter", "phase", "round", "loss", "guidance", "identity", "ce", "rank", "psnr", "step_s", "wall_s"]
+
+
+class TrainLog:
+    """Appends rows; ``iter`` is 1-based (the row of iteration k is written after step k)."""
+
+    def __init__(self, path: Path, keep_until: int) -> None:
+        self.path = path
+        self._truncate(keep_until)
+        new = not path.is_file() or path.stat().st_size == 0
+        self._file = open(path, "a", newline="")  # noqa: SIM115 - kept open for the run, closed by close()
+        self._writer = csv.DictWriter(self._file, fieldnames=COLUMNS, extrasaction="raise")
+        if new:
+            self._writer.writeheader()
+            self._file.flush()
+
+    def _truncate(self, keep_until: int) -> None:
+        """Drop rows past iteration ``keep_until`` (written after the checkpoint a resume starts from)."""
+        if not self.path.is_file():
+            return
+        with open(self.path, newline="") as f:
+            rows = [r for r in csv.DictReader(f) if r.get("iter", "").isdigit() and int(r["iter"]) <= keep_until]
+        lines = [",".join(COLUMNS)] + [",".join(r.get(c, "") or "" for c in COLUMNS) for r in rows]
+        write_text(self.path, "\n".join(lines) + "\n")
+
+    def append(self, row: dict) -> None:
+        self._writer.writerow({k: _fmt(v) for k, v in row.items()})
+        self._file.flush()
+
+    def close(self) -> None:
+        self._file.close()
+
+
+def _fmt(v: object) -> object:
+    return f"{v:.6g}" if isinstance(v, float) else v
+
+
+def phase_stats(path: Path) -> tuple[dict[str, dict[str, float]], int]:
+    """Per phase: iterations and seconds per iteration; and the number of enhancer rounds run."""
+    count: dict[str, int] = defaultdict(int)
+    secs: dict[str, float] = defaultdict(float)
+    rounds: set[str] = set()
+    with open(path, newline="") as f:
+        for r in csv.DictReader(f):
+            count[r["phase"]] += 1
+            secs[r["phase"]] += float(r["step_s"])
+            if r["phase"] == "enhance":
+                rounds.add(r["round"])
+    return {p: {"iterations": count[p], "s_per_iter": secs[p] / count[p]} for p in count}, len(rounds)

@@ -1,0 +1,282 @@
+"""Training: real learning on SICE pairs, CLIP-LIT end to end, skips, exact resume, NaN stop,
+warm-up re-initialisation, settings errors, data order, rave-explain."""
+from __future__ import annotations
+
+import csv
+import json
+import os
+from pathlib import Path
+
+import pytest
+import torch
+from click.testing import CliRunner
+
+from benchmark.image_io import save_png
+from benchmark.registry import UnknownNameError
+from methods.augment import ZOOM_PROMPT, AugmentParams, augment, sample_params
+from methods.base import MethodContext
+from methods.data import (
+    batch_indices,
+    generator,
+    image_paths,
+    preload,
+    reference_embeddings,
+)
+from methods.encoders import load_encoder
+from methods.network import load_enhancer
+from methods.registry import METHODS
+from methods.trainer import TrainingDiverged, train_method
+
+TINY = {"crop": 32, "rank_size": 32, "batch_size": 2, "prompt_batch_size": 4, "ce_iters": 3, "warmup_iters": 3,
+        "enhancer_iters": 4, "prompt_iters": 3, "checkpoint_every": 4}
+
+
+@pytest.fixture(scope="module", autouse=True)
+def embedding_cache(tmp_path_factory):
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("BACKLIT_BENCH_CACHE", str(tmp_path_factory.mktemp("cache")))
+        yield
+
+
+@pytest.fixture(scope="module")
+def sice(reference_dir: Path, tmp_path_factory) -> dict[str, Path]:
+    """48 SICE pairs for training (low = backlit, high = well-lit), 16 other low frames held out."""
+    root = tmp_path_factory.mktemp("sice")
+    names = sorted(p.name for p in (reference_dir / "sice-pairs" / "low").iterdir())
+    dirs = {k: root / k for k in ("low", "high", "heldout")}
+    for d in dirs.values():
+        d.mkdir()
+    for n in names[:48]:
+        (dirs["low"] / n).symlink_to(reference_dir / "sice-pairs" / "low" / n)
+        (dirs["high"] / n).symlink_to(reference_dir / "sice-pairs" / "high" / n)
+    for n in names[-16:]:
+        (dirs["heldout"] / n).symlink_to(reference_dir / "sice-pairs" / "low" / n)
+    return dirs
+
+
+@pytest.fixture(scope="module")
+def small(tmp_path_factory) -> dict[str, Path]:
+    """Six dark and six bright smooth images (48 px) for fast mechanics tests."""
+    root = tmp_path_factory.mktemp("small")
+    g = torch.Generator().manual_seed(0)
+    for kind, scale in (("backlit", 0.25), ("welllit", 0.9)):
+        (root / kind).mkdir()
+        for i in range(6):
+            img = torch.nn.functional.interpolate(torch.rand(1, 3, 6, 6, generator=g), size=(48, 48), mode="bilinear")[0]
+            save_png(img * scale, root / kind / f"{i}.png")
+    return {"backlit": root / "backlit", "welllit": root / "welllit"}
+
+
+def _log(run: Path) -> list[dict[str, str]]:
+    with open(run / "train_log.csv", newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def _guidance_loss(method: str, run: Path, data: dict[str, Path], x: torch.Tensor, net) -> tuple[float, float]:
+    """The run's final guidance loss of ``x`` itself and of the enhanced ``x``."""
+    enc = load_encoder("effnet-lite0")
+    ckpt = torch.load(run / "checkpoint.pt", weights_only=True)
+    guidance = METHODS.get(method)(MethodContext(enc, image_paths(data["low"]), image_paths(data["high"]), seed=0))
+    guidance.load_state_dict(ckpt["guidance"])
+    if hasattr(guidance, "freeze_features"):
+        guidance.freeze_features(enc)
+    with torch.no_grad():
+        return (float(guidance.guidance_loss(enc(x).embedding)), float(guidance.guidance_loss(enc(net(x)).embedding)))
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("method", ["rave", "latent-prompt"])
+def test_learns_on_sice_with_effnet(method: str, sice: dict[str, Path], tmp_path: Path) -> None:
+    run = tmp_path / method
+    summary = train_method(method, sice["low"], sice["high"], run, encoder="effnet-lite0", schedule="quick",
+                           overrides={"crop": 64, "rank_size": 64, "warmup_iters": 10, "enhancer_iters": 140, "rounds": 1},
+                           progress=False)
+    assert summary["status"] == "done" and summary["is_random"] is False
+    assert summary["iterations"]["enhance"] == 140 and summary["warmup_psnr"] > 30
+    net = load_enhancer(run / "enhancer.pth", padding="reflect")
+    held = preload(image_paths(sice["heldout"]), 128).float() / 255
+    with torch.no_grad():
+        out = net(held)
+    before, after = _guidance_loss(method, run, sice, held, net)
+    print(f"{method}: held-out mean {held.mean():.4f} -> {out.mean():.4f}; guidance loss {before:.4f} -> {after:.4f}")
+    assert after < before  # the trained enhancer lowers the guidance loss on unseen inputs
+    assert out.mean() > 1.03 * held.mean()  # and brightens them
+
+
+def test_clip_lit_end_to_end_with_tiny_clip(small: dict[str, Path], tmp_path: Path) -> None:
+    from benchmark.cli import cli
+
+    run = tmp_path / "clip-lit"
+    args = ["train", "--method", "clip-lit", "--backlit", str(small["backlit"]), "--welllit", str(small["welllit"]),
+            "--encoder", "tiny-clip-random", "--identity-encoder", "effnet-lite0", "--iters", "24", "--out", str(run),
+            "--crop", "32", "--batch-size", "2", "-q", "--guidance-lr", "1e-3"]
+    for key, value in TINY.items():
+        if key not in ("crop", "batch_size"):
+            args += ["--set", f"{key}={value}"]
+    result = CliRunner().invoke(cli, args)
+    assert result.exit_code == 0, result.output
+    for name in ("checkpoint.pt", "enhancer.pth", "train_log.csv", "train_summary.json", "provenance.json"):
+        assert (run / name).is_file(), name
+    phases = [(r["phase"], r["round"]) for r in _log(run)]
+    expected = ([("ce_init", "0")] * 3 + [("warmup", "0")] * 3 + [("enhance", "0")] * 4 + [("prompt", "0")] * 3
+                + [("enhance", "1")] * 4 + [("prompt", "1")] * 3 + [("enhance", "2")] * 4)
+    assert phases == expected
+    rows = _log(run)
+    assert all(float(r["rank"]) >= 0 for r in rows if r["phase"] == "prompt")
+    assert all(r["guidance"] and r["identity"] for r in rows if r["phase"] == "enhance")
+    summary = json.loads((run / "train_summary.json").read_text())
+    assert summary["status"] == "done" and summary["is_random"] is True and summary["encoder_sha256"] is None
+    assert summary["iterations"] == {"total": 24, "ce_init": 3, "warmup": 3, "enhance": 12, "prompt": 6}
+    assert set(summary["s_per_iter"]) == {"ce_init", "warmup", "enhance", "prompt"}
+    assert summary["schedule_values"]["guidance_lr"] == 1e-3
+    ckpt = torch.load(run / "checkpoint.pt", weights_only=True)
+    assert ckpt["guidance"]["prompts"].shape == (2, 18, 64)  # SOT + 16 X + EOT, tiny width 64
+    assert not torch.equal(ckpt["guidance"]["prompts"][0], ckpt["guidance"]["prompts"][1])  # CE separated them
+    assert set(ckpt["results"]) == {"new", "old"} and ckpt["results"]["new"].dtype == torch.uint8
+    load_enhancer(run / "enhancer.pth")  # what `bench enhance --weights` loads
+
+
+def test_clip_lit_refused_with_image_only_encoder(small: dict[str, Path], tmp_path: Path) -> None:
+    from benchmark.cli import cli
+
+    summary = train_method("clip-lit", small["backlit"], small["welllit"], tmp_path / "a", encoder="effnet-lite0")
+    assert summary["status"] == "skipped"
+    assert summary["reason"] == ("clip-lit needs a text encoder; effnet-lite0 is image-only "
+                                 "(use a clip:<arch>:<weights> encoder)")
+    assert json.loads((tmp_path / "a" / "train_summary.json").read_text())["status"] == "skipped"
+    assert not (tmp_path / "a" / "enhancer.pth").exists()
+    args = ["train", "-m", "clip-lit", "--backlit", str(small["backlit"]), "--welllit", str(small["welllit"]),
+            "--out", str(tmp_path / "b")]
+    refused = CliRunner().invoke(cli, args)
+    assert refused.exit_code == 3 and "skipped: clip-lit needs a text encoder" in refused.output
+    assert CliRunner().invoke(cli, [*args, "--allow-skip"]).exit_code == 0
+
+
+@pytest.mark.parametrize("method, encoder", [("clip-lit", "tiny-clip-random"), ("rave", "effnet-lite0")])
+def test_killed_and_resumed_run_is_bit_identical(method: str, encoder: str, small: dict[str, Path], tmp_path: Path) -> None:
+    kw = {"encoder": encoder, "identity_encoder": "effnet-lite0", "iters": 20, "overrides": TINY, "progress": False,
+          "seed": 3}
+    train_method(method, small["backlit"], small["welllit"], tmp_path / "straight", **kw)
+    stopped = train_method(method, small["backlit"], small["welllit"], tmp_path / "resumed", stop_after=11, **kw)
+    assert stopped["status"] == "stopped" and len(_log(tmp_path / "resumed")) == 11  # killed after 11, checkpoint at 8
+    assert torch.load(tmp_path / "resumed" / "checkpoint.pt", weights_only=True)["state"]["iteration"] == 8
+    train_method(method, small["backlit"], small["welllit"], tmp_path / "resumed", resume=True, **kw)
+    a = torch.load(tmp_path / "straight" / "checkpoint.pt", weights_only=True)
+    b = torch.load(tmp_path / "resumed" / "checkpoint.pt", weights_only=True)
+    for part in ("enhancer", "guidance"):
+        assert a[part].keys() == b[part].keys()
+        assert all(torch.equal(a[part][k], b[part][k]) for k in a[part]), part
+    assert a["state"]["iteration"] == b["state"]["iteration"] == 20
+    rows_a, rows_b = _log(tmp_path / "straight"), _log(tmp_path / "resumed")
+    terms = ("iter", "phase", "round", "loss", "guidance", "identity", "ce", "rank", "psnr")
+    assert [[r[t] for t in terms] for r in rows_a] == [[r[t] for t in terms] for r in rows_b]  # rows 9-11 rewritten
+    enh_a = torch.load(tmp_path / "straight" / "enhancer.pth", weights_only=True)
+    enh_b = torch.load(tmp_path / "resumed" / "enhancer.pth", weights_only=True)
+    assert all(torch.equal(enh_a[k], enh_b[k]) for k in enh_a)
+
+
+def test_resume_with_other_settings_starts_afresh(small: dict[str, Path], tmp_path: Path) -> None:
+    kw = {"encoder": "effnet-lite0", "iters": 4, "overrides": TINY, "progress": False}
+    train_method("rave", small["backlit"], small["welllit"], tmp_path, seed=0, **kw)
+    with pytest.warns(UserWarning, match="settings differ .*seed.*starting afresh"):
+        summary = train_method("rave", small["backlit"], small["welllit"], tmp_path, seed=1, resume=True, **kw)
+    assert summary["seed"] == 1 and len(_log(tmp_path)) == 4
+    more = train_method("rave", small["backlit"], small["welllit"], tmp_path, seed=1, resume=True,
+                        **{**kw, "iters": 6})  # a larger budget continues the finished run
+    assert more["iterations"]["total"] == 6 and [r["iter"] for r in _log(tmp_path)] == [str(i) for i in range(1, 7)]
+
+
+def test_nan_loss_stops_and_keeps_last_checkpoint(small: dict[str, Path], tmp_path: Path, monkeypatch) -> None:
+    from methods import trainer
+
+    calls = {"n": 0}
+    real = trainer.identity_loss
+
+    def poisoned(*args, **kwargs):
+        calls["n"] += 1
+        return real(*args, **kwargs) * (float("nan") if calls["n"] == 6 else 1.0)
+
+    monkeypatch.setattr(trainer, "identity_loss", poisoned)
+    with pytest.raises(TrainingDiverged, match="non-finite loss .* at iteration 6 .*last good checkpoint"):
+        train_method("rave", small["backlit"], small["welllit"], tmp_path, encoder="effnet-lite0", iters=10,
+                     overrides=TINY, progress=False)
+    assert torch.load(tmp_path / "checkpoint.pt", weights_only=True)["state"]["iteration"] == 4
+    assert not (tmp_path / "enhancer.pth").exists()
+
+
+def test_warmup_reinitialisation_rule(small: dict[str, Path], tmp_path: Path) -> None:
+    over = {**TINY, "warmup_iters": 4, "reinit_after": 2, "psnr_window": 2, "psnr_min": 200.0, "reinit_extension": 3,
+            "max_reinits": 2}
+    with pytest.warns(UserWarning, match=r"warm-up ended with PSNR\(out, in\) .* after 2 re-initialisations"):
+        summary = train_method("rave", small["backlit"], small["welllit"], tmp_path, encoder="effnet-lite0", iters=14,
+                               overrides=over, progress=False)
+    # PSNR never reaches 200 dB: re-initialised at warm-up iterations 3 and 6, each adding 3 iterations
+    assert summary["reinits"] == 2 and summary["iterations"]["warmup"] == 4 + 2 * 3
+
+
+def test_invalid_names_and_numbers(small: dict[str, Path], tmp_path: Path) -> None:
+    args = (small["backlit"], small["welllit"], tmp_path)
+    with pytest.raises(UnknownNameError, match="did you mean 'rave'"):
+        train_method("rav", *args)
+    with pytest.raises(UnknownNameError, match="unknown encoder 'effnet-lite'"):
+        train_method("rave", *args, encoder="effnet-lite")
+    with pytest.raises(UnknownNameError, match="unknown training setting 'batchsize'.*did you mean 'batch_size'"):
+        train_method("rave", *args, overrides={"batchsize": 2})
+    with pytest.raises(UnknownNameError, match="unknown schedule"):
+        train_method("rave", *args, schedule="fast")
+    with pytest.raises(ValueError, match="total_iters must be a positive integer, got -5"):
+        train_method("rave", *args, iters=-5)
+    with pytest.raises(ValueError, match="batch_size must be a positive integer, got 0"):
+        train_method("rave", *args, overrides={"batch_size": 0})
+    with pytest.raises(ValueError, match="lr must be positive"):
+        train_method("rave", *args, overrides={"lr": 0})
+
+
+def test_batch_order_and_augmentation_are_pure() -> None:
+    first = [batch_indices(10, 4, 7, "s", i) for i in range(5)]
+    assert all(torch.equal(a, batch_indices(10, 4, 7, "s", i)) for i, a in enumerate(first))
+    stream = torch.cat(first)
+    assert sorted(stream[:10].tolist()) == list(range(10)) and sorted(stream[10:20].tolist()) == list(range(10))
+    x = torch.rand(3, 3, 16, 16)
+    p1 = sample_params(3, generator(1, "aug", 5), ZOOM_PROMPT)
+    p2 = sample_params(3, generator(1, "aug", 5), ZOOM_PROMPT)
+    assert torch.equal(augment(x, p1), augment(x, p2))
+    off = torch.zeros(3, dtype=torch.bool)
+    none = AugmentParams(off, off, off, torch.ones(3, 2), torch.zeros(3))
+    assert torch.equal(augment(x, none), x)
+    hflip = AugmentParams(torch.tensor([True, False, False]), off, off, torch.ones(3, 2), torch.zeros(3))
+    y = augment(x, hflip)
+    assert torch.equal(y[0], x[0].flip(-1)) and torch.equal(y[1:], x[1:])
+    tuple_batch = torch.cat([x, x])  # one parameter set shared by both members of each tuple
+    z = augment(tuple_batch, p1)
+    assert torch.equal(z[:3], z[3:])
+
+
+def test_reference_embeddings_are_cached_by_content(small: dict[str, Path], tmp_path: Path) -> None:
+    enc = load_encoder("tiny-clip-random")
+    paths = image_paths(small["welllit"])
+    emb, key = reference_embeddings(enc, paths)
+    cached = Path(os.environ["BACKLIT_BENCH_CACHE"]) / "embeddings" / f"{key}.pt"
+    assert cached.is_file() and emb.shape == (6, enc.embed_dim)
+    again, key2 = reference_embeddings(enc, paths)
+    assert key2 == key and torch.equal(again, emb)
+    copy = tmp_path / "w"
+    copy.mkdir()
+    for p in paths:
+        (copy / p.name).write_bytes(p.read_bytes())
+    save_png(torch.zeros(3, 48, 48), copy / "0.png")  # one file's content changes -> new key
+    assert reference_embeddings(enc, image_paths(copy))[1] != key
+
+
+def test_rave_explain_lists_tokens(small: dict[str, Path]) -> None:
+    from benchmark.cli import cli
+
+    base = ["rave-explain", "--backlit", str(small["backlit"]), "--welllit", str(small["welllit"]), "--top", "5"]
+    result = CliRunner().invoke(cli, [*base, "--encoder", "tiny-clip-random"])
+    assert result.exit_code == 0, result.output
+    lines = result.output.splitlines()
+    assert lines[0].startswith("NOTE: tiny-clip-random has random weights")
+    plus, minus = lines.index("nearest to +r:"), lines.index("nearest to -r:")
+    assert minus - plus - 1 == 5 and len(lines) - minus - 1 == 5
+    refused = CliRunner().invoke(cli, [*base, "--encoder", "effnet-lite0"])
+    assert refused.exit_code == 1 and "rave-shifted needs a text encoder" in refused.output
