@@ -1,0 +1,27 @@
+"""``bench report``: results files -> report.md, report.html, figures, tables."""
+from __future__ import annotations
+
+import click
+
+
+@click.command()
+@click.option("--results", type=click.Path(file_okay=False, exists=True), default="results", show_default=True,
+              help="Results folder to read (and write the report into).")
+@click.option("--benchmarks", type=click.Path(file_okay=False), default="benchmarks", show_default=True,
+              help="Folder of performance benchmark JSON files shown in the report, if present.")
+@click.option("--images", type=click.IntRange(min=0), default=3, show_default=True,
+              help="Images per dataset in the comparison grids.")
+@click.option("--bootstrap", type=click.IntRange(min=10), default=None,
+              help="Bootstrap resamples [default: params.yaml evaluate.bootstrap, else 1000].")
+@click.option("--seed", type=int, default=None, help="Bootstrap seed [default: params.yaml seed, else 0].")
+def report(results: str, benchmarks: str, images: int, bootstrap: int | None, seed: int | None) -> None:
+    """Write <results>/report.md and a self-contained <results>/report.html from the results files alone."""
+    from benchmark.params import ParamsError, load_params
+    from benchmark.report import build_report
+
+    try:
+        params = load_params()
+    except ParamsError:
+        params = {}
+    out = build_report(results, params, n_boot=bootstrap, seed=seed, n_images=images, benchmarks_dir=benchmarks)
+    click.echo(f"wrote {out['md']} and {out['html']}")

@@ -1,0 +1,238 @@
+"""Score one system's enhanced folder against a dataset's test split -> a long table.
+
+Writes ``results/scores/<system>/<dataset>.csv`` (columns :data:`SCORE_COLUMNS`) and a sidecar
+``<dataset>.json`` with each metric's status (direction, protocol, or the reason it is
+unavailable), per-image failures and file fingerprints, so a rerun scores only what changed.
+"""
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pandas as pd
+
+from benchmark.atomic import atomic_path, write_json
+from benchmark.image_io import list_images
+from benchmark.metrics import DEFAULT_METRICS, Metric, MetricInputError, Pair, Unavailable, get_spec, load_metrics
+
+SCORE_COLUMNS = ["dataset", "system", "method", "source", "regime", "image", "metric", "protocol", "value", "lower_better"]
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
+# (inputs, ground truth) folder names tried inside a dataset directory, in order
+LAYOUTS = (("test/input", "test/gt"), ("low", "high"), ("input", "gt"), ("input", "target"))
+
+
+@dataclass(frozen=True)
+class TestSet:
+    """A dataset's test split: input images and, when paired, ground truth with the same stems."""
+
+    name: str
+    inputs: Path
+    gt: Path | None
+
+
+def _layout(root: Path) -> TestSet | None:
+    for inp, gt in LAYOUTS:
+        if (root / inp).is_dir():
+            gt_dir = root / gt
+            return TestSet(root.name, root / inp, gt_dir if gt_dir.is_dir() else None)
+    return None
+
+
+def resolve_test_set(dataset: str | Path) -> TestSet:
+    """A dataset name (``datasets/data/<name>``) or a directory with test/input, low/high or input/gt."""
+    path = Path(dataset)
+    if path.is_dir():
+        found = _layout(path)
+        if found:
+            return found
+        raise FileNotFoundError(f"{path}: no test images found (expected one of "
+                                f"{', '.join(f'{i}/ + {g}/' for i, g in LAYOUTS)})")
+    try:
+        from benchmark.data import dataset_dir
+
+        root = Path(dataset_dir(str(dataset)))
+    except ImportError:
+        root = PROJECT_ROOT / "datasets" / "data" / str(dataset)
+    found = _layout(root) if root.is_dir() else None
+    if found is None:
+        raise FileNotFoundError(f"dataset {dataset!r}: {root} has no test/input folder (prepare it with "
+                                f"`bench datasets prepare {dataset}`, or pass a directory)")
+    return TestSet(str(dataset), found.inputs, found.gt)
+
+
+def system_info(system: str) -> dict[str, str]:
+    """method, source and regime of a system name (``rave-unpaired``, ``released-clip-lit``, ``input``)."""
+    if system == "input":
+        return {"method": "input", "source": "input", "regime": ""}
+    if system.startswith("released-"):
+        from benchmark.weights import RELEASED
+
+        w = RELEASED.get(system.removeprefix("released-"))
+        if w is not None:
+            return {"method": w.method, "source": "released", "regime": w.regime}
+        return {"method": system.removeprefix("released-"), "source": "released", "regime": ""}
+    for regime in ("paired", "unpaired"):
+        if system.endswith(f"-{regime}"):
+            return {"method": system.removesuffix(f"-{regime}"), "source": "trained", "regime": regime}
+    return {"method": system, "source": "external", "regime": ""}
+
+
+def match_pairs(enhanced: Path, gt: Path | None, stems: Iterable[str] | None = None,
+                limit: int | None = None) -> list[tuple[str, Path, Path | None]]:
+    """``(stem, enhanced file, ground truth or None)`` by file stem, sorted; ``stems`` restricts them."""
+    files = {p.stem: p for p in list_images(enhanced)}
+    gts = {p.stem: p for p in list_images(gt)} if gt is not None else {}
+    wanted = sorted(files) if stems is None else [s for s in stems if s in files]
+    if limit:
+        wanted = wanted[:limit]
+    return [(s, files[s], gts.get(s)) for s in wanted]
+
+
+def _fingerprint(*paths: Path | None) -> str:
+    return "|".join(f"{p.stat().st_size}:{p.stat().st_mtime_ns}" if p else "-" for p in paths)
+
+
+@dataclass
+class Evaluation:
+    """What one scoring run produced: the long table plus metric status and per-image failures."""
+
+    scores: pd.DataFrame
+    metrics: dict[str, dict] = field(default_factory=dict)
+    failed: list[dict[str, str]] = field(default_factory=list)
+    skipped: str | None = None
+
+
+def _metric_status(metrics: list[Metric], unavailable: list[Unavailable], has_gt: bool) -> dict[str, dict]:
+    status: dict[str, dict] = {}
+    for m in metrics:
+        status[m.name] = {"status": "ok", "lower_better": m.lower_better, "mode": m.mode,
+                          "score_range": m.score_range, "protocol": m.protocol,
+                          "protocol_details": m.spec.protocol.as_dict()}
+        if m.full_reference and not has_gt:
+            status[m.name].update(status="skipped", reason="full-reference metric; the dataset has no ground truth")
+    for u in unavailable:
+        status[u.name] = {"status": "unavailable", "reason": u.reason, "protocol": u.protocol,
+                          "protocol_details": get_spec(u.name).protocol.as_dict()}
+    return status
+
+
+def _read_json(path: Path) -> dict:
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def _previous(out_csv: Path | None) -> tuple[pd.DataFrame, dict]:
+    """The stored scores and sidecar of ``out_csv`` (empty when absent or unreadable)."""
+    empty = pd.DataFrame(columns=SCORE_COLUMNS)
+    if out_csv is None or not out_csv.is_file():
+        return empty, {}
+    try:
+        return read_scores(out_csv), _read_json(out_csv.with_suffix(".json"))
+    except (ValueError, OSError):
+        return empty, {}
+
+
+def read_scores(path: str | Path) -> pd.DataFrame:
+    """Read a scores CSV with text columns kept as text (image stems like ``0001`` stay strings)."""
+    text = {c: str for c in SCORE_COLUMNS if c not in ("value", "lower_better")}
+    frame = pd.read_csv(path, dtype=text, keep_default_na=False, na_values={"value": [""]})
+    frame["lower_better"] = frame["lower_better"].astype(str).str.lower().eq("true")
+    return frame
+
+
+def write_scores(frame: pd.DataFrame, out_csv: Path) -> None:
+    with atomic_path(out_csv) as tmp:
+        frame[SCORE_COLUMNS].to_csv(tmp, index=False, float_format="%.6g")
+
+
+def evaluate_system(system: str, dataset: str, enhanced_dir: str | Path, *, dataset_dir: str | Path | None = None,
+                    out_csv: str | Path | None = None, metrics: Iterable[str] = DEFAULT_METRICS,
+                    device: str = "cpu", metric_weights: str | Path | None = None, stems: Iterable[str] | None = None,
+                    limit: int | None = None, force: bool = False, progress: bool = True) -> Evaluation:
+    """Score ``enhanced_dir`` (``<stem>.png`` per test input) with ``metrics``; write ``out_csv`` + sidecar.
+
+    Scores whose enhanced and ground-truth files are unchanged since the last run are reused.
+    A skipped system (its ``summary.json`` says ``skipped``) yields no rows and the reason.
+    """
+    from tqdm import tqdm
+
+    enhanced_dir = Path(enhanced_dir)
+    out_csv = Path(out_csv) if out_csv is not None else None
+    test = resolve_test_set(dataset_dir if dataset_dir is not None else dataset)
+    info = system_info(system)
+    summary = _read_json(enhanced_dir / "summary.json")
+    if summary.get("skipped") or not enhanced_dir.is_dir():
+        reason = summary.get("skipped") or f"{enhanced_dir}: no enhanced images"
+        result = Evaluation(pd.DataFrame(columns=SCORE_COLUMNS), skipped=str(reason))
+        _write(result, out_csv, system, dataset, {})
+        return result
+
+    names = list(dict.fromkeys(metrics))
+    loaded, unavailable = load_metrics(names, device=device, weights_dir=metric_weights)
+    status = _metric_status(loaded, unavailable, test.gt is not None)
+    runnable = [m for m in loaded if status[m.name]["status"] == "ok"]
+    pairs = match_pairs(enhanced_dir, test.gt, stems, limit)
+    old, old_meta = _previous(None if force else out_csv)
+    old_prints = old_meta.get("fingerprints", {})
+    old_index = {(r.image, r.metric): r.value for r in old.itertuples()} if len(old) else {}
+
+    rows: list[dict] = []
+    failed: list[dict[str, str]] = []
+    prints: dict[str, str] = {}
+    start = time.perf_counter()
+    for stem, path, gt in tqdm(pairs, desc=f"score {system}/{dataset}", unit="img", disable=not progress):
+        prints[stem] = _fingerprint(path, gt)
+        reuse = old_prints.get(stem) == prints[stem]
+        pair = Pair(path, gt)
+        for m in runnable:
+            if m.full_reference and gt is None:
+                failed.append({"image": stem, "metric": m.name, "error": f"{path}: no ground truth with this stem"})
+                continue
+            if reuse and (stem, m.name) in old_index:
+                value = float(old_index[(stem, m.name)])
+            else:
+                try:
+                    value = m.score(pair)
+                except MetricInputError as exc:
+                    failed.append({"image": stem, "metric": m.name, "error": str(exc)})
+                    continue
+                except Exception as exc:  # noqa: BLE001 - recorded for this image; the run goes on
+                    failed.append({"image": stem, "metric": m.name, "error": f"{path}: {type(exc).__name__}: {exc}"})
+                    continue
+            rows.append({"dataset": dataset, "system": system, **info, "image": stem, "metric": m.name,
+                         "protocol": m.protocol, "value": value, "lower_better": m.lower_better})
+    frame = pd.DataFrame(rows, columns=SCORE_COLUMNS)
+    result = Evaluation(frame, status, failed)
+    _write(result, out_csv, system, dataset, prints, seconds=time.perf_counter() - start, test=test,
+           enhanced_dir=enhanced_dir)
+    return result
+
+
+def _write(result: Evaluation, out_csv: Path | None, system: str, dataset: str, prints: dict[str, str],
+           seconds: float = 0.0, test: TestSet | None = None, enhanced_dir: Path | None = None) -> None:
+    if out_csv is None:
+        return
+    write_scores(result.scores, out_csv)
+    write_json(out_csv.with_suffix(".json"), {
+        "system": system, "dataset": dataset, **system_info(system),
+        "enhanced_dir": str(enhanced_dir) if enhanced_dir else None,
+        "inputs_dir": str(test.inputs) if test else None, "gt_dir": str(test.gt) if test and test.gt else None,
+        "images": len(prints), "metrics": result.metrics, "failed": result.failed, "skipped": result.skipped,
+        "fingerprints": prints, "seconds": round(seconds, 3),
+    })
+
+
+def merge_scores(results: str | Path) -> pd.DataFrame:
+    """Concatenate every ``results/scores/<system>/<dataset>.csv`` into ``results/scores.csv``."""
+    results = Path(results)
+    frames = [read_scores(p) for p in sorted((results / "scores").glob("*/*.csv"))]
+    frames = [f for f in frames if len(f)]
+    merged = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=SCORE_COLUMNS)
+    write_scores(merged, results / "scores.csv")
+    return merged

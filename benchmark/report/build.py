@@ -1,0 +1,156 @@
+"""Assemble the report from the results folder: tables, figures, grids, provenance, skips."""
+from __future__ import annotations
+
+import base64
+import datetime as _dt
+from pathlib import Path
+from typing import Any
+
+from jinja2 import Environment, PackageLoader, select_autoescape
+
+from benchmark.atomic import write_text
+from benchmark.report import grids, plots
+from benchmark.report.data import Results, load_results, write_tables
+from benchmark.report.published import published_for
+from benchmark.report.tables import Table, fmt, metric_table, ratio_table, timing_table, training_table
+
+
+def _b64_file(path: Path | None) -> str | None:
+    return base64.b64encode(path.read_bytes()).decode("ascii") if path else None
+
+
+def random_encoders(res: Results) -> list[str]:
+    """Runs whose guidance/identity encoder is a random test encoder (their numbers mean nothing)."""
+    flagged = []
+    for run, t in res.training.items():
+        enc = t.get("encoders") or {}
+        items = enc.items() if isinstance(enc, dict) else enumerate(enc)
+        for role, value in items:
+            text = str(value).lower()
+            if "random" in text or (isinstance(value, dict) and value.get("random")):
+                flagged.append(f"{run}: {role} = {value if not isinstance(value, dict) else value.get('name', value)}")
+    return flagged
+
+
+def setup_rows(res: Results, params: dict | None) -> list[tuple[str, str]]:
+    """Key facts of the environment the results came from (provenance.json and training runs)."""
+    prov = res.provenance
+    dev = prov.get("device", {})
+    pk = prov.get("packages", {})
+    rows = [
+        ("profile", str((params or {}).get("profile") or prov.get("profile") or "–")),
+        ("git commit", f"{prov.get('git_commit') or '–'}{' (dirty)' if prov.get('git_dirty') else ''}"),
+        ("python / torch / pyiqa", f"{prov.get('python', '–')} / {pk.get('torch', '–')} / {pk.get('pyiqa', '–')}"),
+        ("device", ", ".join(f"{k}={v}" for k, v in dev.items()) or "–"),
+        ("bootstrap seed", str(prov.get("seed", "–"))),
+    ]
+    for run, t in res.training.items():
+        enc = t.get("encoders")
+        rows.append((f"run {run}", f"status {t['status']}, seed {t.get('seed', '–')}, encoders {enc or '–'}"))
+    for system, t in res.inference.items():
+        detail = f"{t['device']} ({t['machine']}), torch {t.get('torch')}, {t.get('torch_threads')} threads"
+        rows.append((f"timing {system}", detail))
+    return rows
+
+
+def protocol_table(res: Results) -> Table:
+    table = Table(["metric", "direction", "protocol", "colour", "data range", "resolution", "implementation"], [])
+    for name in res.metrics():
+        info = res.metric_info.get(name, {})
+        det = info.get("protocol_details") or {}
+        direction = {True: "lower better ↓", False: "higher better ↑"}.get(info.get("lower_better"), "unavailable")
+        table.rows.append([name, direction, info.get("protocol") or "–", det.get("colour", "–"),
+                           det.get("data_range", "–"), det.get("resolution", "–"), det.get("implementation", "–")])
+    return table
+
+
+def published_table(res: Results, dataset: str) -> Table | None:
+    """Published reference rows beside our means for the same metrics (BAID / Backlit300 only)."""
+    rows = published_for(dataset)
+    if not rows:
+        return None
+    metrics = [m for m in ("psnr", "ssim", "lpips", "musiq") if any(m in r[2] for r in rows)]
+    table = Table(["source", "method", *metrics], [])
+    for source, method, values in rows:
+        table.rows.append([source, method, *(fmt(values.get(m)) for m in metrics)])
+    agg = res.aggregates[res.aggregates["dataset"] == dataset]
+    for system in res.systems(dataset):
+        means = {r.metric: r.mean for r in agg[agg["system"] == system].itertuples()}
+        table.rows.append(["this benchmark", system, *(fmt(means.get(m)) for m in metrics)])
+    table.notes.append("Published rows are third-party re-evaluations (methods-spec 6.2), not the authors' tables.")
+    return table
+
+
+def paired_table(res: Results, dataset: str) -> Table:
+    table = Table(["metric", "a", "b", "n", "wins a", "wins b", "ties", "mean a − b", "Wilcoxon p"], [])
+    for r in res.paired[res.paired["dataset"] == dataset].itertuples():
+        table.rows.append([r.metric, r.system_a, r.system_b, str(r.n), str(r.wins_a), str(r.wins_b), str(r.ties),
+                           fmt(r.mean_diff), "–" if r.p_value != r.p_value else f"{r.p_value:.3g}"])
+    return table
+
+
+def benchmark_tables(res: Results) -> list[tuple[str, list[Table]]]:
+    """benchmarks/*.json rendered generically: lists of records as tables, scalars as key/value rows."""
+    out = []
+    for name, data in res.benchmarks.items():
+        tables = []
+        lists = [data] if isinstance(data, list) else [v for v in data.values() if isinstance(v, list)]
+        for records in lists:
+            if records and all(isinstance(r, dict) for r in records):
+                cols = list(dict.fromkeys(k for r in records for k, v in r.items() if not isinstance(v, (dict, list))))
+                tables.append(Table(cols, [[_cell(r.get(c)) for c in cols] for r in records]))
+        if isinstance(data, dict):
+            scalars = [[k, _cell(v)] for k, v in data.items() if not isinstance(v, (dict, list))]
+            scalars += [[f"{k}.{k2}", _cell(v2)] for k, v in data.items() if isinstance(v, dict)
+                        for k2, v2 in v.items() if not isinstance(v2, (dict, list))]
+            if scalars:
+                tables.append(Table(["key", "value"], scalars))
+        if tables:
+            out.append((name, tables))
+    return out
+
+
+def _cell(v: Any) -> str:
+    return fmt(v) if isinstance(v, float) else str(v)
+
+
+def build_report(results: str | Path = "results", params: dict | None = None, *, n_boot: int | None = None,
+                 seed: int | None = None, n_images: int = 3, benchmarks_dir: str | Path = "benchmarks") -> dict[str, Path]:
+    """Write ``report.md``, ``report.html``, ``figures/*.png`` and the tables under ``results``."""
+    root = Path(results)
+    params = params or {}
+    n_boot = n_boot or int(params.get("evaluate", {}).get("bootstrap", 1000))
+    seed = int(params.get("seed", 0)) if seed is None else seed
+    res = load_results(root, n_boot=n_boot, seed=seed, benchmarks_dir=benchmarks_dir)
+    write_tables(res)
+    figures = root / "figures"
+    metrics = res.metrics()
+    scored = [m for m in metrics if m in res.metric_info]
+    primary = next((m for m in scored if res.metric_info[m].get("mode") == "FR"), scored[0] if scored else None)
+    sections = []
+    for dataset in res.datasets:
+        rows = grids.build_grids(res, dataset, root, n_images=n_images)
+        sections.append({
+            "name": dataset, "table": metric_table(res, dataset, metrics), "published": published_table(res, dataset),
+            "paired": paired_table(res, dataset),
+            "bars": plots.metric_bars(res, dataset, scored, figures / f"metrics_{dataset}.png"),
+            "quality_time": plots.quality_vs_training_time(res, dataset, primary, figures / f"quality_vs_time_{dataset}.png")
+            if primary else None,
+            "grid_rows": rows, "grid_png": grids.grid_figure(rows, figures / f"grid_{dataset}.png"),
+            "n_images": int(res.scores[res.scores["dataset"] == dataset]["image"].nunique()) if len(res.scores) else 0,
+        })
+    context = {
+        "created": _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+        "setup": setup_rows(res, params), "random_encoders": random_encoders(res), "protocols": protocol_table(res),
+        "sections": sections, "training": training_table(res), "ratios": ratio_table(res),
+        "timing": timing_table(res), "loss_png": plots.loss_curves(res, figures / "training_loss.png"),
+        "speed_png": plots.inference_speed(res, figures / "inference_speed.png"),
+        "benchmarks": benchmark_tables(res), "skipped": res.skipped, "unavailable": res.unavailable,
+        "b64": _b64_file, "rel": lambda p: p.relative_to(root).as_posix() if p else None,
+    }
+    env = Environment(loader=PackageLoader("benchmark.report", "templates"), autoescape=select_autoescape(["html", "html.j2"]),
+                      trim_blocks=True, lstrip_blocks=True)
+    out = {"md": root / "report.md", "html": root / "report.html"}
+    write_text(out["md"], env.get_template("report.md.j2").render(**context))
+    write_text(out["html"], env.get_template("report.html.j2").render(**context))
+    return out

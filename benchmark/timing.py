@@ -1,0 +1,271 @@
+"""Cost: inference timing (ms per megapixel), training timing from the logs, and speed ratios.
+
+Training files are read defensively: ``train_summary.json`` keys may be missing or named
+differently, so every figure falls back to what ``train_log.csv`` (iter, phase, loss terms,
+wall_s) shows. Ratios are computed only between records taken on the same machine.
+"""
+from __future__ import annotations
+
+import json
+import math
+import platform
+import statistics
+import time
+from collections.abc import Callable, Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from benchmark.atomic import write_json
+
+WALL_KEYS = ("wall_s", "wall_time_s", "total_wall_s", "train_wall_s", "seconds")
+ITER_KEYS = ("iterations", "iters", "total_iters", "n_iters")
+NON_LOSS_COLUMNS = {"iter", "iteration", "step", "phase", "wall_s", "lr", "epoch", "time_s", "seconds"}
+
+
+# ------------------------------------------------------------------------------------- machine
+def cpu_name() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def machine_id(device: str = "cpu") -> str:
+    """A label identifying the hardware a timing ran on (ratios need equal labels)."""
+    if device.startswith("cuda"):
+        import torch
+
+        return f"{platform.node()} / {torch.cuda.get_device_name(torch.device(device))}"
+    return f"{platform.node()} / {cpu_name()}"
+
+
+# ------------------------------------------------------------------------------------ inference
+def _summary(ms: list[float], side: int) -> dict[str, Any]:
+    per_mp = [m / (side * side / 1e6) for m in ms]
+    q = statistics.quantiles(per_mp, n=4, method="inclusive") if len(per_mp) > 1 else [per_mp[0]] * 3
+    return {"megapixels": round(side * side / 1e6, 4), "height": side, "width": side,
+            "ms_per_mp_median": statistics.median(per_mp), "ms_per_mp_min": min(per_mp), "ms_per_mp_max": max(per_mp),
+            "ms_per_mp_p25": q[0], "ms_per_mp_p75": q[2], "ms_samples": [round(m, 3) for m in ms]}
+
+
+def _warm_up(engine: Callable, image: Any, runs: int, min_seconds: float) -> None:
+    """At least ``runs`` untimed runs, and on an accelerator at least ``min_seconds`` (clocks ramp up)."""
+    start, done = time.perf_counter(), 0
+    while done < runs or time.perf_counter() - start < min_seconds:
+        engine(image)
+        done += 1
+
+
+def time_enhancers(weights: dict[str, str | Path | None], *, device: str = "auto", sizes_mp: Sequence[float] = (0.25,),
+                   repeats: int = 5, warmup: int = 2, tile: int = 1024, seed: int = 0,
+                   min_warmup_s: float = 2.0) -> dict[str, dict[str, Any]]:
+    """Time each enhancer (system -> weights) on random square images of ``sizes_mp`` megapixels.
+
+    Warm-up runs are excluded (on an accelerator they last at least ``min_warmup_s``, while clocks
+    ramp up and kernels compile); repeats run round-robin over the systems, so a load change on a
+    shared machine hits all of them alike. Weights (released name or path; None = fresh init) do not
+    change the cost: every method shares one network.
+    """
+    import torch
+
+    from benchmark.weights import resolve_weights
+    from methods.inference import TiledEnhancer
+    from methods.network import MACS_PER_PIXEL, EnhanceNet, count_parameters, load_enhancer
+
+    if repeats < 1 or warmup < 0:
+        raise ValueError("repeats must be >= 1 and warmup >= 0")
+    nets = {name: load_enhancer(resolve_weights(w)) if w is not None else EnhanceNet() for name, w in weights.items()}
+    engines = {name: TiledEnhancer(net, device=device, tile=tile) for name, net in nets.items()}
+    gen = torch.Generator().manual_seed(seed)
+    sizes: dict[str, list[dict]] = {name: [] for name in engines}
+    for mp in sizes_mp:
+        side = max(64, round(math.sqrt(mp * 1e6)))
+        image = torch.rand(3, side, side, generator=gen)
+        for engine in engines.values():
+            _warm_up(engine, image, warmup, 0.0 if engine.device.type == "cpu" else min_warmup_s)
+        ms: dict[str, list[float]] = {name: [] for name in engines}
+        for _ in range(repeats):
+            for name, engine in engines.items():
+                t0 = time.perf_counter()
+                engine(image)  # returns a CPU tensor: the device has synchronised
+                ms[name].append((time.perf_counter() - t0) * 1000.0)
+        for name in engines:
+            sizes[name].append(_summary(ms[name], side))
+    out = {}
+    for name, engine in engines.items():
+        dev = str(engine.device)
+        out[name] = {
+            "system": name, "weights": str(weights[name]) if weights[name] is not None else None, "device": dev,
+            "machine": machine_id(dev), "torch": torch.__version__, "torch_threads": torch.get_num_threads(),
+            "tile": tile, "repeats": repeats, "warmup": warmup, "sizes": sizes[name],
+            "ms_per_mp_median": statistics.median(s["ms_per_mp_median"] for s in sizes[name]),
+            "params": count_parameters(nets[name]), "macs_per_pixel": MACS_PER_PIXEL, "flops_per_pixel": 2 * MACS_PER_PIXEL,
+        }
+    return out
+
+
+def time_inference(out: str | Path, *, weights: str | Path | None = None, system: str | None = None,
+                   device: str = "auto", sizes_mp: Sequence[float] = (0.25, 1.0), repeats: int = 5, warmup: int = 2,
+                   tile: int = 1024) -> dict[str, Any]:
+    """Time one enhancer (None: the shared network, fresh weights) and write its record to ``out``."""
+    name = system or ("network" if weights is None else Path(str(weights)).name)
+    record = time_enhancers({name: weights}, device=device, sizes_mp=sizes_mp, repeats=repeats, warmup=warmup,
+                            tile=tile)[name]
+    write_json(out, record)
+    return record
+
+
+def time_systems(out_dir: str | Path, weights: dict[str, str | Path | None], **kwargs: Any) -> dict[str, dict[str, Any]]:
+    """:func:`time_enhancers` (interleaved) and write ``<out_dir>/<system>.json`` per system."""
+    records = time_enhancers(weights, **kwargs)
+    for name, rec in records.items():
+        write_json(Path(out_dir) / f"{name}.json", rec)
+    return records
+
+
+def read_inference_timings(results: str | Path) -> dict[str, dict]:
+    """``results/timing/*.json`` keyed by system."""
+    out: dict[str, dict] = {}
+    for path in sorted((Path(results) / "timing").glob("*.json")):
+        try:
+            rec = json.loads(path.read_text())
+        except (ValueError, OSError):
+            continue
+        if isinstance(rec, dict) and "sizes" in rec:
+            out[str(rec.get("system") or path.stem)] = rec
+    return out
+
+
+# ------------------------------------------------------------------------------------- training
+def read_train_log(path: str | Path) -> pd.DataFrame:
+    """``train_log.csv`` with a per-row ``step_s`` (from cumulative or per-row ``wall_s``); empty if absent."""
+    path = Path(path)
+    try:
+        log = pd.read_csv(path)
+    except (OSError, ValueError):
+        return pd.DataFrame()
+    if "wall_s" in log.columns:
+        wall = pd.to_numeric(log["wall_s"], errors="coerce")
+        cumulative = bool(wall.dropna().is_monotonic_increasing)
+        log["wall_s"] = wall if cumulative else wall.cumsum()
+        log["step_s"] = wall.diff().fillna(wall.iloc[0] if len(wall) else 0.0) if cumulative else wall
+    if "phase" not in log.columns:
+        log["phase"] = "train"
+    return log
+
+
+def loss_columns(log: pd.DataFrame) -> list[str]:
+    """Numeric columns of a training log that are loss terms (not iter, phase, time, lr)."""
+    return [c for c in log.columns if c not in NON_LOSS_COLUMNS and c != "step_s" and pd.api.types.is_numeric_dtype(log[c])]
+
+
+def _first(d: dict, keys: Iterable[str]) -> Any:
+    for k in keys:
+        if d.get(k) is not None:
+            return d[k]
+    return None
+
+
+def _peak_memory_mb(summary: dict) -> float | None:
+    for key, value in summary.items():
+        if "peak" in key and isinstance(value, (int, float)):
+            return float(value) / 2**20 if "byte" in key else float(value) / 1024 if key.endswith("_kb") else float(value)
+    return None
+
+
+def training_timing(run_dir: str | Path) -> dict[str, Any]:
+    """Wall time, iterations, s/iter by phase and peak memory of one training run directory."""
+    run_dir = Path(run_dir)
+    summary: dict = {}
+    try:
+        summary = json.loads((run_dir / "train_summary.json").read_text())
+    except (OSError, ValueError):
+        pass
+    log = read_train_log(run_dir / "train_log.csv")
+    phases: dict[str, dict[str, float]] = {}
+    if len(log) and "step_s" in log.columns:
+        for phase, group in log.groupby("phase", sort=False):
+            phases[str(phase)] = {"iterations": len(group), "s_per_iter": float(group["step_s"].median()),
+                                  "wall_s": float(group["step_s"].sum())}
+    given = _first(summary, ("s_per_iter", "seconds_per_iter", "s_per_iter_by_phase"))
+    if isinstance(given, dict):
+        for phase, value in given.items():
+            phases.setdefault(str(phase), {})["s_per_iter"] = float(value)
+    wall = _first(summary, WALL_KEYS)
+    if wall is None and len(log) and "wall_s" in log.columns:
+        wall = float(log["wall_s"].max())
+    iters = _first(summary, ITER_KEYS)
+    if iters is None and len(log):
+        iters = len(log)
+    return {"run": run_dir.name, "dir": str(run_dir), "status": summary.get("status", "done" if len(log) else "missing"),
+            "reason": summary.get("reason"), "wall_s": float(wall) if wall is not None else None,
+            "iterations": int(iters) if iters is not None else None, "phases": phases,
+            "peak_memory_mb": _peak_memory_mb(summary), "machine": _train_machine(run_dir, summary),
+            "encoders": summary.get("encoders"), "seed": summary.get("seed")}
+
+
+def _train_machine(run_dir: Path, summary: dict) -> str | None:
+    if summary.get("machine"):
+        return str(summary["machine"])
+    try:
+        dev = json.loads((run_dir / "provenance.json").read_text()).get("device", {})
+    except (OSError, ValueError):
+        return None
+    return " / ".join(str(dev[k]) for k in ("platform", "processor", "cuda_device", "cpu_count") if dev.get(k)) or None
+
+
+def time_to_reach(log: pd.DataFrame, column: str, target: float, *, lower_better: bool) -> float | None:
+    """Cumulative wall seconds at the first row where ``column`` reaches ``target``; None if never."""
+    if column not in log.columns or "wall_s" not in log.columns:
+        return None
+    vals = pd.to_numeric(log[column], errors="coerce")
+    hit = log[(vals <= target) if lower_better else (vals >= target)]
+    return float(hit["wall_s"].iloc[0]) if len(hit) else None
+
+
+def reach_times(run_a: str | Path, run_b: str | Path, column: str, *, lower_better: bool
+                ) -> tuple[float, float | None, float | None] | None:
+    """Target = the final ``column`` value of the weaker run; seconds each run needs to reach it."""
+    la, lb = read_train_log(Path(run_a) / "train_log.csv"), read_train_log(Path(run_b) / "train_log.csv")
+    if column not in la.columns or column not in lb.columns:
+        return None
+    fa, fb = pd.to_numeric(la[column], errors="coerce").dropna(), pd.to_numeric(lb[column], errors="coerce").dropna()
+    if fa.empty or fb.empty:
+        return None
+    target = float(max(fa.iloc[-1], fb.iloc[-1]) if lower_better else min(fa.iloc[-1], fb.iloc[-1]))
+    return target, time_to_reach(la, column, target, lower_better=lower_better), \
+        time_to_reach(lb, column, target, lower_better=lower_better)
+
+
+def speed_ratios(runs: dict[str, dict], pairs: Sequence[tuple[str, str]],
+                 quality: dict[str, bool] | None = None) -> list[dict[str, Any]]:
+    """How many times faster run ``a`` is than run ``b`` (b / a): wall time, s/iter by phase and,
+    for each ``quality`` column (name -> lower_better) both logs hold, time to reach the same value.
+
+    Pairs from different machines keep their values but get ``ratio`` None and a note.
+    """
+    out: list[dict[str, Any]] = []
+    for a, b in pairs:
+        ra, rb = runs.get(a), runs.get(b)
+        if not ra or not rb:
+            continue
+        same = ra.get("machine") == rb.get("machine")
+        quantities = [("training wall time (s)", ra.get("wall_s"), rb.get("wall_s"))]
+        for phase in ra.get("phases", {}):
+            if phase in rb.get("phases", {}):
+                quantities.append((f"s/iter, phase {phase}", ra["phases"][phase].get("s_per_iter"),
+                                   rb["phases"][phase].get("s_per_iter")))
+        for column, lower in (quality or {}).items():
+            reached = reach_times(ra["dir"], rb["dir"], column, lower_better=lower) if "dir" in ra and "dir" in rb else None
+            if reached:
+                quantities.append((f"time to reach {column} = {reached[0]:.4g} (s)", reached[1], reached[2]))
+        for what, va, vb in quantities:
+            out.append({"a": a, "b": b, "quantity": what, "a_value": va, "b_value": vb,
+                        "ratio": vb / va if same and va and vb else None,
+                        "note": "" if same else "different machines: not comparable"})
+    return out

@@ -1,0 +1,144 @@
+"""``bench compare`` / ``bench evaluate`` end to end on small inputs."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from click.testing import CliRunner
+from PIL import Image
+
+from benchmark import metrics as M
+from benchmark.cli import cli
+from benchmark.evaluate import SCORE_COLUMNS, read_scores
+
+RELEASED = ["clip-lit", "rave-unpaired", "rave-paired", "latent-prompt-unpaired"]
+
+
+@pytest.fixture
+def offline_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """An empty torch hub cache, so weight-hungry metrics (musiq, lpips) are unavailable."""
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch-home"))
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setattr(M, "_LOADED", {})
+
+
+def _write(path: Path, arr: np.ndarray) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(arr.astype(np.uint8)).save(path)
+
+
+def _dataset(root: Path, n: int = 3, gt: bool = True, size: int = 96) -> Path:
+    rng = np.random.default_rng(0)
+    for k in range(n):
+        scene = rng.integers(0, 256, (size, size, 3))
+        _write(root / "low" / f"{k:04d}.png", scene * 0.3)
+        if gt:
+            _write(root / "high" / f"{k:04d}.png", scene)
+    return root
+
+
+def test_compare_released_on_sice_pairs(tmp_path: Path, reference_dir: Path, offline_cache: None) -> None:
+    results = tmp_path / "results"
+    args = ["compare", "--methods", ",".join(RELEASED), "--weights", "released", "--dataset",
+            str(reference_dir / "sice-pairs"), "--limit", "2", "--results", str(results), "--metrics",
+            "psnr,ssim,niqe,brisque,musiq", "--timing-mp", "0.02", "--repeats", "1",
+            "--metric-weights", str(reference_dir / "metric-weights")]
+    run = CliRunner().invoke(cli, args)
+    assert run.exit_code == 0, run.output
+    for header in ("psnr ↑", "ssim ↑", "niqe ↓", "brisque ↓", "ms/MP"):
+        assert header in run.output
+    table = run.output.split("sice-pairs (2 images)")[1]
+    for name in ["input"] + [f"released-{n}" for n in RELEASED]:
+        row = next(line for line in table.splitlines() if line.startswith(name + " "))
+        assert row.count("±") == 4 and " n/a " in row  # 4 scored metrics; musiq unavailable offline
+        if name != "input":
+            assert float(row.split()[-2]) > 0  # ms/MP
+    assert "n/a musiq: weights not available offline" in run.output
+
+    scores = read_scores(results / "scores.csv")
+    assert list(scores.columns) == SCORE_COLUMNS and len(scores) == 5 * 2 * 4
+    assert set(scores[scores.metric == "niqe"]["lower_better"]) == {True}
+    assert set(scores[scores.metric == "psnr"]["lower_better"]) == {False}
+    assert "musiq" not in set(scores["metric"])  # unavailable: no rows, never zeros
+    assert json.loads((results / "metrics.json").read_text())["unavailable_metrics"]["musiq"]
+    timing = json.loads((results / "timing" / "released-rave-unpaired.json").read_text())
+    assert timing["params"] == 278_790 and timing["flops_per_pixel"] == 2 * 277_632
+    pngs = sorted((results / "enhanced" / "released-rave-unpaired" / "sice-pairs").glob("*.png"))
+    assert len(pngs) == 2
+    before = [p.stat().st_mtime_ns for p in pngs]
+
+    again = CliRunner().invoke(cli, args + ["--format", "csv"])
+    assert again.exit_code == 0, again.output
+    assert [p.stat().st_mtime_ns for p in pngs] == before  # images already done are skipped
+    csv_text = again.output[again.output.index("dataset,"):]
+    assert {"mean", "ci_low", "ci_high", "ms_per_mp"} <= set(csv_text.splitlines()[0].split(","))
+
+
+def test_compare_unknown_released_name_suggests(tmp_path: Path) -> None:
+    run = CliRunner().invoke(cli, ["compare", "--methods", "rave-unpared", "--weights", "released",
+                                   "--dataset", str(tmp_path), "--results", str(tmp_path / "r")])
+    assert run.exit_code == 2 and "did you mean 'rave-unpaired'" in run.output
+
+
+def test_evaluate_records_failures_and_unavailable(tmp_path: Path, offline_cache: None) -> None:
+    data = _dataset(tmp_path / "toy")
+    enhanced = tmp_path / "enh"
+    for k in range(2):
+        _write(enhanced / f"{k:04d}.png", np.asarray(Image.open(data / "high" / f"{k:04d}.png")) * 0.9)
+    _write(enhanced / "0002.png", np.zeros((50, 96, 3)))  # wrong size
+    results = tmp_path / "results"
+    run = CliRunner().invoke(cli, ["evaluate", "--dataset", str(data), "--system", "mine", "--enhanced", str(enhanced),
+                                   "--metrics", "psnr,ssim@rave-paper,musiq", "--results", str(results)])
+    assert run.exit_code == 0, run.output
+    scores = read_scores(results / "scores" / "mine" / "toy.csv")
+    assert sorted(scores["image"].unique()) == ["0000", "0001"]
+    meta = json.loads((results / "scores" / "mine" / "toy.json").read_text())
+    assert meta["metrics"]["musiq"]["status"] == "unavailable" and "offline" in meta["metrics"]["musiq"]["reason"]
+    errors = [f["error"] for f in meta["failed"] if f["image"] == "0002"]
+    assert len(errors) == 2 and all("0002.png" in e and "size mismatch" in e for e in errors)
+    assert str(data / "high" / "0002.png") in errors[0]
+
+
+def test_evaluate_without_ground_truth_skips_fr(tmp_path: Path) -> None:
+    from benchmark.evaluate import evaluate_system
+
+    data = _dataset(tmp_path / "nogt", n=2, gt=False)
+    res = evaluate_system("input", "nogt", data / "low", dataset_dir=data, metrics=["psnr", "piqe"],
+                          out_csv=tmp_path / "s.csv", progress=False)
+    assert res.metrics["psnr"]["status"] == "skipped" and "ground truth" in res.metrics["psnr"]["reason"]
+    assert set(res.scores["metric"]) == {"piqe"} and len(res.scores) == 2
+
+
+def test_compare_trained_reads_results(tmp_path: Path) -> None:
+    data = _dataset(tmp_path / "toy", n=2)
+    results = tmp_path / "results"
+    run_dir = results / "train" / "rave-unpaired"
+    run_dir.mkdir(parents=True)
+    (run_dir / "train_summary.json").write_text(json.dumps({"status": "done", "wall_s": 12.5, "iterations": 4}))
+    pd.DataFrame({"iter": [1, 2, 3, 4], "phase": ["enhancer"] * 4, "loss": [1.0, 0.8, 0.7, 0.6],
+                  "wall_s": [3.0, 6.0, 9.0, 12.5]}).to_csv(run_dir / "train_log.csv", index=False)
+    for k in range(2):
+        _write(results / "enhanced" / "rave-unpaired" / "toy" / f"{k:04d}.png",
+               np.asarray(Image.open(data / "high" / f"{k:04d}.png")))
+    run = CliRunner().invoke(cli, ["compare", "--methods", "rave,clip-lit", "--dataset", str(data), "--results",
+                                   str(results), "--metrics", "psnr", "--no-timing", "--format", "markdown"])
+    assert run.exit_code == 0, run.output
+    assert "no training run for 'clip-lit'" in run.output
+    row = next(line for line in run.output.splitlines() if line.startswith("| rave-unpaired"))
+    assert "**" in row and "12.50" in row  # best psnr (identical to GT) and training seconds
+
+
+def test_evaluate_skipped_system_has_reason(tmp_path: Path) -> None:
+    from benchmark.evaluate import evaluate_system
+
+    data = _dataset(tmp_path / "toy", n=1)
+    enhanced = tmp_path / "enh"
+    enhanced.mkdir()
+    (enhanced / "summary.json").write_text(json.dumps({"skipped": "clip-lit needs a text encoder", "done": []}))
+    res = evaluate_system("clip-lit-unpaired", "toy", enhanced, dataset_dir=data, metrics=["psnr"],
+                          out_csv=tmp_path / "s.csv", progress=False)
+    assert res.skipped == "clip-lit needs a text encoder" and res.scores.empty
+    assert json.loads((tmp_path / "s.json").read_text())["skipped"] == "clip-lit needs a text encoder"
