@@ -1,0 +1,233 @@
+"""GPU inference benchmark of the enhancer: ms per 1920x1080 frame by engine and precision.
+
+Run on a CUDA machine: ``python benchmarks/bench_gpu_inference.py [--out DIR]``. Every variant is
+timed with CUDA events (warm-up runs, then ``--repeats`` timed frames; median and quartiles),
+its output checked against the fp32 CPU reference path on a real photo, and set against the
+device's measured fp16/bf16 matmul rate and copy bandwidth, measured in the same run. Results
+are written after every step to ``<out>/gpu_inference.json``, so a run cut short keeps what it did.
+"""
+from __future__ import annotations
+
+import argparse
+import copy
+import functools
+import math
+import time
+import traceback
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from _common import RESULTS, enhancer_net, environment, sample_photo, summary, write_result
+
+from methods.inference import TiledEnhancer, _GraphedForward
+from methods.network import MACS_PER_PIXEL, EnhanceNet, apply_illumination
+
+CL = torch.channels_last
+
+
+def cuda_times(fn: Callable[[], Any], warmup: int, repeats: int) -> list[float]:
+    """Per-call milliseconds from CUDA events (each call bracketed; the GPU is idle between)."""
+    for _ in range(warmup):
+        fn()
+    torch.cuda.synchronize()
+    out = []
+    for _ in range(repeats):
+        start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+        start.record()
+        fn()
+        end.record()
+        end.synchronize()
+        out.append(start.elapsed_time(end))
+    return out
+
+
+def peaks() -> dict[str, float]:
+    """Measured matmul rates (TFLOP/s, random data) and device-to-device copy bandwidth (GB/s)."""
+    res = {}
+    g = torch.Generator(device="cuda").manual_seed(0)
+    n = 8192
+    for name, dt, tf32 in (("fp16", torch.float16, False), ("bf16", torch.bfloat16, False),
+                           ("fp32", torch.float32, False), ("tf32", torch.float32, True)):
+        torch.backends.cuda.matmul.allow_tf32 = tf32
+        a = torch.randn(n, n, device="cuda", generator=g, dtype=dt)
+        b = torch.randn(n, n, device="cuda", generator=g, dtype=dt)
+        ms = summary(cuda_times(functools.partial(torch.mm, a, b), 3, 10))["median"]
+        res[f"matmul_{name}_tflops"] = 2 * n ** 3 / ms / 1e9
+    torch.backends.cuda.matmul.allow_tf32 = False
+    src = torch.randn(2 ** 29, device="cuda", generator=g)  # 2 GiB
+    dst = torch.empty_like(src)
+    ms = summary(cuda_times(lambda: dst.copy_(src), 3, 10))["median"]
+    res["copy_gbps"] = 2 * src.numel() * 4 / ms / 1e6
+    return res
+
+
+def conv_traffic_bytes(net: EnhanceNet, pixels: int, itemsize: int) -> int:
+    """Activation bytes if every 3x3 conv reads its input and writes its output once."""
+    convs = [m for m in net.modules() if isinstance(m, torch.nn.Conv2d) and m.kernel_size == (3, 3)]
+    return sum((m.in_channels + m.out_channels) * itemsize * pixels for m in convs)
+
+
+def psnr(a: torch.Tensor, b: torch.Tensor) -> float | None:
+    """PSNR in dB for images in [0, 1]; None when identical (JSON has no infinity)."""
+    mse = torch.mean((a.double() - b.double()) ** 2).item()
+    return None if mse == 0 else 10 * math.log10(1.0 / mse)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--out", type=Path, default=RESULTS)
+    ap.add_argument("--height", type=int, default=1080)
+    ap.add_argument("--width", type=int, default=1920)
+    ap.add_argument("--warmup", type=int, default=10)
+    ap.add_argument("--repeats", type=int, default=50)
+    ap.add_argument("--photo", type=Path, default=None, help="image for the accuracy check (default: a reference sample)")
+    ap.add_argument("--weights", type=Path, default=None, help="enhancer checkpoint (default: released RAVE unpaired)")
+    ap.add_argument("--budget-s", type=float, default=420.0, help="start no new variant after this many seconds")
+    ap.add_argument("--variants", default="", help="comma-separated variant names (default: all)")
+    args = ap.parse_args()
+    t_start = time.perf_counter()
+    h, w = args.height, args.width
+    flops = 2 * MACS_PER_PIXEL * h * w
+    torch.backends.cudnn.allow_tf32 = False  # fp32 means fp32 unless a variant says tf32
+    record: dict[str, Any] = {"environment": environment(), "frame": {"height": h, "width": w, "megapixels": h * w / 1e6,
+                              "flops": flops, "macs_per_pixel": MACS_PER_PIXEL}, "method": (
+        f"CUDA events around each call; {args.warmup} warm-up calls, {args.repeats} timed; median and quartiles. "
+        "Device-resident input (1x3xHxW float32) to illumination map L, unless the variant says end-to-end."),
+        "variants": {}, "errors": {}}
+    save = functools.partial(write_result, "gpu_inference", record, args.out)
+
+    record["peaks"] = peaks()
+    save()
+    net = enhancer_net(args.weights)
+    photo = sample_photo(path=args.photo)
+    if photo is None:
+        photo = torch.rand(3, h, w, generator=torch.Generator().manual_seed(0))
+    img = F.interpolate(photo[None], size=(h, w), mode="area")[0].clamp(0, 1)
+    t0 = time.perf_counter()
+    ref_out = TiledEnhancer(copy.deepcopy(net), "cpu", tile=4096, reference=True)(img)
+    record["cpu_reference_s"] = time.perf_counter() - t0
+    x = img[None].cuda()
+
+    def variant(name: str, make: Callable[[], Callable[[torch.Tensor], torch.Tensor]], itemsize: int, **info: Any) -> None:
+        try:
+            torch.cuda.synchronize()
+            torch.cuda.reset_peak_memory_stats()
+            t_build = time.perf_counter()
+            fn = make()
+            light = fn(x)  # first call: compilation / graph capture
+            torch.cuda.synchronize()
+            first_s = time.perf_counter() - t_build
+            out = apply_illumination(x, light.float())[0].cpu()
+            ms = summary(cuda_times(lambda: fn(x), args.warmup, args.repeats))
+            med = ms["median"]
+            floor_ms = conv_traffic_bytes(net, h * w, itemsize) / (record["peaks"]["copy_gbps"] * 1e6)
+            record["variants"][name] = {
+                **info, "ms_per_frame": ms, "ms_per_megapixel": med / (h * w / 1e6), "tflops": flops / med / 1e9,
+                "fraction_of_fp16_matmul_peak": flops / med / 1e9 / record["peaks"]["matmul_fp16_tflops"],
+                "conv_traffic_floor_ms": floor_ms, "first_call_s": first_s,
+                "peak_gpu_memory_gib": torch.cuda.max_memory_allocated() / 2 ** 30,
+                "max_abs_diff_vs_cpu_fp32_reference": (out - ref_out).abs().max().item(),
+                "psnr_vs_cpu_fp32_reference_db": psnr(out, ref_out),
+            }
+            print(f"{name}: {med:.3f} ms/frame, max|diff| {record['variants'][name]['max_abs_diff_vs_cpu_fp32_reference']:.2e}", flush=True)
+        except Exception:  # noqa: BLE001 - recorded, the other variants still run
+            record["errors"][name] = traceback.format_exc(limit=4)
+            print(f"{name}: FAILED\n{record['errors'][name]}", flush=True)
+        save()
+
+    def engine(precision: str, reference: bool = False, graphs: bool = True, compile: bool = False, tile: int = 4096,
+               backend: str = "auto"):
+        return lambda: TiledEnhancer(copy.deepcopy(net), "cuda", tile=tile, precision=precision, reference=reference,
+                                     backend=backend, cuda_graphs=graphs, compile=compile).illumination
+
+    def tf32(on: bool, make: Callable):
+        def build():
+            torch.backends.cudnn.allow_tf32 = on
+            return make()
+        return build
+
+    def compiled_reference(dtype: torch.dtype, mode: str):
+        def build():
+            m = copy.deepcopy(net).cuda().to(dtype).to(memory_format=CL)
+            fn = torch.compile(m.illumination, mode=mode, dynamic=False)
+            with torch.inference_mode():
+                fn(x.to(dtype).contiguous(memory_format=CL))
+            graphed = _GraphedForward(fn)
+            return lambda t: graphed(t.to(dtype).contiguous(memory_format=CL))
+        return build
+
+    catalogue = [  # name, builder, activation bytes per element, description
+        ("reference_fp32_eager", engine("fp32", reference=True), 4, "plain eager modules, NCHW, no TF32"),
+        ("reference_fp32_tf32_eager", tf32(True, engine("fp32", reference=True)), 4, "plain eager modules, TF32 convs"),
+        ("reference_fp16_eager", engine("fp16", reference=True), 2, "plain eager modules in fp16, NCHW"),
+        ("torch_fp32_graph", engine("fp32", backend="torch"), 4, "fused, cuDNN convs + border fix, CUDA graph, no TF32"),
+        ("torch_tf32_graph", tf32(True, engine("fp32", backend="torch")), 4, "fused, cuDNN TF32 convs, CUDA graph"),
+        ("torch_fp16_eager", engine("fp16", backend="torch", graphs=False), 2, "fused, cuDNN convs + border fix"),
+        ("torch_fp16_graph", engine("fp16", backend="torch"), 2, "fused, cuDNN convs + border fix, CUDA graph"),
+        ("torch_bf16_graph", engine("bf16", backend="torch"), 2, "fused, cuDNN convs + border fix, CUDA graph"),
+        ("triton_fp32_graph", engine("fp32", backend="triton"), 4, "fused Triton convs, 3xTF32 products (fp32-accurate), CUDA graph"),
+        ("triton_fp16_eager", engine("fp16", backend="triton", graphs=False), 2, "fused Triton convs, no graph"),
+        ("triton_fp16_graph", engine("fp16", backend="triton"), 2, "fused Triton convs, CUDA graph"),
+        ("triton_bf16_graph", engine("bf16", backend="triton"), 2, "fused Triton convs, CUDA graph"),
+        ("compiled_fp16_graph", engine("fp16", compile=True), 2,
+         "TiledEnhancer(compile=True): torch.compile(default) of the plain modules, fp16 channels-last, CUDA graph"),
+        ("compiled_bf16_graph", engine("bf16", compile=True), 2,
+         "TiledEnhancer(compile=True): torch.compile(default) of the plain modules, bf16 channels-last, CUDA graph"),
+        ("compiled_fp16_autotune_graph", compiled_reference(torch.float16, "max-autotune-no-cudagraphs"), 2,
+         "torch.compile(max-autotune-no-cudagraphs) of the plain modules, fp16 channels-last, CUDA graph"),
+    ]
+    wanted = set(args.variants.split(",")) if args.variants else None
+    torch.backends.cudnn.benchmark = True
+    record["cudnn_benchmark"] = True
+    with torch.inference_mode():
+        for name, make, itemsize, info in catalogue:
+            if wanted is not None and name not in wanted:
+                continue
+            if time.perf_counter() - t_start > args.budget_s:
+                record["errors"][name] = "skipped: time budget"
+                continue
+            variant(name, make, itemsize, engine=info)
+            torch.backends.cudnn.allow_tf32 = False
+
+    with torch.inference_mode():
+        # End to end: CPU float32 image in, CPU float32 enhanced image out (transfers included).
+        e2e = {}
+        for name, kwargs in (("fp16_tile4096", {"precision": "fp16", "tile": 4096}),
+                             ("fp32_tile1024_two_pass_defaults", {"precision": "fp32", "tile": 1024})):
+            eng = TiledEnhancer(copy.deepcopy(net), "cuda", **kwargs)
+            for _ in range(3):
+                eng(img)
+            times = []
+            for _ in range(10):
+                t0 = time.perf_counter()
+                eng(img)
+                times.append((time.perf_counter() - t0) * 1e3)
+            e2e[name] = summary(times)
+        record["end_to_end_ms"] = e2e
+        save()
+
+        scaling = []
+        eng = TiledEnhancer(copy.deepcopy(net), "cuda", tile=4096, precision="fp16")
+        for mp in (0.25, 1.0, 4.0, 12.0):
+            if time.perf_counter() - t_start > args.budget_s + 60:
+                break
+            side_h = round(math.sqrt(mp * 1e6 * 3 / 4))
+            side_w = round(side_h * 4 / 3)
+            frame = torch.rand(1, 3, side_h, side_w, device="cuda")
+            torch.cuda.reset_peak_memory_stats()
+            ms = summary(cuda_times(functools.partial(eng.illumination, frame), 3, 10))
+            scaling.append({"height": side_h, "width": side_w, "megapixels": side_h * side_w / 1e6, "ms": ms,
+                            "ms_per_megapixel": ms["median"] / (side_h * side_w / 1e6),
+                            "peak_gpu_memory_gib": torch.cuda.max_memory_allocated() / 2 ** 30})
+            del frame
+            eng._single_pass.graphs.clear()
+        record["scaling_fp16_graph"] = scaling
+    record["wall_s"] = time.perf_counter() - t_start
+    save()
+
+
+if __name__ == "__main__":
+    main()
