@@ -1,0 +1,4 @@
+"""``python -m benchmark`` is the ``bench`` command."""
+from benchmark.cli import main
+
+main()
