@@ -19,9 +19,7 @@ import pandas as pd
 
 from benchmark.atomic import write_json
 
-WALL_KEYS = ("wall_s", "wall_time_s", "total_wall_s", "train_wall_s", "seconds")
-ITER_KEYS = ("iterations", "iters", "total_iters", "n_iters")
-NON_LOSS_COLUMNS = {"iter", "iteration", "step", "phase", "wall_s", "lr", "epoch", "time_s", "seconds"}
+NON_LOSS_COLUMNS = {"iter", "phase", "round", "psnr", "wall_s"}  # train_log.csv columns that are not loss terms
 
 
 # ------------------------------------------------------------------------------------- machine
@@ -164,22 +162,16 @@ def loss_columns(log: pd.DataFrame) -> list[str]:
     return [c for c in log.columns if c not in NON_LOSS_COLUMNS and c != "step_s" and pd.api.types.is_numeric_dtype(log[c])]
 
 
-def _first(d: dict, keys: Iterable[str]) -> Any:
-    for k in keys:
-        if d.get(k) is not None:
-            return d[k]
-    return None
-
-
 def _peak_memory_mb(summary: dict) -> float | None:
-    for key, value in summary.items():
-        if "peak" in key and isinstance(value, (int, float)):
-            return float(value) / 2**20 if "byte" in key else float(value) / 1024 if key.endswith("_kb") else float(value)
-    return None
+    peaks = [summary.get(k) for k in ("peak_cuda_mb", "peak_rss_mb")]
+    return next((float(v) for v in peaks if v is not None), None)
 
 
 def training_timing(run_dir: str | Path) -> dict[str, Any]:
-    """Wall time, iterations, s/iter by phase and peak memory of one training run directory."""
+    """Wall time, iterations, s/iter by phase and peak memory of one training run directory.
+
+    Reads the trainer's ``train_summary.json`` (``methods/trainer.py``) and ``train_log.csv``.
+    """
     run_dir = Path(run_dir)
     summary: dict = {}
     try:
@@ -192,21 +184,16 @@ def training_timing(run_dir: str | Path) -> dict[str, Any]:
         for phase, group in log.groupby("phase", sort=False):
             phases[str(phase)] = {"iterations": len(group), "s_per_iter": float(group["step_s"].median()),
                                   "wall_s": float(group["step_s"].sum())}
-    given = _first(summary, ("s_per_iter", "seconds_per_iter", "s_per_iter_by_phase"))
-    if isinstance(given, dict):
-        for phase, value in given.items():
-            phases.setdefault(str(phase), {})["s_per_iter"] = float(value)
-    wall = _first(summary, WALL_KEYS)
+    wall = summary.get("wall_s")
     if wall is None and len(log) and "wall_s" in log.columns:
         wall = float(log["wall_s"].max())
-    iters = _first(summary, ITER_KEYS)
-    if iters is None and len(log):
-        iters = len(log)
+    iters = (summary.get("iterations") or {}).get("total", len(log) or None)
+    encoders = {"guidance": summary["encoder"], "identity": summary.get("identity_encoder")} if summary.get("encoder") else None
     return {"run": run_dir.name, "dir": str(run_dir), "status": summary.get("status", "done" if len(log) else "missing"),
             "reason": summary.get("reason"), "wall_s": float(wall) if wall is not None else None,
             "iterations": int(iters) if iters is not None else None, "phases": phases,
             "peak_memory_mb": _peak_memory_mb(summary), "machine": _train_machine(run_dir, summary),
-            "encoders": summary.get("encoders"), "seed": summary.get("seed")}
+            "encoders": encoders, "random_encoder": bool(summary.get("is_random")), "seed": summary.get("seed")}
 
 
 def _train_machine(run_dir: Path, summary: dict) -> str | None:

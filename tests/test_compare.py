@@ -117,7 +117,7 @@ def test_compare_trained_reads_results(tmp_path: Path) -> None:
     results = tmp_path / "results"
     run_dir = results / "train" / "rave-unpaired"
     run_dir.mkdir(parents=True)
-    (run_dir / "train_summary.json").write_text(json.dumps({"status": "done", "wall_s": 12.5, "iterations": 4}))
+    (run_dir / "train_summary.json").write_text(json.dumps({"status": "done", "wall_s": 12.5, "iterations": {"total": 4}}))
     pd.DataFrame({"iter": [1, 2, 3, 4], "phase": ["enhancer"] * 4, "loss": [1.0, 0.8, 0.7, 0.6],
                   "wall_s": [3.0, 6.0, 9.0, 12.5]}).to_csv(run_dir / "train_log.csv", index=False)
     for k in range(2):

@@ -33,12 +33,16 @@ def _train_run(root: Path, name: str, phases: list[str], step_s: float, encoders
         (run / "train_summary.json").write_text(json.dumps({"status": "skipped", "reason": "needs a text encoder"}))
         return
     n = 20
-    log = pd.DataFrame({"iter": range(1, n + 1), "phase": [phases[k * len(phases) // n] for k in range(n)],
-                        "loss_identity": np.linspace(1, 0.2, n), "loss_guidance": np.linspace(2, 0.5, n),
-                        "wall_s": np.arange(1, n + 1) * step_s})
+    phase = [phases[k * len(phases) // n] for k in range(n)]
+    log = pd.DataFrame({"iter": range(1, n + 1), "phase": phase, "round": 0, "loss": np.linspace(3, 0.7, n),
+                        "guidance": np.linspace(2, 0.5, n), "identity": np.linspace(1, 0.2, n),
+                        "psnr": 30.0, "step_s": step_s, "wall_s": np.arange(1, n + 1) * step_s})
     log.to_csv(run / "train_log.csv", index=False)
-    (run / "train_summary.json").write_text(json.dumps({"status": "done", "wall_s": n * step_s, "iterations": n,
-                                                        "peak_memory_mb": 512.0, "encoders": encoders, "seed": 0}))
+    counts = {p: phase.count(p) for p in phases}
+    (run / "train_summary.json").write_text(json.dumps({  # the trainer's format (methods/trainer.py)
+        "status": "done", "reason": None, "wall_s": n * step_s, "iterations": {**counts, "total": n},
+        "s_per_iter": {p: step_s for p in phases}, "peak_rss_mb": 512.0, "peak_cuda_mb": None, "seed": 0,
+        "encoder": encoders["guidance"], "identity_encoder": encoders.get("identity"), "is_random": "random" in str(encoders)}))
     (run / "provenance.json").write_text(json.dumps({"device": {"platform": "test-machine"}}))
 
 
@@ -63,8 +67,8 @@ def results(tmp_path_factory: pytest.TempPathFactory) -> Path:
             folder = data / "input" if system == "input" else root / "enhanced" / system / "baid"
             evaluate_system(system, "baid", folder, dataset_dir=data, out_csv=root / "scores" / system / "baid.csv",
                             metrics=["psnr", "ssim", "piqe", "musiq"], progress=False)
-    _train_run(root, "rave-unpaired", ["warmup", "enhancer"], 0.5, {"guidance": "random-test", "identity": "effnet"})
-    _train_run(root, "clip-lit-unpaired", ["warmup", "enhancer", "prompt"], 1.5, {"guidance": "clip"})
+    _train_run(root, "rave-unpaired", ["warmup", "enhancer"], 0.5, {"guidance": "tiny-clip-random", "identity": "effnet-lite0"})
+    _train_run(root, "clip-lit-unpaired", ["warmup", "enhancer", "prompt"], 1.5, {"guidance": "clip:ViT-B-32-quickgelu:openai"})
     _train_run(root, "latent-prompt-unpaired", [], 0, {}, status="skipped")
     time_inference(root / "timing" / "network.json", device="cpu", sizes_mp=[0.01], repeats=2, warmup=0)
     for sidecar in (root / "scores").glob("*/baid.json"):  # a reason with markup must be escaped in HTML
@@ -72,7 +76,8 @@ def results(tmp_path_factory: pytest.TempPathFactory) -> Path:
     (root / "provenance.json").write_text(json.dumps({"seed": 0, "profile": "embedded", "packages": {"torch": "x"}}))
     bench = base / "benchmarks"
     bench.mkdir()
-    (bench / "speed.json").write_text(json.dumps({"device": "cpu", "runs": [{"size": 512, "ms": 12.5}]}))
+    (bench / "pipeline.json").write_text(json.dumps({"environment": {"cpu": "test-cpu", "cores": 2},
+                                                     "by_family_s": {"train": 321.5, "report": 9.25}, "total_s": 400.0}))
     from benchmark.report import build_report
 
     build_report(root, {"profile": "embedded", "seed": 0, "evaluate": {"bootstrap": 200}}, benchmarks_dir=bench)
@@ -85,7 +90,7 @@ def test_markdown_report_tables_and_sections(results: Path) -> None:
     psnr_cells = [line.split("|")[2] for line in md.splitlines() if line.startswith("| released-rave-unpaired")]
     assert psnr_cells and "**" in psnr_cells[0] and "±" in psnr_cells[0]  # best psnr (gain 0.95), mean ± CI
     assert "Published reference numbers" in md and "Han et al." in md and "21.57" in md
-    assert "WARNING: random test encoder" in md and "rave-unpaired: guidance = random-test" in md
+    assert "WARNING: random test encoder" in md and "rave-unpaired: encoders" in md
     skipped = md.split("## Skipped")[1]
     assert "needs a text encoder" in skipped and "musiq" in skipped and "broken.jpg" in skipped
     assert "3.00×" in md  # clip-lit took 3x longer than rave on the same machine
@@ -94,7 +99,8 @@ def test_markdown_report_tables_and_sections(results: Path) -> None:
     assert {p.name for p in (results / "figures").glob("*.png")} == {
         "metrics_baid.png", "quality_vs_time_baid.png", "training_loss.png", "inference_speed.png", "grid_baid.png"}
     assert json.loads((results / "metrics.json").read_text())["baid"]["rave-unpaired"]["psnr"]["n"] == 4
-    assert (results / "tables" / "paired.csv").is_file() and "speed" in md
+    assert (results / "tables" / "paired.csv").is_file() and "Whole pipeline" in md
+    assert "| train | 321.50 |" in md and "measured on test-cpu, 2 cores" in md
 
 
 def test_html_is_self_contained(results: Path) -> None:

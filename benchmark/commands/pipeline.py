@@ -11,6 +11,7 @@ from click_didyoumean import DYMGroup
 from benchmark.atomic import write_json
 
 RESULTS = Path("results")
+DATA = Path("datasets") / "data"  # DVC outs live in the project that runs the pipeline (its cwd)
 
 
 def _params() -> dict:
@@ -22,7 +23,7 @@ def _params() -> dict:
 def _dataset_dir(name: str) -> Path:
     from benchmark.data import dataset_dir
 
-    return dataset_dir(name)
+    return dataset_dir(name, root=DATA)
 
 
 @click.group(cls=DYMGroup)
@@ -37,7 +38,7 @@ def prepare(dataset: str) -> None:
     from benchmark.data import prepare as prepare_dataset
 
     p = _params()
-    path = prepare_dataset(dataset, seed=p.get("synthetic", {}).get("seed", 0))
+    path = prepare_dataset(dataset, root=DATA, seed=p.get("synthetic", {}).get("seed", 0))
     click.echo(f"{dataset}: ready at {path}")
 
 
@@ -63,7 +64,11 @@ def train(method: str, regime: str) -> None:
         overrides=(p.get("train") or {}).get(method) or {},
         resume=True,
     )
-    click.echo(f"{method}-{regime}: {summary.get('status')} {summary.get('reason', '')}".rstrip())
+    if summary.get("status") == "skipped":
+        click.echo(f"{method}-{regime}: skipped: {summary.get('reason')}")
+    else:
+        click.echo(f"{method}-{regime}: {summary.get('status')} in {summary.get('wall_s', 0):.0f} s, "
+                   f"final loss {summary.get('final_loss', float('nan')):.4g}")
 
 
 def _write_skipped(out_dir: Path, reason: str) -> None:
@@ -96,7 +101,8 @@ def enhance(system: str, dataset: str) -> None:
     try:
         summary = enhance_folder(weights, _dataset_dir(dataset) / "test" / "input", out_dir,
                                  padding=enh.get("padding", "reflect"), device=p.get("device", "auto"),
-                                 max_side=enh.get("max_side") or None, tile=enh.get("tile", 1024))
+                                 max_side=enh.get("max_side") or None, tile=enh.get("tile", 1024),
+                                 precision=enh.get("precision", "fp32"))
     except WeightsUnavailable as exc:
         _write_skipped(out_dir, str(exc))
         return
@@ -104,18 +110,19 @@ def enhance(system: str, dataset: str) -> None:
 
 
 @run_stage.command()
-@click.option("--system", required=True)
+@click.option("--system", required=True, help="as for enhance, or `input` (the unprocessed test inputs).")
 @click.option("--dataset", required=True)
 def evaluate(system: str, dataset: str) -> None:
     """Score results/enhanced/<system>/<dataset> into results/scores/<system>/<dataset>.csv."""
     from benchmark.evaluate import evaluate_system
 
     p = _params()
+    data = _dataset_dir(dataset)
     evaluate_system(
         system=system,
         dataset=dataset,
-        dataset_dir=_dataset_dir(dataset),
-        enhanced_dir=RESULTS / "enhanced" / system / dataset,
+        dataset_dir=data,
+        enhanced_dir=data / "test" / "input" if system == "input" else RESULTS / "enhanced" / system / dataset,
         out_csv=RESULTS / "scores" / system / f"{dataset}.csv",
         metrics=p["evaluate"]["metrics"],
     )
@@ -135,8 +142,12 @@ def time_inference() -> None:
 
 @run_stage.command()
 def report() -> None:
-    """Write results/report.{md,html}, results/scores.csv, results/metrics.json, results/figures/."""
+    """Write results/provenance.json, report.{md,html}, scores.csv, metrics.json, figures/, tables/."""
+    from benchmark.provenance import collect_provenance
     from benchmark.report import build_report
 
     p = _params()
-    build_report(results=RESULTS, params=p)
+    write_json(RESULTS / "provenance.json", collect_provenance(
+        seed=p["seed"], weights=sorted(RESULTS.glob("train/*/enhancer.pth")), profile=p.get("profile"), params=p))
+    out = build_report(results=RESULTS, params=p)
+    click.echo(f"wrote {out['html']} and {out['md']}")

@@ -7,7 +7,7 @@ import click
 @click.command()
 @click.option("--results", type=click.Path(file_okay=False, exists=True), default="results", show_default=True,
               help="Results folder to read (and write the report into).")
-@click.option("--benchmarks", type=click.Path(file_okay=False), default="benchmarks", show_default=True,
+@click.option("--benchmarks", type=click.Path(file_okay=False), default="benchmarks/results", show_default=True,
               help="Folder of performance benchmark JSON files shown in the report, if present.")
 @click.option("--images", type=click.IntRange(min=0), default=3, show_default=True,
               help="Images per dataset in the comparison grids.")

@@ -1,21 +1,13 @@
 """sha256 manifests of a standard-layout dataset (``sha256sum``-compatible text: ``<hex>  <path>``)."""
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from benchmark.atomic import write_text
 from benchmark.data.cards import TARGETS
 from benchmark.data.errors import DatasetError
-
-
-def sha256_file(path: str | Path, chunk: int = 1 << 20) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        while block := f.read(chunk):
-            h.update(block)
-    return h.hexdigest()
+from benchmark.weights import sha256_of as sha256_file
 
 
 def layout_files(dataset: Path) -> list[str]:

@@ -9,8 +9,10 @@ from typing import Any
 from jinja2 import Environment, PackageLoader, select_autoescape
 
 from benchmark.atomic import write_text
+from benchmark.evaluate import system_info
 from benchmark.report import grids, plots
 from benchmark.report.data import Results, load_results, write_tables
+from benchmark.report.performance import DEFAULT_DIR, performance_tables
 from benchmark.report.published import published_for
 from benchmark.report.tables import Table, fmt, metric_table, ratio_table, timing_table, training_table
 
@@ -20,20 +22,15 @@ def _b64_file(path: Path | None) -> str | None:
 
 
 def random_encoders(res: Results) -> list[str]:
-    """Runs whose guidance/identity encoder is a random test encoder (their numbers mean nothing)."""
-    flagged = []
-    for run, t in res.training.items():
-        enc = t.get("encoders") or {}
-        items = enc.items() if isinstance(enc, dict) else enumerate(enc)
-        for role, value in items:
-            text = str(value).lower()
-            if "random" in text or (isinstance(value, dict) and value.get("random")):
-                flagged.append(f"{run}: {role} = {value if not isinstance(value, dict) else value.get('name', value)}")
-    return flagged
+    """Runs trained with a random test encoder (``tiny-clip-random``): their numbers mean nothing."""
+    return [f"{run}: encoders {t.get('encoders')}" for run, t in res.training.items() if t.get("random_encoder")]
 
 
-def setup_rows(res: Results, params: dict | None) -> list[tuple[str, str]]:
-    """Key facts of the environment the results came from (provenance.json and training runs)."""
+def setup_rows(res: Results, params: dict | None, seed: int | None = None) -> list[tuple[str, str]]:
+    """Key facts of the environment the results came from (provenance.json and training runs).
+
+    ``seed`` is the bootstrap seed this report used (default: the one in provenance.json).
+    """
     prov = res.provenance
     dev = prov.get("device", {})
     pk = prov.get("packages", {})
@@ -42,7 +39,7 @@ def setup_rows(res: Results, params: dict | None) -> list[tuple[str, str]]:
         ("git commit", f"{prov.get('git_commit') or '–'}{' (dirty)' if prov.get('git_dirty') else ''}"),
         ("python / torch / pyiqa", f"{prov.get('python', '–')} / {pk.get('torch', '–')} / {pk.get('pyiqa', '–')}"),
         ("device", ", ".join(f"{k}={v}" for k, v in dev.items()) or "–"),
-        ("bootstrap seed", str(prov.get("seed", "–"))),
+        ("bootstrap seed", str(prov.get("seed", "–") if seed is None else seed)),
     ]
     for run, t in res.training.items():
         enc = t.get("encoders")
@@ -81,41 +78,32 @@ def published_table(res: Results, dataset: str) -> Table | None:
     return table
 
 
+def shown_pair(a: str, b: str, with_trained: bool) -> bool:
+    """Pairs the report shows (tables/paired.csv has them all): without trained systems every pair but
+    the input; else trained vs trained and trained vs the released model of its method and regime."""
+    ia, ib = system_info(a), system_info(b)
+    sources = {ia["source"], ib["source"]}
+    if "input" in sources:
+        return False
+    if not with_trained or sources == {"trained"}:
+        return True
+    return sources == {"trained", "released"} and (ia["method"], ia["regime"]) == (ib["method"], ib["regime"])
+
+
 def paired_table(res: Results, dataset: str) -> Table:
-    table = Table(["metric", "a", "b", "n", "wins a", "wins b", "ties", "mean a − b", "Wilcoxon p"], [])
+    table = Table(["metric", "a", "b", "n", "wins a", "wins b", "ties", "mean a − b", "Wilcoxon p"], [],
+                  notes=["the input and the other pairs: tables/paired.csv"])
+    with_trained = any(system_info(s)["source"] == "trained" for s in res.systems(dataset))
     for r in res.paired[res.paired["dataset"] == dataset].itertuples():
+        if not shown_pair(r.system_a, r.system_b, with_trained):
+            continue
         table.rows.append([r.metric, r.system_a, r.system_b, str(r.n), str(r.wins_a), str(r.wins_b), str(r.ties),
                            fmt(r.mean_diff), "–" if r.p_value != r.p_value else f"{r.p_value:.3g}"])
     return table
 
 
-def benchmark_tables(res: Results) -> list[tuple[str, list[Table]]]:
-    """benchmarks/*.json rendered generically: lists of records as tables, scalars as key/value rows."""
-    out = []
-    for name, data in res.benchmarks.items():
-        tables = []
-        lists = [data] if isinstance(data, list) else [v for v in data.values() if isinstance(v, list)]
-        for records in lists:
-            if records and all(isinstance(r, dict) for r in records):
-                cols = list(dict.fromkeys(k for r in records for k, v in r.items() if not isinstance(v, (dict, list))))
-                tables.append(Table(cols, [[_cell(r.get(c)) for c in cols] for r in records]))
-        if isinstance(data, dict):
-            scalars = [[k, _cell(v)] for k, v in data.items() if not isinstance(v, (dict, list))]
-            scalars += [[f"{k}.{k2}", _cell(v2)] for k, v in data.items() if isinstance(v, dict)
-                        for k2, v2 in v.items() if not isinstance(v2, (dict, list))]
-            if scalars:
-                tables.append(Table(["key", "value"], scalars))
-        if tables:
-            out.append((name, tables))
-    return out
-
-
-def _cell(v: Any) -> str:
-    return fmt(v) if isinstance(v, float) else str(v)
-
-
 def build_report(results: str | Path = "results", params: dict | None = None, *, n_boot: int | None = None,
-                 seed: int | None = None, n_images: int = 3, benchmarks_dir: str | Path = "benchmarks") -> dict[str, Path]:
+                 seed: int | None = None, n_images: int = 3, benchmarks_dir: str | Path = DEFAULT_DIR) -> dict[str, Path]:
     """Write ``report.md``, ``report.html``, ``figures/*.png`` and the tables under ``results``."""
     root = Path(results)
     params = params or {}
@@ -141,11 +129,11 @@ def build_report(results: str | Path = "results", params: dict | None = None, *,
         })
     context = {
         "created": _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
-        "setup": setup_rows(res, params), "random_encoders": random_encoders(res), "protocols": protocol_table(res),
+        "setup": setup_rows(res, params, seed), "random_encoders": random_encoders(res), "protocols": protocol_table(res),
         "sections": sections, "training": training_table(res), "ratios": ratio_table(res),
         "timing": timing_table(res), "loss_png": plots.loss_curves(res, figures / "training_loss.png"),
         "speed_png": plots.inference_speed(res, figures / "inference_speed.png"),
-        "benchmarks": benchmark_tables(res), "skipped": res.skipped, "unavailable": res.unavailable,
+        "benchmarks": performance_tables(res.benchmarks), "skipped": res.skipped, "unavailable": res.unavailable,
         "b64": _b64_file, "rel": lambda p: p.relative_to(root).as_posix() if p else None,
     }
     env = Environment(loader=PackageLoader("benchmark.report", "templates"), autoescape=select_autoescape(["html", "html.j2"]),

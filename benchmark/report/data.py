@@ -119,13 +119,13 @@ def _ratio_pairs(runs: dict[str, dict]) -> list[tuple[str, str]]:
 
 
 def load_results(root: str | Path = "results", *, n_boot: int = 1000, seed: int = 0,
-                 benchmarks_dir: str | Path | None = "benchmarks") -> Results:
+                 benchmarks_dir: str | Path | None = Path("benchmarks") / "results") -> Results:
     """Read scores, sidecars, training logs, timings and provenance; merge and aggregate scores."""
     root = Path(root)
     scores = merge_scores(root) if (root / "scores").is_dir() else (
         read_scores(root / "scores.csv") if (root / "scores.csv").is_file() else pd.DataFrame(columns=SCORE_COLUMNS))
     sidecars: dict[tuple[str, str], dict] = {}
-    for path in sorted((root / "scores").glob("*/*.json")):
+    for path in sorted((root / "scores").glob("*/[!.]*.json")):  # not temporaries of a killed writer
         meta = _json(path)
         sidecars[(path.parent.name, path.stem)] = meta
     info: dict[str, dict] = {}
