@@ -23,5 +23,5 @@ demo: install
 test: install
 	$(PY) -m pytest
 
-benchmarks: install
-	$(PY) benchmarks/run_all.py
+benchmarks: install  # CPU figures into benchmarks/results/ (GPU: python benchmarks/bench_gpu_inference.py)
+	for b in cpu_inference scaling training pipeline; do $(PY) benchmarks/bench_$$b.py || exit 1; done
