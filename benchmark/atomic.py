@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import contextlib
+import glob
 import json
 import os
 import tempfile
@@ -28,6 +29,18 @@ def atomic_path(target: str | Path) -> Iterator[Path]:
         os.replace(tmp_path, target)
     finally:
         tmp_path.unlink(missing_ok=True)
+
+
+def remove_stale_temporaries(folder: str | Path, stem: str | None = None) -> list[Path]:
+    """Delete the temporaries a killed :func:`atomic_path` writer left in ``folder`` (of target ``stem``, or all).
+
+    Call it only where no other process is writing the same targets (a stage's own output folder).
+    """
+    pattern = f".{glob.escape(stem) if stem is not None else '*'}.*.tmp*"
+    stale = [p for p in Path(folder).glob(pattern) if p.is_file()]
+    for p in stale:
+        p.unlink(missing_ok=True)
+    return stale
 
 
 def write_json(target: str | Path, data: Any) -> None:

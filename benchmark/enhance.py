@@ -6,16 +6,19 @@ import time
 from pathlib import Path
 from typing import Iterable
 
-from benchmark.atomic import write_json
-from benchmark.image_io import ImageReadError, is_image_file, list_images, load_image, save_png
+from benchmark.atomic import remove_stale_temporaries, write_json
+from benchmark.image_io import IMAGE_EXTENSIONS, ImageReadError, is_image_file, list_images, load_image, save_png
 
 
 def collect_inputs(inputs: str | Path | Iterable[str | Path]) -> list[Path]:
-    """A file, a directory (its images, sorted) or an explicit list of files."""
+    """A file, a directory (its images, sorted; none is an error) or an explicit list of files."""
     if isinstance(inputs, (str, Path)):
         p = Path(inputs)
         if p.is_dir():
-            return list_images(p)
+            found = list_images(p)
+            if not found:
+                raise FileNotFoundError(f"{p}: no images found (extensions: {', '.join(sorted(IMAGE_EXTENSIONS))})")
+            return found
         if p.is_file():
             return [p]
         raise FileNotFoundError(f"{p}: no such file or directory")
@@ -63,9 +66,11 @@ def enhance_folder(
 ) -> dict:
     """Enhance every input into ``out_dir/<stem>.png`` and write ``out_dir/summary.json``.
 
-    Outputs already present from the same weights and settings are kept (resume after a kill);
-    an unreadable image is recorded under ``failed`` and the rest still run. ``precision`` is the
-    :class:`~methods.inference.TiledEnhancer` compute precision (fp32: exact; bf16/fp16: faster).
+    Outputs already listed as done by the same weights and settings are kept: ``summary.json`` is
+    rewritten after every image, so a killed run resumes where it stopped. An image that cannot be
+    read or enhanced is recorded under ``failed`` (the error names the file) and the rest still run.
+    ``precision`` is the :class:`~methods.inference.TiledEnhancer` compute precision (fp32: exact;
+    bf16/fp16: faster).
     """
     from tqdm import tqdm
 
@@ -81,20 +86,27 @@ def enhance_folder(
     summary_path = out_dir / "summary.json"
     previous = json.loads(summary_path.read_text()) if summary_path.is_file() else {}
     reuse = not force and all(previous.get(k) == v for k, v in settings.items() if k != "weights_path")
+    finished = set(previous.get("done", [])) if reuse else set()
+    remove_stale_temporaries(out_dir)  # left by a killed run
 
     paths = [p for p in collect_inputs(inputs) if not p.name.startswith(".")]
     names = output_names(paths)
     engine = TiledEnhancer(load_enhancer(ckpt, padding=padding), device=device, tile=tile, precision=precision)
-    done: list[str] = []
+    kept = {names[p] for p in paths if names[p] in finished and (out_dir / names[p]).is_file()}
+    done = [names[p] for p in paths if names[p] in kept]
+    todo = [p for p in paths if names[p] not in kept]
     failed: list[dict[str, str]] = []
     seconds: dict[str, float] = {}
     start = time.perf_counter()
-    bar = tqdm(paths, desc=f"enhance {Path(str(weights)).name}", unit="img", disable=not progress)
+
+    def summary() -> dict:
+        return {**settings, "device": str(engine.device), "inputs": len(paths), "done": done, "failed": failed,
+                "seconds_per_image": seconds, "wall_s": round(time.perf_counter() - start, 3)}
+
+    bar = tqdm(todo, desc=f"enhance {Path(str(weights)).name}", unit="img", initial=len(done), total=len(paths),
+               disable=not progress)
     for path in bar:
         target = out_dir / names[path]
-        if reuse and target.is_file():
-            done.append(target.name)
-            continue
         t0 = time.perf_counter()
         try:
             if not is_image_file(path) and path.suffix.lower() not in (".png", ".jpg", ".jpeg"):
@@ -102,19 +114,13 @@ def enhance_folder(
             img = downscale(load_image(path), max_side)
             save_png(engine(img), target, bits=bits)
         except (ImageReadError, RuntimeError, ValueError, OSError) as exc:
-            failed.append({"file": str(path), "error": str(exc)})
-            bar.write(f"failed: {exc}")
+            error = str(exc) if str(path) in str(exc) else f"{path}: {exc}"
+            failed.append({"file": str(path), "error": error})
+            bar.write(f"failed: {error}")
             continue
         seconds[target.name] = round(time.perf_counter() - t0, 4)
         done.append(target.name)
-    summary = {
-        **settings,
-        "device": str(engine.device),
-        "inputs": len(paths),
-        "done": done,
-        "failed": failed,
-        "seconds_per_image": seconds,
-        "wall_s": round(time.perf_counter() - start, 3),
-    }
-    write_json(summary_path, summary)
-    return summary
+        write_json(summary_path, summary())  # progress so far: a killed run resumes from here
+    result = summary()
+    write_json(summary_path, result)
+    return result

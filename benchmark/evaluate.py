@@ -2,11 +2,14 @@
 
 Writes ``results/scores/<system>/<dataset>.csv`` (columns :data:`SCORE_COLUMNS`) and a sidecar
 ``<dataset>.json`` with each metric's status (direction, protocol, or the reason it is
-unavailable), per-image failures and file fingerprints, so a rerun scores only what changed.
+unavailable), per-image failures and file fingerprints, so a rerun scores only what changed. Both
+are also saved every :data:`CHECKPOINT_S` seconds during a run (sidecar ``complete: false``), so
+a killed run resumes without rescoring what it finished.
 """
 from __future__ import annotations
 
 import json
+import math
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -14,14 +17,14 @@ from pathlib import Path
 
 import pandas as pd
 
-from benchmark.atomic import atomic_path, write_json
+from benchmark.atomic import atomic_path, remove_stale_temporaries, write_json
 from benchmark.image_io import list_images
 from benchmark.metrics import DEFAULT_METRICS, Metric, MetricInputError, Pair, Unavailable, get_spec, load_metrics
 
 SCORE_COLUMNS = ["dataset", "system", "method", "source", "regime", "image", "metric", "protocol", "value", "lower_better"]
-PROJECT_ROOT = Path(__file__).resolve().parents[1]
 # (inputs, ground truth) folder names tried inside a dataset directory, in order
 LAYOUTS = (("test/input", "test/gt"), ("low", "high"), ("input", "gt"), ("input", "target"))
+CHECKPOINT_S = 2.0  # a running evaluation saves its progress at most this often
 
 
 @dataclass(frozen=True)
@@ -42,25 +45,34 @@ def _layout(root: Path) -> TestSet | None:
 
 
 def resolve_test_set(dataset: str | Path) -> TestSet:
-    """A dataset name (``datasets/data/<name>``) or a directory with test/input, low/high or input/gt."""
+    """A dataset name (``datasets/data/<name>``) or a directory with test/input, low/high or input/gt.
+
+    Errors name the folder: an unknown name lists the dataset cards with a suggestion; a test input
+    folder without images is refused.
+    """
     path = Path(dataset)
     if path.is_dir():
         found = _layout(path)
-        if found:
-            return found
-        raise FileNotFoundError(f"{path}: no test images found (expected one of "
-                                f"{', '.join(f'{i}/ + {g}/' for i, g in LAYOUTS)})")
-    try:
+        if not found:
+            raise FileNotFoundError(f"{path}: no test images found (expected one of "
+                                    f"{', '.join(f'{i}/ + {g}/' for i, g in LAYOUTS)})")
+    else:
         from benchmark.data import dataset_dir
+        from benchmark.data.cards import card_names
+        from benchmark.registry import unknown_name_message
 
         root = Path(dataset_dir(str(dataset)))
-    except ImportError:
-        root = PROJECT_ROOT / "datasets" / "data" / str(dataset)
-    found = _layout(root) if root.is_dir() else None
-    if found is None:
-        raise FileNotFoundError(f"dataset {dataset!r}: {root} has no test/input folder (prepare it with "
-                                f"`bench datasets prepare {dataset}`, or pass a directory)")
-    return TestSet(str(dataset), found.inputs, found.gt)
+        if not root.is_dir() and str(dataset) not in card_names():
+            raise FileNotFoundError(f"{unknown_name_message('dataset', str(dataset), card_names())} "
+                                    "(or pass a directory)")
+        found = _layout(root) if root.is_dir() else None
+        if found is None:
+            raise FileNotFoundError(f"dataset {dataset!r}: {root} has no test/input folder (prepare it with "
+                                    f"`bench datasets prepare {dataset}`, or pass a directory)")
+        found = TestSet(str(dataset), found.inputs, found.gt)
+    if not list_images(found.inputs):
+        raise FileNotFoundError(f"{found.inputs}: no test images found (empty folder)")
+    return found
 
 
 def system_info(system: str) -> dict[str, str]:
@@ -157,7 +169,8 @@ def evaluate_system(system: str, dataset: str, enhanced_dir: str | Path, *, data
                     limit: int | None = None, force: bool = False, progress: bool = True) -> Evaluation:
     """Score ``enhanced_dir`` (``<stem>.png`` per test input) with ``metrics``; write ``out_csv`` + sidecar.
 
-    Scores whose enhanced and ground-truth files are unchanged since the last run are reused.
+    Scores whose enhanced and ground-truth files are unchanged since the last (or a killed) run are
+    reused. A score that fails or is not finite is recorded under ``failed`` with the file's name.
     A skipped system (its ``summary.json`` says ``skipped``) yields no rows and the reason.
     """
     from tqdm import tqdm
@@ -166,6 +179,8 @@ def evaluate_system(system: str, dataset: str, enhanced_dir: str | Path, *, data
     out_csv = Path(out_csv) if out_csv is not None else None
     test = resolve_test_set(dataset_dir if dataset_dir is not None else dataset)
     info = system_info(system)
+    if out_csv is not None and out_csv.parent.is_dir():
+        remove_stale_temporaries(out_csv.parent, out_csv.stem)  # left by a killed run
     summary = _read_json(enhanced_dir / "summary.json")
     if summary.get("skipped") or not enhanced_dir.is_dir():
         reason = summary.get("skipped") or f"{enhanced_dir}: no enhanced images"
@@ -185,7 +200,7 @@ def evaluate_system(system: str, dataset: str, enhanced_dir: str | Path, *, data
     rows: list[dict] = []
     failed: list[dict[str, str]] = []
     prints: dict[str, str] = {}
-    start = time.perf_counter()
+    start = saved = time.perf_counter()
     for stem, path, gt in tqdm(pairs, desc=f"score {system}/{dataset}", unit="img", disable=not progress):
         prints[stem] = _fingerprint(path, gt)
         reuse = old_prints.get(stem) == prints[stem]
@@ -205,8 +220,15 @@ def evaluate_system(system: str, dataset: str, enhanced_dir: str | Path, *, data
                 except Exception as exc:  # noqa: BLE001 - recorded for this image; the run goes on
                     failed.append({"image": stem, "metric": m.name, "error": f"{path}: {type(exc).__name__}: {exc}"})
                     continue
+            if not math.isfinite(value):
+                failed.append({"image": stem, "metric": m.name, "error": f"{path}: non-finite score ({value})"})
+                continue
             rows.append({"dataset": dataset, "system": system, **info, "image": stem, "metric": m.name,
                          "protocol": m.protocol, "value": value, "lower_better": m.lower_better})
+        if out_csv is not None and time.perf_counter() - saved >= CHECKPOINT_S:
+            _write(Evaluation(pd.DataFrame(rows, columns=SCORE_COLUMNS), status, failed), out_csv, system, dataset,
+                   prints, seconds=time.perf_counter() - start, test=test, enhanced_dir=enhanced_dir, complete=False)
+            saved = time.perf_counter()
     frame = pd.DataFrame(rows, columns=SCORE_COLUMNS)
     result = Evaluation(frame, status, failed)
     _write(result, out_csv, system, dataset, prints, seconds=time.perf_counter() - start, test=test,
@@ -215,7 +237,9 @@ def evaluate_system(system: str, dataset: str, enhanced_dir: str | Path, *, data
 
 
 def _write(result: Evaluation, out_csv: Path | None, system: str, dataset: str, prints: dict[str, str],
-           seconds: float = 0.0, test: TestSet | None = None, enhanced_dir: Path | None = None) -> None:
+           seconds: float = 0.0, test: TestSet | None = None, enhanced_dir: Path | None = None,
+           complete: bool = True) -> None:
+    """The scores CSV, then its sidecar (fingerprints only of images whose rows are in the CSV)."""
     if out_csv is None:
         return
     write_scores(result.scores, out_csv)
@@ -224,14 +248,14 @@ def _write(result: Evaluation, out_csv: Path | None, system: str, dataset: str, 
         "enhanced_dir": str(enhanced_dir) if enhanced_dir else None,
         "inputs_dir": str(test.inputs) if test else None, "gt_dir": str(test.gt) if test and test.gt else None,
         "images": len(prints), "metrics": result.metrics, "failed": result.failed, "skipped": result.skipped,
-        "fingerprints": prints, "seconds": round(seconds, 3),
+        "fingerprints": prints, "seconds": round(seconds, 3), "complete": complete,
     })
 
 
 def merge_scores(results: str | Path) -> pd.DataFrame:
     """Concatenate every ``results/scores/<system>/<dataset>.csv`` into ``results/scores.csv``."""
     results = Path(results)
-    frames = [read_scores(p) for p in sorted((results / "scores").glob("*/*.csv"))]
+    frames = [read_scores(p) for p in sorted((results / "scores").glob("*/[!.]*.csv"))]
     frames = [f for f in frames if len(f)]
     merged = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=SCORE_COLUMNS)
     write_scores(merged, results / "scores.csv")

@@ -114,34 +114,21 @@ def _find_local(w: ReleasedWeights) -> Path | None:
 
 
 def download(w: ReleasedWeights, timeout: float = 30.0) -> Path:
-    """Download ``w`` into the cache with a progress bar; verify sha256; atomic rename."""
-    import requests
-    from tqdm import tqdm
-
-    from benchmark.atomic import atomic_path
+    """Download ``w`` into the cache (resumable, sha256-verified, retried once on a mismatch)."""
+    from benchmark.data.download import fetch_http
+    from benchmark.data.errors import ChecksumError, SourceUnavailable
 
     target = cached_path(w)
     try:
-        with requests.get(w.url, stream=True, timeout=timeout) as r:
-            r.raise_for_status()
-            total = int(r.headers.get("content-length", 0)) or None
-            with atomic_path(target) as tmp, open(tmp, "wb") as f, tqdm(
-                total=total, unit="B", unit_scale=True, desc=w.name, leave=False
-            ) as bar:
-                for block in r.iter_content(1 << 16):
-                    f.write(block)
-                    bar.update(len(block))
-                f.flush()
-                got = sha256_of(tmp)
-                if got != w.sha256:
-                    raise WeightsUnavailable(f"{w.name}: checksum mismatch for {w.url} (sha256 {got}, expected {w.sha256})")
-    except requests.RequestException as exc:
+        return fetch_http(w.url, target, w.sha256, w.size, timeout=timeout)
+    except ChecksumError as exc:
+        raise WeightsUnavailable(str(exc)) from None
+    except SourceUnavailable as exc:
         raise WeightsUnavailable(
-            f"{w.name}: not cached and the download failed ({exc.__class__.__name__}). "
+            f"{w.name}: not cached and the download failed ({exc}). "
             f"Download {w.url} (sha256 {w.sha256}) and place it at {target}, "
             f"or put it in a folder listed in BACKLIT_BENCH_WEIGHTS_MIRRORS, or pass the file path instead of the name."
         ) from None
-    return target
 
 
 def resolve_weights(name_or_path: str | Path, allow_download: bool = True) -> Path:

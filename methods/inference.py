@@ -494,6 +494,9 @@ class TiledEnhancer:
         """Enhance a 3 x H x W tensor in [0, 1]; returns a float32 CPU tensor of the same shape."""
         if image.ndim != 3 or image.shape[0] != 3:
             raise ValueError(f"expected a 3 x H x W image, got shape {tuple(image.shape)}")
+        if min(image.shape[-2:]) < 2:
+            raise ValueError(f"image of {image.shape[-1]}x{image.shape[-2]} pixels is too small: the network's "
+                             "reflect padding needs at least 2x2")
         with _intra_op_threads(self.threads):
             x = image.to(self.device, torch.float32)[None]
             light = self.illumination(x)

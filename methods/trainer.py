@@ -27,7 +27,7 @@ from pathlib import Path
 import psutil
 import torch
 
-from benchmark.atomic import atomic_path, write_json
+from benchmark.atomic import atomic_path, remove_stale_temporaries, write_json
 from methods import augment as aug
 from methods.base import GuidanceMethod, MethodContext, MethodUnavailable, PromptMethod
 from methods.checkpoint import (
@@ -365,6 +365,7 @@ class Run:
         from tqdm import tqdm
 
         self.out.mkdir(parents=True, exist_ok=True)
+        remove_stale_temporaries(self.out)  # left by a killed run
         self._start(resume)
         st = self.state
         log = TrainLog(self.out / LOG, keep_until=st.iteration)
