@@ -157,6 +157,7 @@ def evaluation(enhanced: tuple[object, Path], inputs: Path, tmp_path_factory: py
 def test_evaluation_finishes_the_rest_and_records_failures(evaluation) -> None:
     result, csv, scored = evaluation
     meta = json.loads(csv.with_suffix(".json").read_text())
+    assert meta["failed"] == result.failed  # the sidecar records what the run returned
     failed = {(f["image"], f["metric"]): f["error"] for f in meta["failed"]}
     # a truncated output fails every metric, naming the file; the others are scored
     assert {m for (img, m) in failed if img == "cut"} == {"psnr", "ssim", "piqe"}

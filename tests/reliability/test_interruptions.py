@@ -12,7 +12,16 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
-from rel_helpers import FAST_ENCODER, TINY, bench_subprocess, finish, kill_when, scene, temporaries, write_image
+from rel_helpers import (
+    FAST_ENCODER,
+    TINY,
+    bench_subprocess,
+    finish,
+    kill_when,
+    scene,
+    temporaries,
+    write_image,
+)
 
 from benchmark import metrics as M
 from benchmark.enhance import enhance_folder
