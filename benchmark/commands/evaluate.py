@@ -184,7 +184,7 @@ def compare(methods: str, datasets: tuple[str, ...], weights: str, fmt: str, tim
         except FileNotFoundError as exc:
             raise click.ClickException(str(exc)) from None
     opts = {"metrics": names, "device": device, "metric_weights": metric_weights, "force": force}
-    skipped: set[str] = set()  # systems whose weights are unavailable
+    skipped: set[str] = set()  # systems whose weights are unavailable or whose training was skipped
     for arg, test in tests:
         inputs = list_images(test.inputs)[:limit] if limit else list_images(test.inputs)
         stems = [p.stem for p in inputs]
@@ -198,8 +198,11 @@ def compare(methods: str, datasets: tuple[str, ...], weights: str, fmt: str, tim
                 if reason:
                     skipped.add(system)
                     click.echo(f"{system}: skipped ({reason})", err=True)
-            evaluate_system(system, test.name, out_dir, dataset_dir=dataset_dir, stems=stems,
-                            out_csv=root / "scores" / system / f"{test.name}.csv", **opts)
+            result = evaluate_system(system, test.name, out_dir, dataset_dir=dataset_dir, stems=stems,
+                                     out_csv=root / "scores" / system / f"{test.name}.csv", **opts)
+            if result.skipped and system not in skipped:
+                skipped.add(system)
+                click.echo(f"{system}: skipped ({result.skipped})", err=True)
     if not no_timing:
         available = [(s, w) for s, w in systems if s not in skipped]
         try:
