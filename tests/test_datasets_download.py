@@ -5,14 +5,12 @@ import hashlib
 import io
 import socket
 import tarfile
-import threading
 import zipfile
-from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import numpy as np
 import pytest
+from local_server import Server
 from PIL import Image
 
 import benchmark.data as bd
@@ -24,61 +22,11 @@ PAYLOAD = bytes(range(256)) * 400  # 102,400 bytes
 SHA = hashlib.sha256(PAYLOAD).hexdigest()
 
 
-class Server:
-    """Serves ``files`` with Range support; knobs to ignore Range, corrupt or cut responses."""
-
-    def __init__(self) -> None:
-        self.files: dict[str, bytes] = {"/data.bin": PAYLOAD}
-        self.requests: list[tuple[str, str | None]] = []  # (path, Range header)
-        self.sent = 0
-        self.honour_range = True
-        self.corrupt_next = 0  # serve this many corrupted bodies
-        self.cut_next_after: int | None = None  # close the next response after this many bytes
-        srv = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, *args: object) -> None:
-                pass
-
-            def do_GET(self) -> None:
-                rng = self.headers.get("Range")
-                srv.requests.append((self.path, rng))
-                body = srv.files.get(self.path)
-                if body is None:
-                    self.send_error(404)
-                    return
-                if srv.corrupt_next:
-                    srv.corrupt_next -= 1
-                    body = b"\xff" + body[1:]
-                start = int(rng.split("=")[1].split("-")[0]) if rng and srv.honour_range else 0
-                if start >= len(body) and rng and srv.honour_range:
-                    self.send_response(416)
-                    self.end_headers()
-                    return
-                chunk = body[start:]
-                self.send_response(206 if start else 200)
-                if start:
-                    self.send_header("Content-Range", f"bytes {start}-{len(body) - 1}/{len(body)}")
-                self.send_header("Content-Length", str(len(chunk)))
-                self.end_headers()
-                if srv.cut_next_after is not None:
-                    chunk, srv.cut_next_after = chunk[:srv.cut_next_after], None
-                    self.close_connection = True
-                self.wfile.write(chunk)
-                srv.sent += len(chunk)
-
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
-
-
 @pytest.fixture
-def server() -> Iterator[Server]:
-    s = Server()
-    t = threading.Thread(target=s.httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
-    t.start()
-    yield s
-    s.httpd.shutdown()
-    s.httpd.server_close()
+def server(server: Server) -> Server:
+    """The shared local server (tests/conftest.py) serving PAYLOAD at /data.bin."""
+    server.files["/data.bin"] = PAYLOAD
+    return server
 
 
 def test_full_download_then_kept(server: Server, tmp_path: Path) -> None:
@@ -92,7 +40,7 @@ def test_resume_from_partial_file(server: Server, tmp_path: Path) -> None:
     (tmp_path / "d.bin.part").write_bytes(PAYLOAD[:30_000])
     dest = download.fetch_http(server.url + "/data.bin", tmp_path / "d.bin", SHA, len(PAYLOAD))
     assert dest.read_bytes() == PAYLOAD
-    assert server.requests == [("/data.bin", "bytes=30000-")] and server.sent == len(PAYLOAD) - 30_000
+    assert server.requests == ["/data.bin"] and server.ranges == ["bytes=30000-"] and server.sent == len(PAYLOAD) - 30_000
 
 
 def test_interrupted_download_resumes_on_next_call(server: Server, tmp_path: Path) -> None:
@@ -102,7 +50,7 @@ def test_interrupted_download_resumes_on_next_call(server: Server, tmp_path: Pat
     kept = (tmp_path / "d.bin.part").stat().st_size  # whole blocks received before the cut
     assert 0 < kept <= 50_000
     download.fetch_http(server.url + "/data.bin", tmp_path / "d.bin", SHA, len(PAYLOAD))
-    assert (tmp_path / "d.bin").read_bytes() == PAYLOAD and server.requests[-1][1] == f"bytes={kept}-"
+    assert (tmp_path / "d.bin").read_bytes() == PAYLOAD and server.ranges[-1] == f"bytes={kept}-"
 
 
 def test_server_ignoring_range_restarts(server: Server, tmp_path: Path) -> None:
@@ -122,7 +70,7 @@ def test_checksum_mismatch_is_retried_once_then_fails_naming_the_file(server: Se
     with pytest.raises(bd.ChecksumError) as err:
         download.fetch_http(server.url + "/data.bin", tmp_path / "d.bin", SHA)
     assert str(tmp_path / "d.bin") in str(err.value) and SHA in str(err.value) and "2 downloads" in str(err.value)
-    assert len(server.requests) == 2 and all(r is None for _, r in server.requests)  # the retry starts over
+    assert len(server.requests) == 2 and all(r is None for r in server.ranges)  # the retry starts over
     assert not (tmp_path / "d.bin").exists() and not (tmp_path / "d.bin.part").exists()
 
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 import base64
 import datetime as _dt
 from pathlib import Path
-from typing import Any
 
 from jinja2 import Environment, PackageLoader, select_autoescape
 

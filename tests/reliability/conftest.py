@@ -1,13 +1,11 @@
 """Fixtures of the reliability suite (helpers live in ``rel_helpers.py``)."""
 from __future__ import annotations
 
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import torch
-from rel_helpers import Server
 
 from benchmark.image_io import save_png
 from methods.network import EnhanceNet
@@ -48,13 +46,3 @@ def train_data(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
             img = torch.nn.functional.interpolate(torch.rand(1, 3, 6, 6, generator=g), size=(32, 32), mode="bilinear")[0]
             save_png(img * scale, root / kind / f"{i}.png")
     return {"backlit": root / "backlit", "welllit": root / "welllit"}
-
-
-@pytest.fixture
-def server() -> Iterator[Server]:
-    s = Server()
-    t = threading.Thread(target=s.httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
-    t.start()
-    yield s
-    s.httpd.shutdown()
-    s.httpd.server_close()

@@ -7,7 +7,6 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import numpy as np
@@ -80,34 +79,3 @@ def finish(proc: subprocess.Popen, timeout: float = 300.0) -> str:
 def temporaries(folder: Path) -> list[Path]:
     """Leftover temporary files of atomic writes under ``folder``."""
     return sorted(p for p in folder.rglob(".*") if ".tmp" in p.name)
-
-
-class Server:
-    """Serves ``files`` on 127.0.0.1; the next ``corrupt_next`` bodies get their first byte flipped."""
-
-    def __init__(self) -> None:
-        self.files: dict[str, bytes] = {}
-        self.requests: list[str] = []
-        self.corrupt_next = 0
-        srv = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, *args: object) -> None:
-                pass
-
-            def do_GET(self) -> None:
-                srv.requests.append(self.path)
-                body = srv.files.get(self.path)
-                if body is None:
-                    self.send_error(404)
-                    return
-                if srv.corrupt_next:
-                    srv.corrupt_next -= 1
-                    body = bytes([body[0] ^ 0xFF]) + body[1:]
-                self.send_response(200)
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"

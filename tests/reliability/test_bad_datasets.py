@@ -10,7 +10,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 from click.testing import CliRunner
-from rel_helpers import Server, scene, write_image
+from local_server import Server
+from rel_helpers import scene, write_image
 
 import benchmark.data as bd
 from benchmark import weights as W
