@@ -21,6 +21,7 @@ def _median(stat: Any) -> float | None:
 
 def _machine(data: dict) -> str:
     env = data.get("environment") or {}
+    env = env.get("before", env)  # bench_cpu_inference.py records the environment before and after
     parts = [env.get("gpu") or data.get("device"), env.get("cpu"),
              f"{env['cores']} cores" if env.get("cores") else None, f"torch {env['torch']}" if env.get("torch") else None,
              f"load average {env['load_average'][0]:.1f}" if env.get("load_average") else None]
