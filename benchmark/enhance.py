@@ -58,7 +58,7 @@ def enhance_folder(
     padding: str = "reflect",
     device: str = "auto",
     max_side: int | None = None,
-    tile: int = 1024,
+    tile: int | None = None,
     precision: str = "fp32",
     bits: int = 8,
     force: bool = False,

@@ -48,8 +48,8 @@ def validate_params(p: dict[str, Any], path: Path = Path("params.yaml")) -> None
     _require(int(enh.get("max_side") or 0) >= 0, path, "enhance.max_side", "must be 0 (keep size) or positive")
     _require(enh.get("precision", "fp32") in ("fp32", "bf16", "fp16"), path, "enhance.precision",
              f"must be fp32, bf16 or fp16, got {enh.get('precision')!r}")
-    if "tile" in enh:
-        _require(int(enh["tile"]) >= 64, path, "enhance.tile", "must be at least 64")
+    tile = int(enh.get("tile") or 0)
+    _require(tile == 0 or tile >= 64, path, "enhance.tile", "must be 0 (the device's default) or at least 64")
     for method, overrides in (p.get("train") or {}).items():
         for key, value in (overrides or {}).items():
             if key in ("iters", "batch_size", "crop", "checkpoint_every") or key.endswith("_iters"):

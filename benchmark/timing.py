@@ -60,7 +60,7 @@ def _warm_up(engine: Callable, image: Any, runs: int, min_seconds: float) -> Non
 
 
 def time_enhancers(weights: dict[str, str | Path | None], *, device: str = "auto", sizes_mp: Sequence[float] = (0.25,),
-                   repeats: int = 5, warmup: int = 2, tile: int = 1024, seed: int = 0,
+                   repeats: int = 5, warmup: int = 2, tile: int | None = None, seed: int = 0,
                    min_warmup_s: float = 2.0) -> dict[str, dict[str, Any]]:
     """Time each enhancer (system -> weights) on random square images of ``sizes_mp`` megapixels.
 
@@ -100,7 +100,7 @@ def time_enhancers(weights: dict[str, str | Path | None], *, device: str = "auto
         out[name] = {
             "system": name, "weights": str(weights[name]) if weights[name] is not None else None, "device": dev,
             "machine": machine_id(dev), "torch": torch.__version__, "torch_threads": torch.get_num_threads(),
-            "tile": tile, "repeats": repeats, "warmup": warmup, "sizes": sizes[name],
+            "tile": next(iter(engines.values())).tile, "repeats": repeats, "warmup": warmup, "sizes": sizes[name],
             "ms_per_mp_median": statistics.median(s["ms_per_mp_median"] for s in sizes[name]),
             "params": count_parameters(nets[name]), "macs_per_pixel": MACS_PER_PIXEL, "flops_per_pixel": 2 * MACS_PER_PIXEL,
         }
@@ -109,7 +109,7 @@ def time_enhancers(weights: dict[str, str | Path | None], *, device: str = "auto
 
 def time_inference(out: str | Path, *, weights: str | Path | None = None, system: str | None = None,
                    device: str = "auto", sizes_mp: Sequence[float] = (0.25, 1.0), repeats: int = 5, warmup: int = 2,
-                   tile: int = 1024) -> dict[str, Any]:
+                   tile: int | None = None) -> dict[str, Any]:
     """Time one enhancer (None: the shared network, fresh weights) and write its record to ``out``."""
     name = system or ("network" if weights is None else Path(str(weights)).name)
     record = time_enhancers({name: weights}, device=device, sizes_mp=sizes_mp, repeats=repeats, warmup=warmup,

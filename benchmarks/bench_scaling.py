@@ -4,7 +4,7 @@
 
 Each size runs in a fresh process (so its peak RSS is its own): load the network, one warm-up
 call on a one-tile image, then ``--repeats`` timed calls of the default engine
-(``TiledEnhancer(net, "cpu")``: fast fp32 path, tile 1024, two-pass tiling above one tile) on a
+(``TiledEnhancer(net, "cpu")``: fast fp32 path, the CPU default tile, two-pass tiling above it) on a
 random 4:3 image. Reported: ms per image and per megapixel (median, spread), peak RSS, and a
 least-squares line ms = a + b * MP with its R^2. ``--untiled`` adds one single-pass run (tile
 larger than the image) at that size, for the memory a full-image forward needs.
@@ -20,6 +20,8 @@ import subprocess
 import sys
 
 from _common import ROOT, environment, summary, write_result
+
+from methods.inference import DEFAULT_TILE
 
 CHILD = r"""
 import json, resource, sys, time
@@ -76,7 +78,7 @@ def main() -> None:
     ap.add_argument("--sizes", default="0.25,0.5,1,2,4,8,12", help="comma-separated megapixel sizes")
     ap.add_argument("--repeats", type=int, default=2)
     ap.add_argument("--threads", type=int, default=None)
-    ap.add_argument("--tile", type=int, default=1024)
+    ap.add_argument("--tile", type=int, default=DEFAULT_TILE["cpu"])
     ap.add_argument("--untiled", type=float, default=2.0, help="size (MP) of one single-pass run for comparison; 0: none")
     args = ap.parse_args()
     env = environment()

@@ -42,6 +42,9 @@ TAIL_RADIUS = 12  # PPM fuse conv + tail
 TOTAL_RADIUS = HEAD_RADIUS + TAIL_RADIUS
 HALO = 20  # > TOTAL_RADIUS: tile cores are exact when the head is recomputed
 TAIL_HALO = 16  # > TAIL_RADIUS: tile cores are exact when the head comes from the pass-1 cache
+# Default tile by device type. CPU: 384 px tiles ran 1.25x faster than 1024 px ones on a 1 MP image
+# (1 and 2 threads; 256-512 px measured too; benchmarks/README.md); GPU: large tiles keep kernels busy.
+DEFAULT_TILE = {"cpu": 384, "cuda": 2048}
 HEAD_CACHE_BYTES = 2 << 30  # keep pass-1 head features up to this size; else recompute them
 CUDA_GRAPH_CACHE = 4  # captured CUDA graphs kept (one per input shape)
 
@@ -453,6 +456,7 @@ class TiledEnhancer:
     reference to ~1e-6 (on CUDA ~3e-4 while PyTorch's default ``cudnn.allow_tf32`` is on);
     ``"bf16"``/``"fp16"`` trade ~1e-2/~1e-3 for speed (see benchmarks/README.md). ``reference=True`` runs the plain eager modules (the baseline the
     fast path is checked against). ``backend`` forces a :class:`FusedEnhanceNet` backend.
+    ``tile`` (the largest side run in one pass) defaults to :data:`DEFAULT_TILE` of the device.
     ``cuda_graphs`` replays single-pass CUDA forwards from captured graphs. ``compile`` runs
     single-pass images through :func:`torch.compile` of the plain modules in channels-last
     (the fastest GPU path measured; tens of seconds to compile per image size). ``threads``
@@ -460,13 +464,14 @@ class TiledEnhancer:
     other jobs, one thread per free core avoids stalls at every parallel region.
     """
 
-    def __init__(self, net: EnhanceNet, device: str | torch.device = "auto", tile: int = 1024,
+    def __init__(self, net: EnhanceNet, device: str | torch.device = "auto", tile: int | None = None,
                  dtype: torch.dtype = torch.float32, *, precision: Precision | None = None,
                  reference: bool = False, backend: Backend = "auto", cuda_graphs: bool = True,
                  compile: bool = False, threads: int | None = None) -> None:
+        self.device = resolve_device(device)
+        tile = tile or DEFAULT_TILE.get(self.device.type, 1024)
         if tile < 2 * HALO:
             raise ValueError(f"tile must be at least {2 * HALO} pixels, got {tile}")
-        self.device = resolve_device(device)
         self.dtype = resolve_precision(precision, dtype)
         self.net = (net.to(self.device, self.dtype) if reference else net.to(self.device)).eval()
         self.tile = tile

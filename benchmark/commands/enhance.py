@@ -14,13 +14,14 @@ import click
               help="Padding of the four plain convs: reflect (upstream test scripts) or zeros (upstream training).")
 @click.option("--device", default="auto", show_default=True, help="auto | cpu | cuda | cuda:N")
 @click.option("--max-side", type=click.IntRange(min=1), default=None, help="Downscale so the longer side is at most N pixels.")
-@click.option("--tile", type=click.IntRange(min=64), default=1024, show_default=True, help="Tile size for exact tiled inference of large images.")
+@click.option("--tile", type=click.IntRange(min=64), default=None,
+              help="Largest side run in one pass; larger images use exact tiles [default: 384 on CPU, 2048 on GPU].")
 @click.option("--precision", type=click.Choice(["fp32", "bf16", "fp16"]), default="fp32", show_default=True,
               help="Compute precision: fp32 is exact; bf16/fp16 are faster (GPU, or CPUs with bf16 units).")
 @click.option("--bits", type=click.Choice(["8", "16"]), default="8", show_default=True, help="PNG bit depth.")
 @click.option("--force", is_flag=True, help="Recompute outputs that already exist.")
 @click.option("--fail-on-error", is_flag=True, help="Exit non-zero if any image failed.")
-def enhance(weights: str, input_: str, output: str, padding: str, device: str, max_side: int | None, tile: int,
+def enhance(weights: str, input_: str, output: str, padding: str, device: str, max_side: int | None, tile: int | None,
             precision: str, bits: str, force: bool, fail_on_error: bool) -> None:
     """Enhance every image in INPUT into OUTPUT/<stem>.png (resumes; a bad image fails alone)."""
     from benchmark.enhance import enhance_folder

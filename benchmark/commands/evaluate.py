@@ -235,10 +235,11 @@ def compare(methods: str, datasets: tuple[str, ...], weights: str, fmt: str, tim
 @click.option("--repeats", type=click.IntRange(min=1), default=5, show_default=True)
 @click.option("--warmup", type=click.IntRange(min=0), default=2, show_default=True)
 @click.option("--device", default="auto", show_default=True)
-@click.option("--tile", type=click.IntRange(min=64), default=1024, show_default=True)
+@click.option("--tile", type=click.IntRange(min=64), default=None,
+              help="Largest side run in one pass; larger images use exact tiles [default: 384 on CPU, 2048 on GPU].")
 @click.option("--results", type=click.Path(file_okay=False), default="results", show_default=True)
 def time_inference(weights: tuple[str, ...], sizes: tuple[float, ...], repeats: int, warmup: int, device: str,
-                   tile: int, results: str) -> None:
+                   tile: int | None, results: str) -> None:
     """Time enhancer inference in ms per megapixel -> <results>/timing/<system>.json (repeats interleaved)."""
     from benchmark.timing import time_systems
 

@@ -101,7 +101,7 @@ def enhance(system: str, dataset: str) -> None:
     try:
         summary = enhance_folder(weights, _dataset_dir(dataset) / "test" / "input", out_dir,
                                  padding=enh.get("padding", "reflect"), device=p.get("device", "auto"),
-                                 max_side=enh.get("max_side") or None, tile=enh.get("tile", 1024),
+                                 max_side=enh.get("max_side") or None, tile=enh.get("tile") or None,
                                  precision=enh.get("precision", "fp32"))
     except WeightsUnavailable as exc:
         _write_skipped(out_dir, str(exc))
@@ -137,7 +137,7 @@ def time_inference() -> None:
     t = p.get("timing", {})
     run_timing(out=RESULTS / "timing" / "inference.json", device=p.get("device", "auto"),
                sizes_mp=t.get("sizes_mp", [0.25, 1.0]), repeats=t.get("repeats", 5),
-               tile=p.get("enhance", {}).get("tile", 1024))
+               tile=p.get("enhance", {}).get("tile") or None)
 
 
 @run_stage.command()
