@@ -170,9 +170,13 @@ class Pair:
     def ref(self) -> torch.Tensor:
         from benchmark.image_io import load_image
 
+        return load_image(self.required_ref())[None]
+
+    def required_ref(self) -> Path:
+        """The reference file; a full-reference metric without one is an input error."""
         if self.ref_path is None:
             raise MetricInputError(f"{self.image_path}: no ground truth for a full-reference metric")
-        return load_image(self.ref_path)[None]
+        return self.ref_path
 
     def checked(self) -> tuple[torch.Tensor, torch.Tensor]:
         check_fr_inputs(self.image, self.ref, str(self.image_path), str(self.ref_path))
@@ -189,9 +193,7 @@ def _read_gray_rave(path: Path) -> np.ndarray:
 
 
 def _gray_pair_rave(pair: Pair) -> tuple[np.ndarray, np.ndarray]:
-    if pair.ref_path is None:
-        raise MetricInputError(f"{pair.image_path}: no ground truth for a full-reference metric")
-    enh, gt = _read_gray_rave(pair.image_path), _read_gray_rave(pair.ref_path)
+    enh, gt = _read_gray_rave(pair.image_path), _read_gray_rave(pair.required_ref())
     if enh.shape != gt.shape:
         raise MetricInputError(f"size mismatch: {pair.image_path} is {enh.shape[1]}x{enh.shape[0]} but "
                                f"{pair.ref_path} is {gt.shape[1]}x{gt.shape[0]} (width x height)")
@@ -288,9 +290,7 @@ class Metric:
         return structural_similarity(gt, enh, data_range=data_range)
 
     def _score_rave_lpips(self, pair: Pair) -> float:
-        if pair.ref_path is None:
-            raise MetricInputError(f"{pair.image_path}: no ground truth for a full-reference metric")
-        gt, enh = _rave_lpips_tensor(pair.ref_path), _rave_lpips_tensor(pair.image_path)
+        gt, enh = _rave_lpips_tensor(pair.required_ref()), _rave_lpips_tensor(pair.image_path)
         if gt.shape != enh.shape:
             raise MetricInputError(f"size mismatch after resizing: {pair.image_path} {tuple(enh.shape[-2:])} vs "
                                    f"{pair.ref_path} {tuple(gt.shape[-2:])}")

@@ -19,18 +19,23 @@ import pandas as pd
 
 from benchmark.atomic import write_json
 
-NON_LOSS_COLUMNS = {"iter", "phase", "round", "psnr", "wall_s"}  # train_log.csv columns that are not loss terms
+NON_LOSS_COLUMNS = {"iter", "phase", "round", "psnr", "step_s", "wall_s"}  # train_log.csv columns that are not loss terms
 
 
 # ------------------------------------------------------------------------------------- machine
-def cpu_name() -> str:
+def cpuinfo_field(name: str) -> str | None:
+    """The first ``name`` field of /proc/cpuinfo (None where there is none)."""
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
+            if line.startswith(name):
                 return line.split(":", 1)[1].strip()
     except OSError:
         pass
-    return platform.processor() or platform.machine()
+    return None
+
+
+def cpu_name() -> str:
+    return cpuinfo_field("model name") or platform.processor() or platform.machine()
 
 
 def machine_id(device: str = "cpu") -> str:
@@ -141,25 +146,16 @@ def read_inference_timings(results: str | Path) -> dict[str, dict]:
 
 # ------------------------------------------------------------------------------------- training
 def read_train_log(path: str | Path) -> pd.DataFrame:
-    """``train_log.csv`` with a per-row ``step_s`` (from cumulative or per-row ``wall_s``); empty if absent."""
-    path = Path(path)
+    """The trainer's ``train_log.csv`` (per-step ``step_s``, cumulative ``wall_s``); empty if absent."""
     try:
-        log = pd.read_csv(path)
+        return pd.read_csv(path)
     except (OSError, ValueError):
         return pd.DataFrame()
-    if "wall_s" in log.columns:
-        wall = pd.to_numeric(log["wall_s"], errors="coerce")
-        cumulative = bool(wall.dropna().is_monotonic_increasing)
-        log["wall_s"] = wall if cumulative else wall.cumsum()
-        log["step_s"] = wall.diff().fillna(wall.iloc[0] if len(wall) else 0.0) if cumulative else wall
-    if "phase" not in log.columns:
-        log["phase"] = "train"
-    return log
 
 
 def loss_columns(log: pd.DataFrame) -> list[str]:
     """Numeric columns of a training log that are loss terms (not iter, phase, time, lr)."""
-    return [c for c in log.columns if c not in NON_LOSS_COLUMNS and c != "step_s" and pd.api.types.is_numeric_dtype(log[c])]
+    return [c for c in log.columns if c not in NON_LOSS_COLUMNS and pd.api.types.is_numeric_dtype(log[c])]
 
 
 def _peak_memory_mb(summary: dict) -> float | None:

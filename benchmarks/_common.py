@@ -39,13 +39,9 @@ def timed(fn: Callable[[], Any]) -> float:
 
 
 def cpu_flags() -> list[str]:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("flags"):
-                return line.split(":", 1)[1].split()
-    except OSError:
-        pass
-    return []
+    from benchmark.timing import cpuinfo_field
+
+    return (cpuinfo_field("flags") or "").split()
 
 
 def environment() -> dict[str, Any]:

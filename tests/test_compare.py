@@ -119,7 +119,7 @@ def test_compare_trained_reads_results(tmp_path: Path) -> None:
     run_dir.mkdir(parents=True)
     (run_dir / "train_summary.json").write_text(json.dumps({"status": "done", "wall_s": 12.5, "iterations": {"total": 4}}))
     pd.DataFrame({"iter": [1, 2, 3, 4], "phase": ["enhancer"] * 4, "loss": [1.0, 0.8, 0.7, 0.6],
-                  "wall_s": [3.0, 6.0, 9.0, 12.5]}).to_csv(run_dir / "train_log.csv", index=False)
+                  "step_s": [3.0, 3.0, 3.0, 3.5], "wall_s": [3.0, 6.0, 9.0, 12.5]}).to_csv(run_dir / "train_log.csv", index=False)
     for k in range(2):
         _write(results / "enhanced" / "rave-unpaired" / "toy" / f"{k:04d}.png",
                np.asarray(Image.open(data / "high" / f"{k:04d}.png")))
