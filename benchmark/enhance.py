@@ -50,6 +50,15 @@ def downscale(img, max_side: int | None):  # noqa: ANN001, ANN201 - torch tensor
     return F.interpolate(img[None], size=size, mode="bicubic", antialias=True, align_corners=False)[0].clamp(0, 1)
 
 
+def mark_skipped(out_dir: str | Path, reason: str) -> None:
+    """Record in ``out_dir/summary.json`` that a system has no outputs here, and why (old outputs go)."""
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    for stale in out_dir.glob("*.png"):
+        stale.unlink()
+    write_json(out_dir / "summary.json", {"skipped": reason, "done": [], "failed": []})
+
+
 def enhance_folder(
     weights: str | Path,
     inputs: str | Path | Iterable[str | Path],

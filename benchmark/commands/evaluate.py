@@ -110,14 +110,13 @@ def _resolve_systems(methods: str, weights: str, results: Path) -> list[tuple[st
 
 def _enhance_released(name: str, inputs: list[Path], out_dir: Path, device: str) -> str | None:
     """Enhance with a released model (outputs already there are kept); the skip reason, if any."""
-    from benchmark.atomic import write_json
-    from benchmark.enhance import enhance_folder
+    from benchmark.enhance import enhance_folder, mark_skipped
     from benchmark.weights import WeightsUnavailable
 
     try:
         enhance_folder(name, inputs, out_dir, device=device, progress=True)
     except WeightsUnavailable as exc:
-        write_json(out_dir / "summary.json", {"skipped": str(exc), "done": [], "failed": []})
+        mark_skipped(out_dir, str(exc))
         return str(exc)
     return None
 

@@ -71,20 +71,12 @@ def train(method: str, regime: str) -> None:
                    f"final loss {summary.get('final_loss', float('nan')):.4g}")
 
 
-def _write_skipped(out_dir: Path, reason: str) -> None:
-    out_dir.mkdir(parents=True, exist_ok=True)
-    for stale in out_dir.glob("*.png"):
-        stale.unlink()
-    write_json(out_dir / "summary.json", {"skipped": reason, "done": [], "failed": []})
-    click.echo(f"skipped: {reason}")
-
-
 @run_stage.command()
 @click.option("--system", required=True, help="<method>-<regime> (trained) or released-<weights name>.")
 @click.option("--dataset", required=True)
 def enhance(system: str, dataset: str) -> None:
     """Enhance DATASET's test inputs with SYSTEM into results/enhanced/<system>/<dataset>/."""
-    from benchmark.enhance import enhance_folder
+    from benchmark.enhance import enhance_folder, mark_skipped
     from benchmark.weights import WeightsUnavailable
 
     p = _params()
@@ -94,8 +86,10 @@ def enhance(system: str, dataset: str) -> None:
     else:
         weights = RESULTS / "train" / system
         summary_file = weights / "train_summary.json"
-        if summary_file.is_file() and json.loads(summary_file.read_text()).get("status") == "skipped":
-            _write_skipped(out_dir, json.loads(summary_file.read_text()).get("reason", "training skipped"))
+        train = json.loads(summary_file.read_text()) if summary_file.is_file() else {}
+        if train.get("status") == "skipped":
+            mark_skipped(out_dir, train.get("reason") or "training skipped")
+            click.echo(f"{system}/{dataset}: skipped: {train.get('reason')}")
             return
     enh = p.get("enhance", {})
     try:
@@ -104,7 +98,8 @@ def enhance(system: str, dataset: str) -> None:
                                  max_side=enh.get("max_side") or None, tile=enh.get("tile") or None,
                                  precision=enh.get("precision", "fp32"))
     except WeightsUnavailable as exc:
-        _write_skipped(out_dir, str(exc))
+        mark_skipped(out_dir, str(exc))
+        click.echo(f"{system}/{dataset}: skipped: {exc}")
         return
     click.echo(f"{system}/{dataset}: {len(summary['done'])} enhanced, {len(summary['failed'])} failed")
 
