@@ -6,7 +6,7 @@ export TRANSFORMERS_OFFLINE := 1
 export DVC_NO_ANALYTICS := 1
 export PATH := $(abspath $(VENV))/bin:$(PATH)
 
-.PHONY: install demo test benchmarks
+.PHONY: install demo test benchmarks verify
 
 $(VENV)/.installed: pyproject.toml
 	python3 -m venv $(VENV)
@@ -25,3 +25,6 @@ test: install
 
 benchmarks: install  # CPU figures into benchmarks/results/ (GPU: python benchmarks/bench_gpu_inference.py)
 	for b in cpu_inference scaling training pipeline; do $(PY) benchmarks/bench_$$b.py || exit 1; done
+
+verify: install  # rerun the embedded pipeline in a scratch clone; compare with the committed dvc.lock and metrics
+	$(VENV)/bin/bench verify

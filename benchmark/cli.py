@@ -21,6 +21,8 @@ COMMANDS: dict[str, str] = {
     "list": "benchmark.commands.listing:list_names",
     "sys-info": "benchmark.commands.listing:sys_info",
     "profile": "benchmark.commands.listing:profile",
+    "verify": "benchmark.commands.verify:verify",
+    "experiments": "benchmark.commands.experiments:experiments",
 }
 
 SHORT_HELP: dict[str, str] = {
@@ -37,6 +39,8 @@ SHORT_HELP: dict[str, str] = {
     "list": "List methods, encoders, metrics or datasets.",
     "sys-info": "Print versions, device and provenance.",
     "profile": "Show or switch the settings profile (embedded | paper).",
+    "verify": "Rerun the pipeline in a scratch clone; compare hashes and metrics with the committed ones.",
+    "experiments": "Gather DVC queue experiments (dvc exp show) into results/experiments.csv.",
 }
 
 

@@ -72,6 +72,7 @@ def enhance_folder(
     bits: int = 8,
     force: bool = False,
     progress: bool = True,
+    timing_file: str | Path | None = None,
 ) -> dict:
     """Enhance every input into ``out_dir/<stem>.png`` and write ``out_dir/summary.json``.
 
@@ -79,7 +80,9 @@ def enhance_folder(
     rewritten after every image, so a killed run resumes where it stopped. An image that cannot be
     read or enhanced is recorded under ``failed`` (the error names the file) and the rest still run.
     ``precision`` is the :class:`~methods.inference.TiledEnhancer` compute precision (fp32: exact;
-    bf16/fp16: faster).
+    bf16/fp16: faster). ``summary.json`` holds no times or absolute paths (it is a DVC output that
+    evaluation depends on); seconds per image and wall time go to ``timing_file`` when given and are
+    returned under ``timing``.
     """
     from tqdm import tqdm
 
@@ -90,11 +93,11 @@ def enhance_folder(
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     ckpt = resolve_weights(weights)
-    settings = {"weights": str(weights), "weights_path": str(ckpt), "weights_sha256": sha256_of(ckpt),
+    settings = {"weights": str(weights), "weights_sha256": sha256_of(ckpt),
                 "padding": padding, "max_side": max_side, "tile": tile, "precision": precision, "bits": bits}
     summary_path = out_dir / "summary.json"
     previous = json.loads(summary_path.read_text()) if summary_path.is_file() else {}
-    reuse = not force and all(previous.get(k) == v for k, v in settings.items() if k != "weights_path")
+    reuse = not force and all(previous.get(k) == v for k, v in settings.items())
     finished = set(previous.get("done", [])) if reuse else set()
     remove_stale_temporaries(out_dir)  # left by a killed run
 
@@ -109,8 +112,7 @@ def enhance_folder(
     start = time.perf_counter()
 
     def summary() -> dict:
-        return {**settings, "device": str(engine.device), "inputs": len(paths), "done": done, "failed": failed,
-                "seconds_per_image": seconds, "wall_s": round(time.perf_counter() - start, 3)}
+        return {**settings, "device": engine.device.type, "inputs": len(paths), "done": done, "failed": failed}
 
     bar = tqdm(todo, desc=f"enhance {Path(str(weights)).name}", unit="img", initial=len(done), total=len(paths),
                disable=not progress)
@@ -132,4 +134,7 @@ def enhance_folder(
         write_json(summary_path, summary())  # progress so far: a killed run resumes from here
     result = summary()
     write_json(summary_path, result)
-    return result
+    timing = {"device": str(engine.device), "seconds_per_image": seconds, "wall_s": round(time.perf_counter() - start, 3)}
+    if timing_file is not None:
+        write_json(Path(timing_file), timing)
+    return {**result, "timing": timing}

@@ -21,7 +21,8 @@ from benchmark.atomic import atomic_path, remove_stale_temporaries, write_json
 from benchmark.image_io import list_images
 from benchmark.metrics import DEFAULT_METRICS, Metric, MetricInputError, Pair, Unavailable, get_spec, load_metrics
 
-SCORE_COLUMNS = ["dataset", "system", "method", "source", "regime", "image", "metric", "protocol", "value", "lower_better"]
+SCORE_COLUMNS = ["dataset", "system", "method", "source", "regime", "seed", "image", "metric", "protocol", "value",
+                 "lower_better"]
 # (inputs, ground truth) folder names tried inside a dataset directory, in order
 LAYOUTS = (("test/input", "test/gt"), ("low", "high"), ("input", "gt"), ("input", "target"))
 CHECKPOINT_S = 2.0  # a running evaluation saves its progress at most this often
@@ -104,7 +105,10 @@ def match_pairs(enhanced: Path, gt: Path | None, stems: Iterable[str] | None = N
 
 
 def _fingerprint(*paths: Path | None) -> str:
-    return "|".join(f"{p.stat().st_size}:{p.stat().st_mtime_ns}" if p else "-" for p in paths)
+    """Content hashes (not times: the sidecar is a DVC output and must be the same on every machine)."""
+    from benchmark.weights import sha256_of
+
+    return "|".join(sha256_of(p)[:16] if p else "-" for p in paths)
 
 
 @dataclass
@@ -154,6 +158,8 @@ def read_scores(path: str | Path) -> pd.DataFrame:
     """Read a scores CSV with text columns kept as text (image stems like ``0001`` stay strings)."""
     text = {c: str for c in SCORE_COLUMNS if c not in ("value", "lower_better")}
     frame = pd.read_csv(path, dtype=text, keep_default_na=False, na_values={"value": [""]})
+    if "seed" not in frame.columns:  # written before seeds were a column
+        frame.insert(SCORE_COLUMNS.index("seed"), "seed", "")
     frame["lower_better"] = frame["lower_better"].astype(str).str.lower().eq("true")
     return frame
 
@@ -166,26 +172,28 @@ def write_scores(frame: pd.DataFrame, out_csv: Path) -> None:
 def evaluate_system(system: str, dataset: str, enhanced_dir: str | Path, *, dataset_dir: str | Path | None = None,
                     out_csv: str | Path | None = None, metrics: Iterable[str] = DEFAULT_METRICS,
                     device: str = "cpu", metric_weights: str | Path | None = None, stems: Iterable[str] | None = None,
-                    limit: int | None = None, force: bool = False, progress: bool = True) -> Evaluation:
+                    limit: int | None = None, force: bool = False, progress: bool = True,
+                    seed: int | None = None) -> Evaluation:
     """Score ``enhanced_dir`` (``<stem>.png`` per test input) with ``metrics``; write ``out_csv`` + sidecar.
 
     Scores whose enhanced and ground-truth files are unchanged since the last (or a killed) run are
     reused. A score that fails or is not finite is recorded under ``failed`` with the file's name.
     A skipped system (its ``summary.json`` says ``skipped``) yields no rows and the reason.
+    ``seed`` is the training seed of a trained run (the ``seed`` column; empty otherwise).
     """
     from tqdm import tqdm
 
     enhanced_dir = Path(enhanced_dir)
     out_csv = Path(out_csv) if out_csv is not None else None
     test = resolve_test_set(dataset_dir if dataset_dir is not None else dataset)
-    info = system_info(system)
+    info = {**system_info(system), "seed": "" if seed is None else str(seed)}
     if out_csv is not None and out_csv.parent.is_dir():
         remove_stale_temporaries(out_csv.parent, out_csv.stem)  # left by a killed run
     summary = _read_json(enhanced_dir / "summary.json")
     if summary.get("skipped") or not enhanced_dir.is_dir():
         reason = summary.get("skipped") or f"{enhanced_dir}: no enhanced images"
         result = Evaluation(pd.DataFrame(columns=SCORE_COLUMNS), skipped=str(reason))
-        _write(result, out_csv, system, dataset, {})
+        _write(result, out_csv, system, dataset, {}, seed=seed)
         return result
 
     names = list(dict.fromkeys(metrics))
@@ -200,7 +208,7 @@ def evaluate_system(system: str, dataset: str, enhanced_dir: str | Path, *, data
     rows: list[dict] = []
     failed: list[dict[str, str]] = []
     prints: dict[str, str] = {}
-    start = saved = time.perf_counter()
+    saved = time.perf_counter()
     for stem, path, gt in tqdm(pairs, desc=f"score {system}/{dataset}", unit="img", disable=not progress):
         prints[stem] = _fingerprint(path, gt)
         reuse = old_prints.get(stem) == prints[stem]
@@ -227,35 +235,35 @@ def evaluate_system(system: str, dataset: str, enhanced_dir: str | Path, *, data
                          "protocol": m.protocol, "value": value, "lower_better": m.lower_better})
         if out_csv is not None and time.perf_counter() - saved >= CHECKPOINT_S:
             _write(Evaluation(pd.DataFrame(rows, columns=SCORE_COLUMNS), status, failed), out_csv, system, dataset,
-                   prints, seconds=time.perf_counter() - start, test=test, enhanced_dir=enhanced_dir, complete=False)
+                   prints, test=test, enhanced_dir=enhanced_dir, complete=False, seed=seed)
             saved = time.perf_counter()
     frame = pd.DataFrame(rows, columns=SCORE_COLUMNS)
     result = Evaluation(frame, status, failed)
-    _write(result, out_csv, system, dataset, prints, seconds=time.perf_counter() - start, test=test,
-           enhanced_dir=enhanced_dir)
+    _write(result, out_csv, system, dataset, prints, test=test, enhanced_dir=enhanced_dir, seed=seed)
     return result
 
 
 def _write(result: Evaluation, out_csv: Path | None, system: str, dataset: str, prints: dict[str, str],
-           seconds: float = 0.0, test: TestSet | None = None, enhanced_dir: Path | None = None,
-           complete: bool = True) -> None:
+           test: TestSet | None = None, enhanced_dir: Path | None = None, complete: bool = True,
+           seed: int | None = None) -> None:
     """The scores CSV, then its sidecar (fingerprints only of images whose rows are in the CSV)."""
     if out_csv is None:
         return
     write_scores(result.scores, out_csv)
     write_json(out_csv.with_suffix(".json"), {
-        "system": system, "dataset": dataset, **system_info(system),
+        "system": system, "dataset": dataset, **system_info(system), "seed": seed,
         "enhanced_dir": str(enhanced_dir) if enhanced_dir else None,
         "inputs_dir": str(test.inputs) if test else None, "gt_dir": str(test.gt) if test and test.gt else None,
         "images": len(prints), "metrics": result.metrics, "failed": result.failed, "skipped": result.skipped,
-        "fingerprints": prints, "seconds": round(seconds, 3), "complete": complete,
+        "fingerprints": prints, "complete": complete,
     })
 
 
 def merge_scores(results: str | Path) -> pd.DataFrame:
-    """Concatenate every ``results/scores/<system>/<dataset>.csv`` into ``results/scores.csv``."""
+    """Concatenate every ``results/scores/<system>/[seed-<k>/]<dataset>.csv`` into ``results/scores.csv``."""
     results = Path(results)
-    frames = [read_scores(p) for p in sorted((results / "scores").glob("*/[!.]*.csv"))]
+    found = [*(results / "scores").glob("*/[!.]*.csv"), *(results / "scores").glob("*/seed-*/[!.]*.csv")]
+    frames = [read_scores(p) for p in sorted(found)]
     frames = [f for f in frames if len(f)]
     merged = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=SCORE_COLUMNS)
     write_scores(merged, results / "scores.csv")

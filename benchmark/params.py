@@ -38,9 +38,15 @@ def _require(cond: bool, path: Path, key: str, msg: str) -> None:
 
 def validate_params(p: dict[str, Any], path: Path = Path("params.yaml")) -> None:
     """Check the keys every stage relies on; numbers must be positive where they count things."""
-    for key in ("seed", "data", "methods", "regimes", "encoders", "schedule"):
-        _require(key in p, path, key, "missing")
-    _require(isinstance(p["seed"], int) and p["seed"] >= 0, path, "seed", f"must be a non-negative integer, got {p['seed']!r}")
+    for key in ("seeds", "data", "methods", "regimes", "encoders", "schedule"):
+        _require(key in p, path, key, "missing" + (" (it replaced `seed`: a list such as [0, 1, 2])" if key == "seeds" else ""))
+    seeds = p["seeds"]
+    _require(isinstance(seeds, list) and len(seeds) > 0 and len(set(seeds)) == len(seeds)
+             and all(isinstance(s, int) and not isinstance(s, bool) and s >= 0 for s in seeds),
+             path, "seeds", f"must be a non-empty list of distinct non-negative integers, got {seeds!r}")
+    threads = p.get("threads", 0)
+    _require(isinstance(threads, int) and threads >= 0, path, "threads",
+             f"must be 0 (torch's default) or a positive thread count, got {threads!r}")
     _require(p["schedule"] in ("quick", "paper"), path, "schedule", f"must be 'quick' or 'paper', got {p['schedule']!r}")
     for r in p["regimes"]:
         _require(r in ("paired", "unpaired"), path, "regimes", f"unknown regime {r!r} (paired, unpaired)")

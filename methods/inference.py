@@ -52,9 +52,14 @@ _CL = torch.channels_last
 
 
 def resolve_device(device: str | torch.device = "auto") -> torch.device:
-    """``auto`` picks CUDA when available; errors clearly when CUDA is asked for but absent."""
+    """``auto`` picks CUDA when available (with several GPUs, one not claimed by a concurrent job: see
+    :mod:`methods.gpu_claim`); errors clearly when CUDA is asked for but absent."""
     if str(device) == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        if not torch.cuda.is_available():
+            return torch.device("cpu")
+        from methods.gpu_claim import claim_gpu
+
+        return torch.device(f"cuda:{claim_gpu(torch.cuda.device_count())}")
     dev = torch.device(device)
     if dev.type == "cuda" and not torch.cuda.is_available():
         raise RuntimeError("device 'cuda' requested but no CUDA device is available; use --device cpu")

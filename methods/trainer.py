@@ -18,6 +18,7 @@ with ``status: "skipped"`` and a one-line ``reason`` (also written to train_summ
 """
 from __future__ import annotations
 
+import json
 import sys
 import time
 import warnings
@@ -59,13 +60,14 @@ from methods.losses import (
 from methods.network import EnhanceNet
 from methods.registry import METHODS
 from methods.schedule import Schedule, make_schedule, total_iterations
-from methods.trainlog import TrainLog, phase_stats
+from methods.trainlog import STEP_COLUMNS, TrainLog, phase_counts, seconds_per_iter
 
 W_WARMUP = 25.0
 W_IDENTITY = 0.9 * 25.0
 W_RANK = 200.0
 CHECKPOINT, ENHANCER, LOG, SUMMARY, PROVENANCE = ("checkpoint.pt", "enhancer.pth", "train_log.csv",
                                                   "train_summary.json", "provenance.json")
+TIMING, STEPS = "train_timing.json", "train_steps.csv"  # machine-dependent: kept apart from the model files
 
 
 class TrainingDiverged(RuntimeError):
@@ -84,17 +86,30 @@ class LoopState:
     psnr: list[float] = field(default_factory=list)  # warm-up running window
     init_iter: int = 0  # warm-up iterations since the enhancer's last (re-)initialisation
     last_loss: float = 0.0
+
+
+@dataclass
+class RunTiming:
+    """Wall time, peak memory and forward-time shares: machine-dependent, so never in the model files."""
+
     wall_s: float = 0.0
     peak_rss: int = 0
-    timing: dict[str, float] = field(default_factory=lambda: {"enhancer": 0.0, "guidance_encoder": 0.0,
+    shares: dict[str, float] = field(default_factory=lambda: {"enhancer": 0.0, "guidance_encoder": 0.0,
                                                               "identity_encoder": 0.0, "step": 0.0})
 
 
 def train_method(method: str, backlit_dir: str | Path, welllit_dir: str | Path, out_dir: str | Path,
                  encoder: str = "effnet-lite0", identity_encoder: str | None = None, schedule: str = "quick",
                  iters: int | None = None, seed: int = 0, device: str = "auto", overrides: dict | None = None,
-                 resume: bool = False, stop_after: int | None = None, progress: bool = True) -> dict:
+                 resume: bool = False, stop_after: int | None = None, progress: bool = True,
+                 timing_dir: str | Path | None = None, provenance_file: str | Path | None = None,
+                 threads: int | None = None) -> dict:
     """Train ``method`` and write the run files into ``out_dir``; return the summary dict.
+
+    The model files (enhancer, checkpoint, loss log, summary) depend only on the inputs, settings and
+    seed, never on the machine's speed; timings (``train_timing.json``, ``train_steps.csv``) go to
+    ``timing_dir`` and provenance to ``provenance_file`` (both default to ``out_dir``). ``threads``
+    fixes torch's thread count (results are bit-identical for the same thread count and CPU kind).
 
     ``identity_encoder`` defaults to ``encoder``. ``iters`` is the total iteration budget (all
     phases). ``resume`` continues from ``out_dir/checkpoint.pt`` when its settings match (else
@@ -103,6 +118,7 @@ def train_method(method: str, backlit_dir: str | Path, welllit_dir: str | Path, 
     Raises UnknownNameError (unknown method, encoder, schedule or setting), ValueError (invalid
     numbers), FileNotFoundError (no images), TrainingDiverged (NaN/inf loss).
     """
+    from methods.determinism import make_deterministic
     from methods.inference import resolve_device
 
     cls = METHODS.get(method)
@@ -115,19 +131,20 @@ def train_method(method: str, backlit_dir: str | Path, welllit_dir: str | Path, 
     if stop_after is not None and stop_after <= 0:
         raise ValueError(f"stop_after must be positive, got {stop_after!r}")
     out = Path(out_dir)
+    files = RunFiles(out, Path(timing_dir or out), Path(provenance_file or out / PROVENANCE))
     backlit, welllit = image_paths(backlit_dir), image_paths(welllit_dir)
     dev = resolve_device(device)
     identity_encoder = identity_encoder or encoder
     base = {"method": method, "encoder": encoder, "identity_encoder": identity_encoder, "seed": seed,
-            "schedule": schedule, "device": str(dev)}
+            "schedule": schedule, "device": str(dev), **make_deterministic(threads)}
     try:
         genc = load_encoder(encoder, dev)
         ienc = load_encoder(identity_encoder, dev)
         ctx = MethodContext(genc, backlit, welllit, seed, sched.ref_preprocess, sched.shift_tokens)
         guidance = cls(ctx).to(dev)
     except (MethodUnavailable, EncoderUnavailable) as exc:
-        return _write_skipped(out, base, str(exc))
-    run = Run(guidance, genc, ienc, sched, backlit, welllit, out, seed, dev, base)
+        return _write_skipped(files, base, str(exc))
+    run = Run(guidance, genc, ienc, sched, backlit, welllit, files, seed, dev, base)
     return run.train(resume=resume, stop_after=stop_after, progress=progress)
 
 
@@ -135,15 +152,29 @@ def _above(loss: float, threshold: float | None) -> bool:
     return threshold is not None and loss > threshold
 
 
-def _write_skipped(out: Path, base: dict, reason: str) -> dict:
+@dataclass(frozen=True)
+class RunFiles:
+    """Where a run writes: model files in ``out``, timings in ``timing``, provenance in ``provenance``."""
+
+    out: Path
+    timing: Path
+    provenance: Path
+
+    def make(self) -> None:
+        for folder in (self.out, self.timing, self.provenance.parent):
+            folder.mkdir(parents=True, exist_ok=True)
+
+
+def _write_skipped(files: RunFiles, base: dict, reason: str) -> dict:
     from benchmark.provenance import collect_provenance
 
-    out.mkdir(parents=True, exist_ok=True)
-    for stale in (CHECKPOINT, ENHANCER, LOG):
-        (out / stale).unlink(missing_ok=True)
+    files.make()
+    for stale in (files.out / CHECKPOINT, files.out / ENHANCER, files.out / LOG, files.timing / TIMING,
+                  files.timing / STEPS):
+        stale.unlink(missing_ok=True)
     summary = {**base, "status": "skipped", "reason": reason.splitlines()[0]}
-    write_json(out / SUMMARY, summary)
-    write_json(out / PROVENANCE, collect_provenance(seed=base["seed"], training=base))
+    write_json(files.out / SUMMARY, summary)
+    write_json(files.provenance, collect_provenance(seed=base["seed"], training=base))
     return summary
 
 
@@ -151,9 +182,10 @@ class Run:
     """One training run: data, models, optimisers, loop state, run files."""
 
     def __init__(self, guidance: GuidanceMethod, genc: Encoder, ienc: Encoder, sched: Schedule,
-                 backlit: list[Path], welllit: list[Path], out: Path, seed: int, dev: torch.device, base: dict) -> None:
+                 backlit: list[Path], welllit: list[Path], files: RunFiles, seed: int, dev: torch.device,
+                 base: dict) -> None:
         self.g, self.genc, self.ienc, self.s = guidance, genc, ienc, sched
-        self.out, self.seed, self.dev, self.base = out, seed, dev, base
+        self.files, self.out, self.seed, self.dev, self.base = files, files.out, seed, dev, base
         self.prompt = isinstance(guidance, PromptMethod)
         self.total = total_iterations(sched, self.prompt, guidance.paper_total_iters)
         self.config = {**base, "device": None, "encoder_fp": genc.fingerprint, "identity_fp": ienc.fingerprint,
@@ -165,6 +197,7 @@ class Run:
         self.w_rank = preload(welllit, sched.rank_size) if self.prompt else None
         self.results: dict[str, torch.Tensor | None] = {"new": None, "old": None}
         self.state = LoopState()
+        self.timing = RunTiming()
         self.enhancer = self._new_enhancer()
         self.opt_e = self._enhancer_optimizer()
         self.g_lr = sched.guidance_lr or (guidance.guidance_lr or 0.0) * sched.guidance_lr_scale
@@ -205,12 +238,21 @@ class Run:
             ckpt = load_checkpoint(ckpt_path)
             if ckpt.get("config") == self.config:
                 self._restore(ckpt)
+                self._restore_timing()
                 return
             changed = sorted(k for k in self.config if ckpt.get("config", {}).get(k) != self.config[k])
             warnings.warn(f"{ckpt_path}: settings differ ({', '.join(changed)}); starting afresh", stacklevel=3)
-        for stale in (CHECKPOINT, ENHANCER, LOG, SUMMARY):
-            (self.out / stale).unlink(missing_ok=True)
+        for stale in (self.out / CHECKPOINT, self.out / ENHANCER, self.out / LOG, self.out / SUMMARY,
+                      self.files.timing / TIMING, self.files.timing / STEPS):
+            stale.unlink(missing_ok=True)
         self._enter("ce_init" if self.prompt else "warmup")
+
+    def _restore_timing(self) -> None:
+        """Continue the wall-time and memory totals of the killed session (best effort)."""
+        path = self.files.timing / TIMING
+        saved = json.loads(path.read_text()).get("totals") if path.is_file() else None
+        if saved:
+            self.timing = RunTiming(**saved)
 
     # --- phases -----------------------------------------------------------------------------
     def _enter(self, phase: str) -> None:
@@ -279,7 +321,7 @@ class Run:
     def _clock(self, key: str, t0: float) -> float:
         t1 = time.perf_counter()
         if self.cpu_timing:
-            self.state.timing[key] += t1 - t0
+            self.timing.shares[key] += t1 - t0
         return t1
 
     def _enhancer_step(self, guided: bool) -> dict:
@@ -364,11 +406,12 @@ class Run:
     def train(self, resume: bool, stop_after: int | None, progress: bool) -> dict:
         from tqdm import tqdm
 
-        self.out.mkdir(parents=True, exist_ok=True)
+        self.files.make()
         remove_stale_temporaries(self.out)  # left by a killed run
         self._start(resume)
-        st = self.state
+        st, tm = self.state, self.timing
         log = TrainLog(self.out / LOG, keep_until=st.iteration)
+        steps = TrainLog(self.files.timing / STEPS, keep_until=st.iteration, columns=STEP_COLUMNS)
         bar = tqdm(total=self.total, initial=st.iteration, desc=self.base["method"], file=sys.stderr,
                    disable=not progress, mininterval=1.0, dynamic_ncols=True)
         done_here = 0
@@ -387,10 +430,10 @@ class Run:
                 if st.phase_iter >= st.phase_len:
                     self._next_phase()
                 step_s = time.perf_counter() - t0
-                st.wall_s += step_s
-                st.peak_rss = max(st.peak_rss, self.proc.memory_info().rss)
-                log.append({"iter": st.iteration, "phase": phase, "round": rnd, **row, "step_s": step_s,
-                            "wall_s": st.wall_s})
+                tm.wall_s += step_s
+                tm.peak_rss = max(tm.peak_rss, self.proc.memory_info().rss)
+                log.append({"iter": st.iteration, "phase": phase, "round": rnd, **row})
+                steps.append({"iter": st.iteration, "phase": phase, "step_s": step_s, "wall_s": tm.wall_s})
                 bar.update(1)
                 bar.set_postfix_str(f"{phase} r{rnd} loss {row['loss']:.4g}", refresh=False)
                 done_here += 1
@@ -399,6 +442,7 @@ class Run:
         finally:
             bar.close()
             log.close()
+            steps.close()
         return self._finish()
 
     def _save(self) -> None:
@@ -409,6 +453,24 @@ class Run:
             "results": {k: v for k, v in self.results.items() if v is not None}, "rng": capture_rng(),
             "reference_cache_keys": self.g.info.get("reference_cache_keys"),
         })
+        self._write_timing()
+
+    def _write_timing(self) -> None:
+        """``train_timing.json``: wall time, s/iter by phase, memory, forward-time shares (this machine)."""
+        from benchmark.provenance import device_info
+
+        tm = self.timing
+        shares = tm.shares if self.cpu_timing and tm.shares["step"] > 0 else None
+        write_json(self.files.timing / TIMING, {
+            "method": self.base["method"], "seed": self.seed, "device": str(self.dev), "machine": device_info(),
+            "iterations": self.state.iteration, "wall_s": round(tm.wall_s, 3),
+            "s_per_iter": {p: round(v, 5) for p, v in seconds_per_iter(self.files.timing / STEPS).items()},
+            "peak_rss_mb": round(tm.peak_rss / 2**20, 1),
+            "peak_cuda_mb": round(torch.cuda.max_memory_allocated() / 2**20, 1) if self.dev.type == "cuda" else None,
+            "enhancer_step_time_share": None if shares is None else {
+                k: round(shares[k] / shares["step"], 4) for k in ("enhancer", "guidance_encoder", "identity_encoder")},
+            "totals": asdict(tm),
+        })
 
     def _finish(self) -> dict:
         from benchmark.provenance import collect_provenance
@@ -418,25 +480,19 @@ class Run:
             self._save()
         with atomic_path(self.out / ENHANCER) as tmp:
             torch.save({k: v.detach().cpu() for k, v in self.enhancer.state_dict().items()}, tmp)
-        stats, rounds = phase_stats(self.out / LOG)
-        timing = st.timing if self.cpu_timing and st.timing["step"] > 0 else None
+        counts, rounds = phase_counts(self.out / LOG)
         summary = {
             **self.base, "status": "done", "reason": None,
             "guidance_method": self.g.name, "is_random": self.genc.is_random or self.ienc.is_random,
             "encoder_sha256": self.genc.weights_sha256, "identity_encoder_sha256": self.ienc.weights_sha256,
             "schedule_values": {**asdict(self.s), "total_iters": self.total, "guidance_lr": self.g_lr if self.prompt else None},
-            "iterations": {"total": st.iteration, **{p: v["iterations"] for p, v in stats.items()}},
+            "iterations": {"total": st.iteration, **counts},
             "rounds": rounds, "reinits": st.reinits, "extensions": st.extensions,
             "warmup_psnr": round(sum(st.psnr) / len(st.psnr), 2) if st.psnr else None,
-            "wall_s": round(st.wall_s, 3),
-            "s_per_iter": {p: round(v["s_per_iter"], 5) for p, v in stats.items()},
-            "peak_rss_mb": round(st.peak_rss / 2**20, 1),
-            "peak_cuda_mb": round(torch.cuda.max_memory_allocated() / 2**20, 1) if self.dev.type == "cuda" else None,
-            "enhancer_step_time_share": None if timing is None else {
-                k: round(timing[k] / timing["step"], 4) for k in ("enhancer", "guidance_encoder", "identity_encoder")},
             "final_loss": st.last_loss, "enhancer_padding": "zeros", **{f"guidance_{k}": v for k, v in self.g.info.items()},
         }
         write_json(self.out / SUMMARY, summary)
-        write_json(self.out / PROVENANCE, collect_provenance(seed=self.seed, weights=[self.out / ENHANCER],
+        write_json(self.files.provenance, collect_provenance(seed=self.seed, weights=[self.out / ENHANCER],
                                                              training=self.base))
-        return summary
+        self._write_timing()
+        return {**summary, "wall_s": round(self.timing.wall_s, 3)}

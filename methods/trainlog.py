@@ -1,4 +1,5 @@
-"""``train_log.csv``: one row per iteration (every loss term, seconds); appended, truncated on resume."""
+"""Per-iteration CSV logs, appended and truncated on resume: ``train_log.csv`` (every loss term; no
+timings, so it is byte-identical across machines) and the step-time log (seconds, kept apart)."""
 from __future__ import annotations
 
 import csv
@@ -7,18 +8,20 @@ from pathlib import Path
 
 from benchmark.atomic import write_text
 
-COLUMNS = ["iter", "phase", "round", "loss", "guidance", "identity", "ce", "rank", "psnr", "step_s", "wall_s"]
+COLUMNS = ["iter", "phase", "round", "loss", "guidance", "identity", "ce", "rank", "psnr"]
+STEP_COLUMNS = ["iter", "phase", "step_s", "wall_s"]
 
 
 class TrainLog:
     """Appends rows; ``iter`` is 1-based (the row of iteration k is written after step k)."""
 
-    def __init__(self, path: Path, keep_until: int) -> None:
+    def __init__(self, path: Path, keep_until: int, columns: list[str] = COLUMNS) -> None:
         self.path = path
+        self.columns = columns
         self._truncate(keep_until)
         new = not path.is_file() or path.stat().st_size == 0
         self._file = open(path, "a", newline="")  # noqa: SIM115 - kept open for the run, closed by close()
-        self._writer = csv.DictWriter(self._file, fieldnames=COLUMNS, extrasaction="raise")
+        self._writer = csv.DictWriter(self._file, fieldnames=columns, extrasaction="raise")
         if new:
             self._writer.writeheader()
             self._file.flush()
@@ -29,7 +32,7 @@ class TrainLog:
             return
         with open(self.path, newline="") as f:
             rows = [r for r in csv.DictReader(f) if r.get("iter", "").isdigit() and int(r["iter"]) <= keep_until]
-        lines = [",".join(COLUMNS)] + [",".join(r.get(c, "") or "" for c in COLUMNS) for r in rows]
+        lines = [",".join(self.columns)] + [",".join(r.get(c, "") or "" for c in self.columns) for r in rows]
         write_text(self.path, "\n".join(lines) + "\n")
 
     def append(self, row: dict) -> None:
@@ -44,15 +47,26 @@ def _fmt(v: object) -> object:
     return f"{v:.6g}" if isinstance(v, float) else v
 
 
-def phase_stats(path: Path) -> tuple[dict[str, dict[str, float]], int]:
-    """Per phase: iterations and seconds per iteration; and the number of enhancer rounds run."""
+def phase_counts(path: Path) -> tuple[dict[str, int], int]:
+    """Iterations per phase in a loss log; and the number of enhancer rounds run."""
     count: dict[str, int] = defaultdict(int)
-    secs: dict[str, float] = defaultdict(float)
     rounds: set[str] = set()
     with open(path, newline="") as f:
         for r in csv.DictReader(f):
             count[r["phase"]] += 1
-            secs[r["phase"]] += float(r["step_s"])
             if r["phase"] == "enhance":
                 rounds.add(r["round"])
-    return {p: {"iterations": count[p], "s_per_iter": secs[p] / count[p]} for p in count}, len(rounds)
+    return dict(count), len(rounds)
+
+
+def seconds_per_iter(path: Path) -> dict[str, float]:
+    """Mean seconds per iteration of each phase in a step-time log (empty if absent)."""
+    if not path.is_file():
+        return {}
+    count: dict[str, int] = defaultdict(int)
+    secs: dict[str, float] = defaultdict(float)
+    with open(path, newline="") as f:
+        for r in csv.DictReader(f):
+            count[r["phase"]] += 1
+            secs[r["phase"]] += float(r["step_s"])
+    return {p: secs[p] / count[p] for p in count}

@@ -1,17 +1,22 @@
-"""The DVC pipeline end to end, on a copy of the project with tiny settings.
+"""The DVC pipeline end to end, on a git-tracked copy of the project with tiny settings.
 
-What issue #4 asks of `dvc repro`: it runs offline from data to report, CLIP-LIT is reported as
-skipped with its reason, a second `dvc repro` runs nothing, and changing RAVE's learning rate
-re-runs only RAVE's stages and what follows them.
+`dvc repro` runs offline from data to report over every seed, CLIP-LIT is reported as skipped with
+its reason, a second `dvc repro` runs nothing, changing RAVE's learning rate re-runs only RAVE's
+stages, changing the bootstrap count re-runs only the report, `bench verify` (a scratch clone
+from nothing) reproduces every committed output hash and metric, a 2-job DVC experiment queue
+completes and both experiments reach `bench experiments`, and a trained run travels to another
+clone through a local-directory DVC remote.
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import re
 import shutil
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -34,8 +39,18 @@ def _env() -> dict[str, str]:
     return env
 
 
-def _run(args: list[str], cwd: Path) -> subprocess.CompletedProcess:
-    return subprocess.run(args, cwd=cwd, env=_env(), capture_output=True, text=True, timeout=900)
+def _run(args: list[str], cwd: Path, timeout: int = 900) -> subprocess.CompletedProcess:
+    return subprocess.run(args, cwd=cwd, env=_env(), capture_output=True, text=True, timeout=timeout)
+
+
+def _git(project: Path, *args: str) -> None:
+    done = subprocess.run(["git", "-c", "user.name=t", "-c", "user.email=t@t", *args], cwd=project,
+                          capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+
+
+def _md5(path: Path) -> str:
+    return hashlib.md5(path.read_bytes()).hexdigest()
 
 
 def _repro(project: Path) -> list[str]:
@@ -59,6 +74,7 @@ def project(tmp_path_factory: pytest.TempPathFactory) -> Path:
         shutil.copy2(src, dst / rel)
     params = yaml.safe_load((dst / "params.yaml").read_text())
     params["released"] = ["rave-unpaired"]
+    params["seeds"] = [0, 1]
     params["train"] = {m: {**TINY_SCHEDULE, **(params["train"].get(m) or {})} for m in params["methods"]}
     params["evaluate"] = {"metrics": ["psnr", "ssim"], "bootstrap": 50}
     params["timing"] = {"sizes_mp": [0.01], "repeats": 1}
@@ -71,7 +87,10 @@ def project(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def first_run(project: Path) -> list[str]:
-    return _repro(project)
+    ran = _repro(project)
+    _git(project, "add", "-A")
+    _git(project, "commit", "-qm", "results")
+    return ran
 
 
 def test_repro_runs_every_stage_to_the_report(project: Path, first_run: list[str]) -> None:
@@ -82,6 +101,15 @@ def test_repro_runs_every_stage_to_the_report(project: Path, first_run: list[str
     assert "needs a text encoder" in report  # CLIP-LIT: skipped with its one-line reason
     scores = (project / "results" / "scores.csv").read_text()
     assert "rave-unpaired" in scores and "latent-prompt-unpaired" in scores and ",input," in scores
+    assert {f"train@{m}-unpaired-{s}" for m in ("clip-lit", "latent-prompt", "rave") for s in (0, 1)} <= set(first_run)
+    for seed in (0, 1):  # model files hold no timings; timings and provenance sit beside them
+        run = project / "results" / "train" / "rave-unpaired" / f"seed-{seed}"
+        assert json.loads((run / "train_summary.json").read_text())["seed"] == seed
+        assert "wall_s" not in (run / "train_summary.json").read_text() and "step_s" not in (run / "train_log.csv").read_text()
+        assert json.loads((project / "results/timing/train/rave-unpaired" / f"seed-{seed}" / "train_timing.json")
+                          .read_text())["wall_s"] > 0
+    assert _md5(project / "results/train/rave-unpaired/seed-0/enhancer.pth") != _md5(
+        project / "results/train/rave-unpaired/seed-1/enhancer.pth")
     metrics = json.loads((project / "results" / "metrics.json").read_text())
     assert metrics, "results/metrics.json (the DVC metrics file) is empty"
     assert (project / "dvc.lock").is_file()
@@ -96,8 +124,65 @@ def test_changing_rave_lr_reruns_only_rave(project: Path, first_run: list[str]) 
     params["train"]["rave"]["lr"] = params["train"]["rave"]["lr"] * 2
     (project / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     ran = _repro(project)
-    assert "train@rave-unpaired" in ran
+    _git(project, "checkout", "--", "params.yaml")
+    assert {"train@rave-unpaired-0", "train@rave-unpaired-1"} <= set(ran)
     others = [s for s in ran if s.startswith(("train", "enhance@", "evaluate@")) and "rave-unpaired" not in s]
     assert others == [], f"stages of other methods re-ran: {others}"
-    assert set(ran) <= {"train@rave-unpaired", "enhance@rave-unpaired-synthetic-backlit",
-                        "evaluate@rave-unpaired-synthetic-backlit", "report"}
+    assert set(ran) <= {f"{stage}@rave-unpaired-{seed}{suffix}" for seed in (0, 1)
+                        for stage, suffix in (("train", ""), ("enhance", "-synthetic-backlit"),
+                                              ("evaluate", "-synthetic-backlit"))} | {"report"}
+    _repro(project)  # back to the committed state
+
+
+def test_changing_bootstrap_reruns_only_the_report(project: Path, first_run: list[str]) -> None:
+    params = yaml.safe_load((project / "params.yaml").read_text())
+    params["evaluate"]["bootstrap"] += 10
+    (project / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    ran = _repro(project)
+    _git(project, "checkout", "--", "params.yaml")
+    assert ran == ["report"]
+    _repro(project)
+
+
+def test_verify_reproduces_every_committed_hash_and_metric(project: Path, first_run: list[str],
+                                                           tmp_path: Path) -> None:
+    done = _run(["bench", "verify", "--project", str(project), "--workdir", str(tmp_path)], project)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    assert "dvc.lock train" in done.stdout and "dvc.lock prepare" in done.stdout
+    assert "all " in done.stdout and "checks agree" in done.stdout
+
+
+def test_two_job_experiment_queue_reaches_the_experiments_table(project: Path, first_run: list[str]) -> None:
+    for lr in (3e-4, 4e-4):
+        queued = _run(["dvc", "exp", "run", "--queue", "-S", f"train.rave.lr={lr}"], project)
+        assert queued.returncode == 0, queued.stderr
+    started = _run(["dvc", "queue", "start", "--jobs", "2"], project)
+    assert started.returncode == 0, started.stderr
+    deadline = time.monotonic() + 900
+    while time.monotonic() < deadline:
+        status = _run(["dvc", "queue", "status"], project).stdout
+        if "Queued" not in status and "Running" not in status:
+            break
+        time.sleep(5)
+    assert status.count("Success") == 2, status
+    done = _run(["bench", "experiments"], project)
+    assert done.returncode == 0, done.stderr
+    table = (project / "results" / "experiments.csv").read_text()
+    assert "train.rave.lr=0.0003" in table and "train.rave.lr=0.0004" in table
+    _run(["dvc", "queue", "stop"], project)
+
+
+def test_trained_run_travels_through_a_local_remote(project: Path, first_run: list[str], tmp_path: Path) -> None:
+    remote = tmp_path / "remote"
+    for args in (["dvc", "remote", "add", "-f", "-d", "store", str(remote)], ["dvc", "push"]):
+        done = _run(args, project)
+        assert done.returncode == 0, done.stdout + done.stderr
+    _git(project, "add", ".dvc/config")
+    _git(project, "commit", "-qm", "remote")
+    other = tmp_path / "other"
+    _git(tmp_path, "clone", "-q", str(project), str(other))
+    pulled = _run(["dvc", "pull"], other)
+    assert pulled.returncode == 0, pulled.stdout + pulled.stderr
+    weights = "results/train/rave-unpaired/seed-0/enhancer.pth"
+    assert _md5(other / weights) == _md5(project / weights)
+    assert _repro(other) == []  # nothing to recompute: the run came with its timings and provenance

@@ -34,7 +34,7 @@ def enhance(weights: str, input_: str, output: str, padding: str, device: str, m
     except (UnknownNameError, WeightsUnavailable, FileNotFoundError, RuntimeError) as exc:
         raise click.ClickException(str(exc)) from None
     n_fail = len(summary["failed"])
-    click.echo(f"{len(summary['done'])} enhanced, {n_fail} failed -> {output} ({summary['wall_s']:.1f} s on {summary['device']})")
+    click.echo(f"{len(summary['done'])} enhanced, {n_fail} failed -> {output} ({summary['timing']['wall_s']:.1f} s on {summary['timing']['device']})")
     for f in summary["failed"]:
         click.echo(f"  failed: {f['error']}", err=True)
     if n_fail and (fail_on_error or not summary["done"]):

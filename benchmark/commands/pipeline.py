@@ -45,81 +45,100 @@ def prepare(dataset: str) -> None:
 @run_stage.command()
 @click.option("--method", required=True)
 @click.option("--regime", required=True, type=click.Choice(["paired", "unpaired"]))
-def train(method: str, regime: str) -> None:
-    """Train METHOD on the training dataset in REGIME; a method that cannot run is recorded as skipped."""
+@click.option("--seed", required=True, type=click.IntRange(min=0))
+def train(method: str, regime: str, seed: int) -> None:
+    """Train METHOD on the training dataset in REGIME with SEED; a method that cannot run is recorded as skipped."""
     from methods.trainer import train_method
 
     p = _params()
+    system = f"{method}-{regime}"
     data = _dataset_dir(p["data"]["train"]) / "train"
     summary = train_method(
         method,
         backlit_dir=data / "backlit",
         welllit_dir=data / f"welllit-{regime}",
-        out_dir=RESULTS / "train" / f"{method}-{regime}",
+        out_dir=RESULTS / "train" / _results_sub(system, seed),
         encoder=p["encoders"]["guidance"],
         identity_encoder=p["encoders"]["identity"],
         schedule=p["schedule"],
-        seed=p["seed"],
+        seed=seed,
         device=p.get("device", "auto"),
         overrides=(p.get("train") or {}).get(method) or {},
         resume=True,
+        timing_dir=RESULTS / "timing" / "train" / _results_sub(system, seed),
+        provenance_file=RESULTS / "provenance" / "train" / system / f"seed-{seed}.json",
+        threads=p.get("threads") or None,
     )
     if summary.get("status") == "skipped":
-        click.echo(f"{method}-{regime}: skipped: {summary.get('reason')}")
+        click.echo(f"{system} seed {seed}: skipped: {summary.get('reason')}")
     else:
-        click.echo(f"{method}-{regime}: {summary.get('status')} in {summary.get('wall_s', 0):.0f} s, "
+        click.echo(f"{system} seed {seed}: {summary.get('status')} in {summary.get('wall_s', 0):.0f} s, "
                    f"final loss {summary.get('final_loss', float('nan')):.4g}")
+
+
+def _results_sub(system: str, seed: int | None) -> Path:
+    """The results sub-path of a system: ``<system>``, or ``<system>/seed-<k>`` for a trained run."""
+    return Path(system) if seed is None else Path(system) / f"seed-{seed}"
 
 
 @run_stage.command()
 @click.option("--system", required=True, help="<method>-<regime> (trained) or released-<weights name>.")
+@click.option("--seed", type=click.IntRange(min=0), default=None, help="Training seed of a trained system.")
 @click.option("--dataset", required=True)
-def enhance(system: str, dataset: str) -> None:
-    """Enhance DATASET's test inputs with SYSTEM into results/enhanced/<system>/<dataset>/."""
+def enhance(system: str, seed: int | None, dataset: str) -> None:
+    """Enhance DATASET's test inputs with SYSTEM into results/enhanced/<system>[/seed-<k>]/<dataset>/."""
     from benchmark.enhance import enhance_folder, mark_skipped
     from benchmark.weights import WeightsUnavailable
 
     p = _params()
-    out_dir = RESULTS / "enhanced" / system / dataset
+    sub = _results_sub(system, seed)
+    out_dir = RESULTS / "enhanced" / sub / dataset
+    label = f"{sub}/{dataset}"
     if system.startswith("released-"):
         weights: str | Path = system.removeprefix("released-")
     else:
-        weights = RESULTS / "train" / system
+        if seed is None:
+            raise click.UsageError(f"{system}: a trained system needs --seed")
+        weights = RESULTS / "train" / sub
         summary_file = weights / "train_summary.json"
         train = json.loads(summary_file.read_text()) if summary_file.is_file() else {}
         if train.get("status") == "skipped":
             mark_skipped(out_dir, train.get("reason") or "training skipped")
-            click.echo(f"{system}/{dataset}: skipped: {train.get('reason')}")
+            click.echo(f"{label}: skipped: {train.get('reason')}")
             return
     enh = p.get("enhance", {})
     try:
         summary = enhance_folder(weights, _dataset_dir(dataset) / "test" / "input", out_dir,
                                  padding=enh.get("padding", "reflect"), device=p.get("device", "auto"),
                                  max_side=enh.get("max_side") or None, tile=enh.get("tile") or None,
-                                 precision=enh.get("precision", "fp32"))
+                                 precision=enh.get("precision", "fp32"),
+                                 timing_file=RESULTS / "timing" / "enhance" / sub / f"{dataset}.json")
     except WeightsUnavailable as exc:
         mark_skipped(out_dir, str(exc))
-        click.echo(f"{system}/{dataset}: skipped: {exc}")
+        click.echo(f"{label}: skipped: {exc}")
         return
-    click.echo(f"{system}/{dataset}: {len(summary['done'])} enhanced, {len(summary['failed'])} failed")
+    click.echo(f"{label}: {len(summary['done'])} enhanced, {len(summary['failed'])} failed")
 
 
 @run_stage.command()
 @click.option("--system", required=True, help="as for enhance, or `input` (the unprocessed test inputs).")
+@click.option("--seed", type=click.IntRange(min=0), default=None, help="Training seed of a trained system.")
 @click.option("--dataset", required=True)
-def evaluate(system: str, dataset: str) -> None:
-    """Score results/enhanced/<system>/<dataset> into results/scores/<system>/<dataset>.csv."""
+def evaluate(system: str, seed: int | None, dataset: str) -> None:
+    """Score results/enhanced/<system>[/seed-<k>]/<dataset> into results/scores/<system>[/seed-<k>]/<dataset>.csv."""
     from benchmark.evaluate import evaluate_system
 
     p = _params()
+    sub = _results_sub(system, seed)
     data = _dataset_dir(dataset)
     evaluate_system(
         system=system,
         dataset=dataset,
         dataset_dir=data,
-        enhanced_dir=data / "test" / "input" if system == "input" else RESULTS / "enhanced" / system / dataset,
-        out_csv=RESULTS / "scores" / system / f"{dataset}.csv",
+        enhanced_dir=data / "test" / "input" if system == "input" else RESULTS / "enhanced" / sub / dataset,
+        out_csv=RESULTS / "scores" / sub / f"{dataset}.csv",
         metrics=p["evaluate"]["metrics"],
+        seed=seed,
     )
 
 
@@ -143,6 +162,7 @@ def report() -> None:
 
     p = _params()
     write_json(RESULTS / "provenance.json", collect_provenance(
-        seed=p["seed"], weights=sorted(RESULTS.glob("train/*/enhancer.pth")), profile=p.get("profile"), params=p))
+        seed=p["seeds"], weights=sorted(RESULTS.glob("train/*/seed-*/enhancer.pth")), profile=p.get("profile"),
+        params=p))
     out = build_report(results=RESULTS, params=p)
     click.echo(f"wrote {out['html']} and {out['md']}")

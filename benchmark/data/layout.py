@@ -96,7 +96,7 @@ def materialise(folders: dict[str, Path], dest: Path, extra: dict[str, Any] | No
         shutil.rmtree(tmp, ignore_errors=True)
         raise DatasetError(f"{dest.name}: no images for {', '.join(empty)} (looked in "
                            f"{', '.join(str(folders[t]) for t in empty)})")
-    report = {"counts": counts, "problems": reports, "sources": {t: str(p) for t, p in folders.items()}, **(extra or {})}
+    report = {"counts": counts, "problems": reports, "sources": {t: os.path.relpath(p, dest.parent) for t, p in folders.items()}, **(extra or {})}
     write_json(tmp / STAMP, report)
     replace_dir(tmp, dest)
     return report

@@ -77,7 +77,7 @@ def synthesize(dest: Path, params: Any) -> Path:
     summary = generate(tmp, params)
     write_json(tmp / layout.STAMP, {"key": key, "dataset": "synthetic-backlit", **summary})
     layout.replace_dir(tmp, dest)
-    log.info("synthetic-backlit: %s in %.1f s -> %s", summary["counts"], summary["seconds"], dest)
+    log.info("synthetic-backlit: %s -> %s", summary["counts"], dest)
     return dest
 
 

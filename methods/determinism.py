@@ -1,0 +1,20 @@
+"""Bit-reproducible training on one kind of machine: fixed thread count, deterministic kernels."""
+from __future__ import annotations
+
+import os
+
+import torch
+
+
+def make_deterministic(threads: int | None) -> dict[str, object]:
+    """Fix torch's intra-op threads (``None``/0 keeps torch's default) and turn on deterministic algorithms.
+
+    Returns what was set, for the run's records. On CUDA, cuBLAS needs ``CUBLAS_WORKSPACE_CONFIG``
+    for deterministic results; it is set here unless the user set it.
+    """
+    if threads:
+        torch.set_num_threads(threads)
+    os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+    torch.use_deterministic_algorithms(True, warn_only=True)
+    torch.backends.cudnn.benchmark = False
+    return {"threads": torch.get_num_threads(), "deterministic_algorithms": True}
