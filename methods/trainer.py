@@ -106,6 +106,9 @@ def train_method(method: str, backlit_dir: str | Path, welllit_dir: str | Path, 
     from methods.inference import resolve_device
 
     cls = METHODS.get(method)
+    if cls.kind != "clip-guided":  # a baseline with its own network and loop (or training-free: an error)
+        return cls.train(backlit_dir, out_dir, schedule=schedule, iters=iters, seed=seed, device=device,
+                         overrides=overrides, resume=resume, stop_after=stop_after, progress=progress)
     overrides = dict(overrides or {})
     if iters is not None:
         overrides["total_iters"] = iters

@@ -13,12 +13,13 @@ COLUMNS = ["iter", "phase", "round", "loss", "guidance", "identity", "ce", "rank
 class TrainLog:
     """Appends rows; ``iter`` is 1-based (the row of iteration k is written after step k)."""
 
-    def __init__(self, path: Path, keep_until: int) -> None:
+    def __init__(self, path: Path, keep_until: int, columns: list[str] = COLUMNS) -> None:
         self.path = path
+        self.columns = columns
         self._truncate(keep_until)
         new = not path.is_file() or path.stat().st_size == 0
         self._file = open(path, "a", newline="")  # noqa: SIM115 - kept open for the run, closed by close()
-        self._writer = csv.DictWriter(self._file, fieldnames=COLUMNS, extrasaction="raise")
+        self._writer = csv.DictWriter(self._file, fieldnames=columns, extrasaction="raise")
         if new:
             self._writer.writeheader()
             self._file.flush()
@@ -29,7 +30,7 @@ class TrainLog:
             return
         with open(self.path, newline="") as f:
             rows = [r for r in csv.DictReader(f) if r.get("iter", "").isdigit() and int(r["iter"]) <= keep_until]
-        lines = [",".join(COLUMNS)] + [",".join(r.get(c, "") or "" for c in COLUMNS) for r in rows]
+        lines = [",".join(self.columns)] + [",".join(r.get(c, "") or "" for c in self.columns) for r in rows]
         write_text(self.path, "\n".join(lines) + "\n")
 
     def append(self, row: dict) -> None:
