@@ -32,7 +32,8 @@ def training_free(name: str) -> Enhancer | None:
     """The training-free operator ``name`` with its default parameters, or None if it is not one."""
     from methods.registry import METHODS
 
-    return METHODS.get(name)() if name in training_free_names() else None
+    cls = METHODS.get(name) if name in METHODS else None
+    return cls() if getattr(cls, "kind", None) == "training-free" else None
 
 
 def checkpoint_network(path: str | Path) -> str:
