@@ -115,7 +115,8 @@ def enhance_folder(
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     engine, identity = open_system(weights, padding=padding, device=device, tile=tile, precision=precision)
-    settings = {**identity, "padding": padding, "max_side": max_side, "tile": tile, "precision": precision, "bits": bits}
+    settings = {**identity, "padding": padding, "max_side": max_side, "tile": tile, "precision": precision,
+                "bits": bits}
     summary_path = out_dir / "summary.json"
     previous = json.loads(summary_path.read_text()) if summary_path.is_file() else {}
     reuse = not force and all(previous.get(k) == v for k, v in settings.items() if k != "weights_path")

@@ -69,10 +69,13 @@ def make_schedule(name: str, overrides: dict | None = None) -> ZeroDCESchedule:
         changes[key] = value
     s = replace(SCHEDULES[name], **changes)
     for key, value in asdict(s).items():
-        if key in ("lr", "weight_decay", "grad_clip"):
-            if not isinstance(value, (int, float)) or isinstance(value, bool) or value < 0 or (key != "weight_decay" and value == 0):
-                raise ValueError(f"Zero-DCE training setting {key} must be a positive number, got {value!r}")
-        elif value is not None and (not isinstance(value, int) or isinstance(value, bool) or value <= 0):
+        number = isinstance(value, (int, float)) and not isinstance(value, bool)
+        if key == "weight_decay" and not (number and value >= 0):
+            raise ValueError(f"Zero-DCE training setting {key} must be a non-negative number, got {value!r}")
+        if key in ("lr", "grad_clip") and not (number and value > 0):
+            raise ValueError(f"Zero-DCE training setting {key} must be a positive number, got {value!r}")
+        if key not in ("lr", "grad_clip", "weight_decay") and value is not None and \
+                not (number and isinstance(value, int) and value > 0):
             raise ValueError(f"Zero-DCE training setting {key} must be a positive integer, got {value!r}")
     return s
 
