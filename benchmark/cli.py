@@ -26,9 +26,9 @@ COMMANDS: dict[str, str] = {
 }
 
 SHORT_HELP: dict[str, str] = {
-    "enhance": "Enhance images with a released or trained enhancer.",
-    "weights": "List or download the nine released checkpoints.",
-    "train": "Train one method (clip-lit, latent-prompt, rave, rave-shifted).",
+    "enhance": "Enhance images with a released, trained or training-free enhancer.",
+    "weights": "List or download the released checkpoints.",
+    "train": "Train one method (clip-lit, latent-prompt, rave, rave-shifted, zero-dce).",
     "rave-explain": "Print vocabulary tokens nearest to +r and -r (RAVE bias analysis).",
     "datasets": "List, prepare, verify and synthesise datasets.",
     "evaluate": "Score enhanced images with pyiqa metrics.",
@@ -36,7 +36,7 @@ SHORT_HELP: dict[str, str] = {
     "time-inference": "Time enhancer inference (ms per megapixel).",
     "report": "Write results/report.md and results/report.html.",
     "run-stage": "Run one pipeline stage with settings from params.yaml.",
-    "list": "List methods, encoders, metrics or datasets.",
+    "list": "List methods (with kind and source), encoders, metrics or datasets.",
     "sys-info": "Print versions, device and provenance.",
     "profile": "Show or switch the settings profile (embedded | paper).",
     "verify": "Rerun the pipeline in a scratch clone; compare hashes and metrics with the committed ones.",

@@ -1,13 +1,18 @@
-"""Enhance a folder (or list) of images with one enhancer; resumable, failure-tolerant."""
+"""Enhance a folder (or list) of images with one enhancer (any system: :func:`open_system`); resumable,
+failure-tolerant."""
 from __future__ import annotations
 
 import json
 import time
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Iterable
+from typing import TYPE_CHECKING
 
 from benchmark.atomic import remove_stale_temporaries, write_json
 from benchmark.image_io import IMAGE_EXTENSIONS, ImageReadError, is_image_file, list_images, load_image, save_png
+
+if TYPE_CHECKING:
+    from methods.enhancers import Enhancer
 
 
 def collect_inputs(inputs: str | Path | Iterable[str | Path]) -> list[Path]:
@@ -59,6 +64,30 @@ def mark_skipped(out_dir: str | Path, reason: str) -> None:
     write_json(out_dir / "summary.json", {"skipped": reason, "done": [], "failed": []})
 
 
+def open_system(weights: str | Path, *, padding: str = "reflect", device: str = "auto", tile: int | None = None,
+                precision: str = "fp32") -> tuple[Enhancer, dict]:
+    """The enhancer of ``weights`` and the facts that identify its outputs (recorded in summary.json).
+
+    ``weights``: a training-free operator (``gamma``, ``hist-eq``, ``clahe``), a released name
+    (``bench weights list``), a checkpoint file or a training run directory.
+    """
+    from benchmark.registry import UnknownNameError, unknown_name_message
+    from benchmark.weights import RELEASED, resolve_weights, sha256_of
+    from methods.enhancers import open_checkpoint, training_free, training_free_names
+
+    operator = None if Path(str(weights)).exists() else training_free(str(weights))
+    if operator is not None:
+        return operator, {"weights": str(weights), "weights_sha256": None,
+                          "operator": operator.params()}
+    try:
+        ckpt = resolve_weights(weights)
+    except UnknownNameError:
+        valid = list(RELEASED) + training_free_names()
+        raise UnknownNameError(unknown_name_message("weights or training-free method", str(weights), valid)) from None
+    engine = open_checkpoint(ckpt, padding=padding, device=device, tile=tile, precision=precision)
+    return engine, {"weights": str(weights), "weights_sha256": sha256_of(ckpt)}
+
+
 def enhance_folder(
     weights: str | Path,
     inputs: str | Path | Iterable[str | Path],
@@ -86,15 +115,11 @@ def enhance_folder(
     """
     from tqdm import tqdm
 
-    from benchmark.weights import resolve_weights, sha256_of
-    from methods.inference import TiledEnhancer
-    from methods.network import load_enhancer
-
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    ckpt = resolve_weights(weights)
-    settings = {"weights": str(weights), "weights_sha256": sha256_of(ckpt),
-                "padding": padding, "max_side": max_side, "tile": tile, "precision": precision, "bits": bits}
+    engine, identity = open_system(weights, padding=padding, device=device, tile=tile, precision=precision)
+    settings = {**identity, "padding": padding, "max_side": max_side, "tile": tile, "precision": precision,
+                "bits": bits}
     summary_path = out_dir / "summary.json"
     previous = json.loads(summary_path.read_text()) if summary_path.is_file() else {}
     reuse = not force and all(previous.get(k) == v for k, v in settings.items())
@@ -103,7 +128,6 @@ def enhance_folder(
 
     paths = [p for p in collect_inputs(inputs) if not p.name.startswith(".")]
     names = output_names(paths)
-    engine = TiledEnhancer(load_enhancer(ckpt, padding=padding), device=device, tile=tile, precision=precision)
     kept = {names[p] for p in paths if names[p] in finished and (out_dir / names[p]).is_file()}
     done = [names[p] for p in paths if names[p] in kept]
     todo = [p for p in paths if names[p] not in kept]

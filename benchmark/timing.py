@@ -64,6 +64,20 @@ def _warm_up(engine: Callable, image: Any, runs: int, min_seconds: float) -> Non
         done += 1
 
 
+def _engine(weights: str | Path | None, device: str, tile: int | None) -> tuple[Any, tuple[int, int | None]]:
+    """The enhancer of a system (None: the shared network, fresh weights), its parameters and MACs per pixel
+    (None for the classical operators, which are not convolutions)."""
+    from benchmark.enhance import open_system
+    from methods.inference import TiledEnhancer
+    from methods.network import MACS_PER_PIXEL, EnhanceNet, count_parameters
+
+    engine = TiledEnhancer(EnhanceNet(), device=device, tile=tile) if weights is None else \
+        open_system(weights, device=device, tile=tile)[0]
+    if isinstance(engine, TiledEnhancer):
+        return engine, (count_parameters(engine.net), MACS_PER_PIXEL)
+    return engine, (getattr(engine, "parameters", 0), getattr(engine, "macs_per_pixel", None))
+
+
 def time_enhancers(weights: dict[str, str | Path | None], *, device: str = "auto", sizes_mp: Sequence[float] = (0.25,),
                    repeats: int = 5, warmup: int = 2, tile: int | None = None, seed: int = 0,
                    min_warmup_s: float = 2.0) -> dict[str, dict[str, Any]]:
@@ -71,19 +85,16 @@ def time_enhancers(weights: dict[str, str | Path | None], *, device: str = "auto
 
     Warm-up runs are excluded (on an accelerator they last at least ``min_warmup_s``, while clocks
     ramp up and kernels compile); repeats run round-robin over the systems, so a load change on a
-    shared machine hits all of them alike. Weights (released name or path; None = fresh init) do not
-    change the cost: every method shares one network.
+    shared machine hits all of them alike. Weights: anything ``bench enhance --weights`` takes (None: the
+    shared network, fresh init); the shared network's cost does not depend on its weights.
     """
     import torch
 
-    from benchmark.weights import resolve_weights
-    from methods.inference import TiledEnhancer
-    from methods.network import MACS_PER_PIXEL, EnhanceNet, count_parameters, load_enhancer
-
     if repeats < 1 or warmup < 0:
         raise ValueError("repeats must be >= 1 and warmup >= 0")
-    nets = {name: load_enhancer(resolve_weights(w)) if w is not None else EnhanceNet() for name, w in weights.items()}
-    engines = {name: TiledEnhancer(net, device=device, tile=tile) for name, net in nets.items()}
+    engines, cost = {}, {}
+    for name, w in weights.items():
+        engines[name], cost[name] = _engine(w, device, tile)
     gen = torch.Generator().manual_seed(seed)
     sizes: dict[str, list[dict]] = {name: [] for name in engines}
     for mp in sizes_mp:
@@ -105,9 +116,10 @@ def time_enhancers(weights: dict[str, str | Path | None], *, device: str = "auto
         out[name] = {
             "system": name, "weights": str(weights[name]) if weights[name] is not None else None, "device": dev,
             "machine": machine_id(dev), "torch": torch.__version__, "torch_threads": torch.get_num_threads(),
-            "tile": next(iter(engines.values())).tile, "repeats": repeats, "warmup": warmup, "sizes": sizes[name],
+            "tile": getattr(engine, "tile", None), "repeats": repeats, "warmup": warmup, "sizes": sizes[name],
             "ms_per_mp_median": statistics.median(s["ms_per_mp_median"] for s in sizes[name]),
-            "params": count_parameters(nets[name]), "macs_per_pixel": MACS_PER_PIXEL, "flops_per_pixel": 2 * MACS_PER_PIXEL,
+            "params": cost[name][0], "macs_per_pixel": cost[name][1],
+            "flops_per_pixel": None if cost[name][1] is None else 2 * cost[name][1],
         }
     return out
 

@@ -1,4 +1,7 @@
-"""The nine released enhancers: names, pinned upstream URLs, checksums, cache and download.
+"""The released enhancers: names, pinned upstream URLs, checksums, cache and download.
+
+Nine hold the shared network (CLIP-LIT, latent-prompt, RAVE); ``zero-dce`` holds the Zero-DCE
+baseline's (``network``: which one, :mod:`methods.enhancers` loads either).
 
 ``resolve_weights`` accepts a released name, a checkpoint file, or a training run directory.
 Released files are looked up, in order, in the cache (``$BACKLIT_BENCH_WEIGHTS``, default
@@ -17,13 +20,14 @@ from benchmark.registry import UnknownNameError, unknown_name_message
 
 CLIP_LIT_COMMIT = "25ed5be6086cd34d2bc1020c6088ac3f9d3a9522"
 RAVE_COMMIT = "a207067663394491f9dea6db9c9fc87333d004a9"
+ZERO_DCE_COMMIT = "e0f4adc54d0f23348c4a9b84acc08fe8778d5bfd"
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 
 
 @dataclass(frozen=True)
 class ReleasedWeights:
     name: str
-    method: str  # clip-lit | latent-prompt | rave | rave-shifted
+    method: str  # clip-lit | latent-prompt | rave | rave-shifted | zero-dce
     regime: str  # paper | init | paired | unpaired
     repo: str
     commit: str
@@ -32,6 +36,7 @@ class ReleasedWeights:
     sha256: str
     size: int
     note: str
+    network: str = "enhance-net"  # enhance-net (methods/network.py) | zero-dce (methods/zero_dce.py)
 
     @property
     def filename(self) -> str:
@@ -73,6 +78,10 @@ RELEASED: dict[str, ReleasedWeights] = {
               "21fb43004af7de2e1782b5799fbaa91dc62ca2730134229323bceab53370742c", 1_127_691),
         _rave("rave-unpaired-shifted", "rave-shifted", "unpaired", "rave_unpaired_shifted.pth",
               "d2b63a4de666200980bc3923b5bc7940", "5bcf3feff7dcc4891be878721c2defba0305e343c6b3821f9e88a9950c06ae5e", 1_128_144),
+        ReleasedWeights("zero-dce", "zero-dce", "paper", "Li-Chongyi/Zero-DCE", ZERO_DCE_COMMIT,
+                        "Zero-DCE_code/snapshots/Epoch99.pth", "71c1cf0487ac10ecfc3bcf09602ad0dc",
+                        "a4395acb874f320375d9704997cef874eaaaaa26a1777ceb29a92b70f74c3612", 320_017,
+                        "the Zero-DCE paper's model (Guo et al., CVPR 2020; a non-CLIP baseline)", "zero-dce"),
     ]
 }
 

@@ -37,6 +37,8 @@ class GuidanceMethod(nn.Module):
     """Base class. ``state_dict()`` holds the guidance state (learnable or fixed) for checkpoints."""
 
     name: ClassVar[str]
+    kind: ClassVar[str] = "clip-guided"  # see methods/registry.py
+    source: ClassVar[str]  # paper and upstream repository
     needs_text: ClassVar[bool] = False
     prompt_phases: ClassVar[bool] = False  # CE initialisation + rank-learning rounds
     guidance_weight: ClassVar[float] = 320.0

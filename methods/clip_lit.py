@@ -28,6 +28,7 @@ PROMPT_WORD = "X"
 
 class ClipLit(PromptMethod):
     name = "clip-lit"
+    source = "Liang et al., ICCV 2023 (ZhexinLiang/CLIP-LIT)"
     needs_text = True
     guidance_lr = 5e-6
     paper_total_iters = 109_400  # 8000 CE + 1000 warm-up + ~34 rounds (spec 3.6, lower bound)

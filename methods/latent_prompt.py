@@ -16,6 +16,7 @@ from methods.encoders import Encoder
 
 class LatentPrompt(PromptMethod):
     name = "latent-prompt"
+    source = "CLIP-LIT-Latent, Gaintseva et al., ECCV 2024 (Atmyre/RAVE)"
     guidance_lr = 5e-4
     paper_total_iters = 109_400  # same schedule as CLIP-LIT
 

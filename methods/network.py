@@ -137,8 +137,8 @@ def clean_state_dict(state: dict) -> dict[str, torch.Tensor]:
     return {k.removeprefix("module."): v for k, v in state.items()}
 
 
-def load_enhancer(path: str | Path, padding: Padding = "reflect", device: str | torch.device = "cpu") -> EnhanceNet:
-    """Build an :class:`EnhanceNet` and load a checkpoint strictly; errors name the file."""
+def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
+    """A checkpoint's state dict (unwrapped, see :func:`clean_state_dict`); errors name the file."""
     path = Path(path)
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
@@ -146,9 +146,15 @@ def load_enhancer(path: str | Path, padding: Padding = "reflect", device: str | 
         raise RuntimeError(f"{path}: not a loadable PyTorch checkpoint ({exc})") from exc
     if not isinstance(state, dict):
         raise RuntimeError(f"{path}: expected a state dict, got {type(state).__name__}")
+    return clean_state_dict(state)
+
+
+def load_enhancer(path: str | Path, padding: Padding = "reflect", device: str | torch.device = "cpu") -> EnhanceNet:
+    """Build an :class:`EnhanceNet` and load a checkpoint strictly; errors name the file."""
+    state = read_state_dict(path)
     net = EnhanceNet(padding)
     try:
-        net.load_state_dict(clean_state_dict(state), strict=True)
+        net.load_state_dict(state, strict=True)
     except RuntimeError as exc:
         raise RuntimeError(f"{path}: does not hold the 278,790-parameter enhancement network: {exc}") from exc
     return net.to(device).eval()

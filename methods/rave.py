@@ -27,6 +27,7 @@ from methods.losses import (
 
 class Rave(GuidanceMethod):
     name = "rave"
+    source = "Gaintseva et al., ECCV 2024 (Atmyre/RAVE)"
     guidance_weight = 6 * 320.0
     paper_total_iters = 140_000  # 1000 warm-up + ~139K guided if run to completion (spec 4.2)
 

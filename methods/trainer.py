@@ -122,6 +122,11 @@ def train_method(method: str, backlit_dir: str | Path, welllit_dir: str | Path, 
     from methods.inference import resolve_device
 
     cls = METHODS.get(method)
+    files = RunFiles(Path(out_dir), Path(timing_dir or out_dir), Path(provenance_file or Path(out_dir) / PROVENANCE))
+    if cls.kind != "clip-guided":  # a baseline with its own network and loop (or training-free: an error)
+        return cls.train(backlit_dir, files, schedule=schedule, iters=iters, seed=seed, device=device,
+                         overrides=overrides, resume=resume, stop_after=stop_after, progress=progress,
+                         threads=threads)
     overrides = dict(overrides or {})
     if iters is not None:
         overrides["total_iters"] = iters
@@ -130,8 +135,6 @@ def train_method(method: str, backlit_dir: str | Path, welllit_dir: str | Path, 
         raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
     if stop_after is not None and stop_after <= 0:
         raise ValueError(f"stop_after must be positive, got {stop_after!r}")
-    out = Path(out_dir)
-    files = RunFiles(out, Path(timing_dir or out), Path(provenance_file or out / PROVENANCE))
     backlit, welllit = image_paths(backlit_dir), image_paths(welllit_dir)
     dev = resolve_device(device)
     identity_encoder = identity_encoder or encoder
@@ -163,6 +166,31 @@ class RunFiles:
     def make(self) -> None:
         for folder in (self.out, self.timing, self.provenance.parent):
             folder.mkdir(parents=True, exist_ok=True)
+
+
+def write_timing(files: RunFiles, base: dict, dev: torch.device, iterations: int, timing: RunTiming,
+                 shares: bool) -> None:
+    """``train_timing.json``: wall time, s/iter by phase, memory, forward-time shares (this machine)."""
+    from benchmark.provenance import device_info
+
+    parts = timing.shares if shares and timing.shares["step"] > 0 else None
+    write_json(files.timing / TIMING, {
+        "method": base["method"], "seed": base["seed"], "device": str(dev), "machine": device_info(),
+        "iterations": iterations, "wall_s": round(timing.wall_s, 3),
+        "s_per_iter": {p: round(v, 5) for p, v in seconds_per_iter(files.timing / STEPS).items()},
+        "peak_rss_mb": round(timing.peak_rss / 2**20, 1),
+        "peak_cuda_mb": round(torch.cuda.max_memory_allocated() / 2**20, 1) if dev.type == "cuda" else None,
+        "enhancer_step_time_share": None if parts is None else {
+            k: round(parts[k] / parts["step"], 4) for k in ("enhancer", "guidance_encoder", "identity_encoder")},
+        "totals": asdict(timing),
+    })
+
+
+def restore_timing(files: RunFiles) -> RunTiming:
+    """The wall-time and memory totals of a killed session, to continue from (best effort)."""
+    path = files.timing / TIMING
+    saved = json.loads(path.read_text()).get("totals") if path.is_file() else None
+    return RunTiming(**saved) if saved else RunTiming()
 
 
 def _write_skipped(files: RunFiles, base: dict, reason: str) -> dict:
@@ -238,7 +266,7 @@ class Run:
             ckpt = load_checkpoint(ckpt_path)
             if ckpt.get("config") == self.config:
                 self._restore(ckpt)
-                self._restore_timing()
+                self.timing = restore_timing(self.files)
                 return
             changed = sorted(k for k in self.config if ckpt.get("config", {}).get(k) != self.config[k])
             warnings.warn(f"{ckpt_path}: settings differ ({', '.join(changed)}); starting afresh", stacklevel=3)
@@ -246,13 +274,6 @@ class Run:
                       self.files.timing / TIMING, self.files.timing / STEPS):
             stale.unlink(missing_ok=True)
         self._enter("ce_init" if self.prompt else "warmup")
-
-    def _restore_timing(self) -> None:
-        """Continue the wall-time and memory totals of the killed session (best effort)."""
-        path = self.files.timing / TIMING
-        saved = json.loads(path.read_text()).get("totals") if path.is_file() else None
-        if saved:
-            self.timing = RunTiming(**saved)
 
     # --- phases -----------------------------------------------------------------------------
     def _enter(self, phase: str) -> None:
@@ -456,21 +477,7 @@ class Run:
         self._write_timing()
 
     def _write_timing(self) -> None:
-        """``train_timing.json``: wall time, s/iter by phase, memory, forward-time shares (this machine)."""
-        from benchmark.provenance import device_info
-
-        tm = self.timing
-        shares = tm.shares if self.cpu_timing and tm.shares["step"] > 0 else None
-        write_json(self.files.timing / TIMING, {
-            "method": self.base["method"], "seed": self.seed, "device": str(self.dev), "machine": device_info(),
-            "iterations": self.state.iteration, "wall_s": round(tm.wall_s, 3),
-            "s_per_iter": {p: round(v, 5) for p, v in seconds_per_iter(self.files.timing / STEPS).items()},
-            "peak_rss_mb": round(tm.peak_rss / 2**20, 1),
-            "peak_cuda_mb": round(torch.cuda.max_memory_allocated() / 2**20, 1) if self.dev.type == "cuda" else None,
-            "enhancer_step_time_share": None if shares is None else {
-                k: round(shares[k] / shares["step"], 4) for k in ("enhancer", "guidance_encoder", "identity_encoder")},
-            "totals": asdict(tm),
-        })
+        write_timing(self.files, self.base, self.dev, self.state.iteration, self.timing, shares=self.cpu_timing)
 
     def _finish(self) -> dict:
         from benchmark.provenance import collect_provenance

@@ -10,8 +10,9 @@ from benchmark import weights as W
 from benchmark.registry import UnknownNameError
 
 
-def test_nine_models_pinned_with_checksums() -> None:
-    assert len(W.RELEASED) == 9
+def test_released_models_pinned_with_checksums() -> None:
+    assert len(W.RELEASED) == 10  # nine of the shared network, and Zero-DCE
+    assert [w.name for w in W.RELEASED.values() if w.network != "enhance-net"] == ["zero-dce"]
     for w in W.RELEASED.values():
         assert len(w.sha256) == 64 and len(w.md5) == 32
         assert w.commit in w.url and w.url.startswith("https://raw.githubusercontent.com/")

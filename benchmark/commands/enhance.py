@@ -7,7 +7,8 @@ import click
 
 
 @click.command()
-@click.option("--weights", "-w", required=True, help="Released name (see `bench weights list`), a .pth file, or a training run directory.")
+@click.option("--weights", "-w", required=True, help="Released name (see `bench weights list`), a .pth file, a training run directory, "
+              "or a training-free method (gamma, hist-eq, clahe; see `bench list methods`).")
 @click.option("--input", "-i", "input_", required=True, type=click.Path(exists=True), help="An image file or a folder of images.")
 @click.option("--output", "-o", required=True, type=click.Path(file_okay=False), help="Folder for <stem>.png outputs.")
 @click.option("--padding", type=click.Choice(["reflect", "zeros"]), default="reflect", show_default=True,

@@ -24,7 +24,9 @@ def _names(kind: str) -> list[str]:
     if kind == "methods":
         from methods.registry import METHODS
 
-        return list(METHODS.names())
+        rows = [METHODS.get(n) for n in METHODS.names()]
+        return [f"{m.name:14s} {m.kind:17s} text: {'yes' if m.needs_text else 'no ':3s}  {m.source}"
+                + (f"; {m().describe()}" if m.kind == "training-free" else "") for m in rows]
     if kind == "encoders":
         from methods.encoders import ENCODERS
 

@@ -20,9 +20,10 @@ def _parse_set(values: tuple[str, ...]) -> dict:
 
 
 @click.command()
-@click.option("--method", "-m", required=True, help="clip-lit | latent-prompt | rave | rave-shifted")
+@click.option("--method", "-m", required=True, help="clip-lit | latent-prompt | rave | rave-shifted | zero-dce")
 @click.option("--backlit", required=True, type=click.Path(exists=True, file_okay=False), help="Folder of backlit training images.")
-@click.option("--welllit", required=True, type=click.Path(exists=True, file_okay=False), help="Folder of well-lit images.")
+@click.option("--welllit", type=click.Path(exists=True, file_okay=False),
+              help="Folder of well-lit images (required by the CLIP-guided methods; zero-dce uses none).")
 @click.option("--encoder", default="effnet-lite0", show_default=True,
               help="Guidance encoder: effnet-lite0, tiny-clip-random or clip:<arch>:<tag or file>.")
 @click.option("--identity-encoder", default=None, help="Encoder of the identity loss (default: --encoder).")
@@ -41,13 +42,16 @@ def _parse_set(values: tuple[str, ...]) -> dict:
 @click.option("--resume", is_flag=True, help="Continue from OUT/checkpoint.pt.")
 @click.option("--allow-skip", is_flag=True, help="Exit 0 when the method cannot run here (recorded as skipped); else exit 3.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
-def train(method: str, backlit: str, welllit: str, encoder: str, identity_encoder: str | None, schedule: str,
+def train(method: str, backlit: str, welllit: str | None, encoder: str, identity_encoder: str | None, schedule: str,
           iters: int | None, seed: int, device: str, lr: float | None, guidance_lr: float | None,
           batch_size: int | None, crop: int | None, checkpoint_every: int | None, settings: tuple[str, ...],
           out: str, resume: bool, allow_skip: bool, quiet: bool) -> None:
     """Train METHOD; writes checkpoint.pt, enhancer.pth, train_log.csv, train_summary.json, provenance.json."""
+    from methods.registry import METHODS
     from methods.trainer import TrainingDiverged, train_method
 
+    if welllit is None and METHODS.get(method).kind == "clip-guided":
+        raise click.BadParameter(f"{method} needs well-lit images", param_hint="--welllit")
     overrides = _parse_set(settings)
     for key, value in {"lr": lr, "guidance_lr": guidance_lr, "batch_size": batch_size, "crop": crop,
                        "checkpoint_every": checkpoint_every}.items():

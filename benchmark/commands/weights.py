@@ -1,4 +1,4 @@
-"""``bench weights``: list and fetch the nine released checkpoints."""
+"""``bench weights``: list and fetch the released checkpoints."""
 from __future__ import annotations
 
 import click
@@ -7,7 +7,7 @@ from click_didyoumean import DYMGroup
 
 @click.group(cls=DYMGroup)
 def weights() -> None:
-    """Released CLIP-LIT / latent-prompt / RAVE enhancers."""
+    """Released CLIP-LIT / latent-prompt / RAVE enhancers and the Zero-DCE baseline."""
 
 
 @weights.command("list")

@@ -46,7 +46,7 @@ def test_cli_unknown_names_list_valid_names_with_a_suggestion(kind: str, train_d
     train = ["train", "--backlit", str(train_data["backlit"]), "--welllit", str(train_data["welllit"]),
              "--out", str(tmp_path / "run")]
     args, expected, valid = {
-        "method": ([*train, "-m", "rav"], "unknown method 'rav'; did you mean 'rave'?", "clip-lit, latent-prompt, rave"),
+        "method": ([*train, "-m", "rav"], "unknown method 'rav'; did you mean 'rave'?", "latent-prompt, rave, rave-shifted, zero-dce"),
         "encoder": ([*train, "-m", "rave", "--encoder", "effnet-lite"], "did you mean 'effnet-lite0'?", "effnet-lite0"),
         "dataset": (["evaluate", "-d", "baidd", "-s", "x", "--results", str(tmp_path / "r")],
                     "unknown dataset 'baidd'; did you mean 'baid'?", "backlit300, baid"),
