@@ -90,6 +90,10 @@ def system_info(system: str) -> dict[str, str]:
     for regime in ("paired", "unpaired"):
         if system.endswith(f"-{regime}"):
             return {"method": system.removesuffix(f"-{regime}"), "source": "trained", "regime": regime}
+    from methods.enhancers import training_free_names
+
+    if system in training_free_names():
+        return {"method": system, "source": "training-free", "regime": ""}
     return {"method": system, "source": "external", "regime": ""}
 
 

@@ -82,7 +82,8 @@ def _results_sub(system: str, seed: int | None) -> Path:
 
 
 @run_stage.command()
-@click.option("--system", required=True, help="<method>-<regime> (trained) or released-<weights name>.")
+@click.option("--system", required=True,
+              help="<method>-<regime> (trained; with --seed), released-<weights name> or a training-free operator.")
 @click.option("--seed", type=click.IntRange(min=0), default=None, help="Training seed of a trained system.")
 @click.option("--dataset", required=True)
 def enhance(system: str, seed: int | None, dataset: str) -> None:
@@ -96,9 +97,9 @@ def enhance(system: str, seed: int | None, dataset: str) -> None:
     label = f"{sub}/{dataset}"
     if system.startswith("released-"):
         weights: str | Path = system.removeprefix("released-")
+    elif seed is None:  # a training-free operator (gamma, hist-eq, clahe)
+        weights = system
     else:
-        if seed is None:
-            raise click.UsageError(f"{system}: a trained system needs --seed")
         weights = RESULTS / "train" / sub
         summary_file = weights / "train_summary.json"
         train = json.loads(summary_file.read_text()) if summary_file.is_file() else {}
