@@ -51,3 +51,12 @@ def write_json(target: str | Path, data: Any) -> None:
 def write_text(target: str | Path, text: str) -> None:
     with atomic_path(target) as tmp:
         tmp.write_text(text)
+
+
+def save_torch(target: str | Path, obj: Any) -> None:
+    """``torch.save`` atomically, byte-identical for equal contents: saving through a file handle
+    names the archive's records ``archive/`` instead of after the (random) temporary file name."""
+    import torch
+
+    with atomic_path(target) as tmp, open(tmp, "wb") as f:
+        torch.save(obj, f)

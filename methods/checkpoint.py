@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from benchmark.atomic import atomic_path
+from benchmark.atomic import save_torch
 
 CHECKPOINT_VERSION = 1
 
@@ -37,8 +37,7 @@ def restore_rng(state: dict) -> None:
 
 
 def save_checkpoint(path: Path, data: dict) -> None:
-    with atomic_path(path) as tmp:
-        torch.save({"version": CHECKPOINT_VERSION, **data}, tmp)
+    save_torch(path, {"version": CHECKPOINT_VERSION, **data})
 
 
 def load_checkpoint(path: Path) -> dict:

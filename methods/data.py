@@ -11,7 +11,7 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from benchmark.atomic import atomic_path
+from benchmark.atomic import save_torch
 from benchmark.image_io import list_images, load_image
 
 CACHE_VERSION = 1
@@ -83,8 +83,7 @@ def cached_tensor(key: dict, compute: Callable[[], torch.Tensor]) -> tuple[torch
         except Exception:  # noqa: BLE001 - a corrupt cache entry is recomputed
             path.unlink(missing_ok=True)
     value = compute().detach().cpu()
-    with atomic_path(path) as tmp:
-        torch.save(value, tmp)
+    save_torch(path, value)
     return value, digest
 
 

@@ -28,7 +28,7 @@ from pathlib import Path
 import psutil
 import torch
 
-from benchmark.atomic import atomic_path, remove_stale_temporaries, write_json
+from benchmark.atomic import remove_stale_temporaries, save_torch, write_json
 from methods import augment as aug
 from methods.base import GuidanceMethod, MethodContext, MethodUnavailable, PromptMethod
 from methods.checkpoint import (
@@ -485,8 +485,7 @@ class Run:
         st = self.state
         if not (self.out / CHECKPOINT).is_file():
             self._save()
-        with atomic_path(self.out / ENHANCER) as tmp:
-            torch.save({k: v.detach().cpu() for k, v in self.enhancer.state_dict().items()}, tmp)
+        save_torch(self.out / ENHANCER, {k: v.detach().cpu() for k, v in self.enhancer.state_dict().items()})
         counts, rounds = phase_counts(self.out / LOG)
         summary = {
             **self.base, "status": "done", "reason": None,

@@ -22,7 +22,7 @@ from pathlib import Path
 import psutil
 import torch
 
-from benchmark.atomic import atomic_path, remove_stale_temporaries, write_json
+from benchmark.atomic import remove_stale_temporaries, save_torch, write_json
 from benchmark.registry import UnknownNameError, unknown_name_message
 from methods.checkpoint import capture_rng, load_checkpoint, restore_rng, save_checkpoint
 from methods.data import batch_indices, files_digest, image_paths, preload, stable_seed, to_float
@@ -219,8 +219,7 @@ class _Run:
 
         if not (self.out / CHECKPOINT).is_file():
             self._save()
-        with atomic_path(self.out / ENHANCER) as tmp:
-            torch.save({k: v.detach().cpu() for k, v in self.net.state_dict().items()}, tmp)
+        save_torch(self.out / ENHANCER, {k: v.detach().cpu() for k, v in self.net.state_dict().items()})
         summary = {
             **self.base, "status": "done", "reason": None, "network": "zero-dce",
             "schedule_values": {**asdict(self.s), "total_iters": self.total},

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 
 import click
 
@@ -31,7 +32,8 @@ def enhance(weights: str, input_: str, output: str, padding: str, device: str, m
 
     try:
         summary = enhance_folder(weights, input_, output, padding=padding, device=device, max_side=max_side,
-                                 tile=tile, precision=precision, bits=int(bits), force=force)
+                                 tile=tile, precision=precision, bits=int(bits), force=force,
+                                 timing_file=Path(output) / "timing.json")
     except (UnknownNameError, WeightsUnavailable, FileNotFoundError, RuntimeError) as exc:
         raise click.ClickException(str(exc)) from None
     n_fail = len(summary["failed"])

@@ -101,7 +101,7 @@ def test_enhance_sigkilled_midway_resumes_without_redoing(photos: Path, checkpoi
     summary = enhance_folder(str(checkpoint), photos, out, device="cpu", progress=False)
     assert sorted(summary["done"]) == [f"{k:02d}.png" for k in range(14)] and not summary["failed"]
     assert {name: (out / name).stat().st_mtime_ns for name in finished} == mtimes  # not redone
-    assert set(summary["seconds_per_image"]) == set(summary["done"]) - set(finished)
+    assert set(summary["timing"]["seconds_per_image"]) == set(summary["done"]) - set(finished)
     assert temporaries(out) == []
 
 
