@@ -19,7 +19,18 @@ import pandas as pd
 
 from benchmark.atomic import atomic_path, remove_stale_temporaries, write_json
 from benchmark.image_io import list_images
-from benchmark.metrics import DEFAULT_METRICS, Metric, MetricInputError, Pair, Unavailable, get_spec, load_metrics
+from benchmark.metrics import (
+    DEFAULT_METRICS,
+    DIAGNOSTIC_PROTOCOL,
+    DIAGNOSTICS,
+    Metric,
+    MetricInputError,
+    Pair,
+    Unavailable,
+    diagnostics,
+    get_spec,
+    load_metrics,
+)
 
 SCORE_COLUMNS = ["dataset", "system", "method", "source", "regime", "image", "metric", "protocol", "value", "lower_better"]
 # (inputs, ground truth) folder names tried inside a dataset directory, in order
@@ -197,6 +208,7 @@ def evaluate_system(system: str, dataset: str, enhanced_dir: str | Path, *, data
     old_prints = old_meta.get("fingerprints", {})
     old_index = {(r.image, r.metric): r.value for r in old.itertuples()} if len(old) else {}
 
+    sources = {} if system == "input" else {p.stem: p for p in list_images(test.inputs)}  # for psnr_vs_input
     rows: list[dict] = []
     failed: list[dict[str, str]] = []
     prints: dict[str, str] = {}
@@ -225,6 +237,9 @@ def evaluate_system(system: str, dataset: str, enhanced_dir: str | Path, *, data
                 continue
             rows.append({"dataset": dataset, "system": system, **info, "image": stem, "metric": m.name,
                          "protocol": m.protocol, "value": value, "lower_better": m.lower_better})
+        for name, value in _diagnostics(pair, sources.get(stem), old_index if reuse else {}, stem).items():
+            rows.append({"dataset": dataset, "system": system, **info, "image": stem, "metric": name,
+                         "protocol": DIAGNOSTIC_PROTOCOL, "value": value, "lower_better": DIAGNOSTICS[name]})
         if out_csv is not None and time.perf_counter() - saved >= CHECKPOINT_S:
             _write(Evaluation(pd.DataFrame(rows, columns=SCORE_COLUMNS), status, failed), out_csv, system, dataset,
                    prints, seconds=time.perf_counter() - start, test=test, enhanced_dir=enhanced_dir, complete=False)
@@ -234,6 +249,20 @@ def evaluate_system(system: str, dataset: str, enhanced_dir: str | Path, *, data
     _write(result, out_csv, system, dataset, prints, seconds=time.perf_counter() - start, test=test,
            enhanced_dir=enhanced_dir)
     return result
+
+
+def _diagnostics(pair: Pair, source: Path | None, old: dict, stem: str) -> dict[str, float]:
+    """The health diagnostics of one output (stored ones when unchanged); none for an unreadable file
+    (its metrics record the failure)."""
+    stored = {name: float(old[(stem, name)]) for name in DIAGNOSTICS if (stem, name) in old}
+    if stored:
+        return stored
+    from benchmark.image_io import load_image
+
+    try:
+        return diagnostics(pair.image, load_image(source)[None] if source is not None else None)
+    except Exception:  # noqa: BLE001 - the metrics have recorded why this file cannot be read
+        return {}
 
 
 def _write(result: Evaluation, out_csv: Path | None, system: str, dataset: str, prints: dict[str, str],
@@ -253,10 +282,19 @@ def _write(result: Evaluation, out_csv: Path | None, system: str, dataset: str, 
 
 
 def merge_scores(results: str | Path) -> pd.DataFrame:
-    """Concatenate every ``results/scores/<system>/<dataset>.csv`` into ``results/scores.csv``."""
+    """Concatenate every ``results/scores/<system>/[seed-<k>/]<dataset>.csv`` into ``results/scores.csv``
+    (with a ``seed`` column: the run's seed, empty for systems without one)."""
     results = Path(results)
-    frames = [read_scores(p) for p in sorted((results / "scores").glob("*/[!.]*.csv"))]
+    columns = list(dict.fromkeys([*SCORE_COLUMNS, "seed"]))
+    frames = []
+    folder = results / "scores"
+    for path in sorted(folder.glob("*/[!.]*.csv")) + sorted(folder.glob("*/seed-*/[!.]*.csv")):
+        frame = read_scores(path)
+        if "seed" not in frame.columns or not frame["seed"].astype(str).str.len().any():
+            frame["seed"] = path.parent.name.removeprefix("seed-") if path.parent.name.startswith("seed-") else ""
+        frames.append(frame.reindex(columns=columns))
     frames = [f for f in frames if len(f)]
-    merged = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=SCORE_COLUMNS)
-    write_scores(merged, results / "scores.csv")
+    merged = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=columns)
+    with atomic_path(results / "scores.csv") as tmp:
+        merged.to_csv(tmp, index=False, float_format="%.6g")
     return merged
