@@ -237,7 +237,9 @@ def evaluate_system(system: str, dataset: str, enhanced_dir: str | Path, *, data
                 continue
             rows.append({"dataset": dataset, "system": system, **info, "image": stem, "metric": m.name,
                          "protocol": m.protocol, "value": value, "lower_better": m.lower_better})
-        for name, value in _diagnostics(pair, sources.get(stem), old_index if reuse else {}, stem).items():
+        diag = _diagnostics(pair, sources.get(stem), old_index if reuse else {}, stem) \
+            if rows and rows[-1]["image"] == stem else {}  # only beside quality scores of this image
+        for name, value in diag.items():
             rows.append({"dataset": dataset, "system": system, **info, "image": stem, "metric": name,
                          "protocol": DIAGNOSTIC_PROTOCOL, "value": value, "lower_better": DIAGNOSTICS[name]})
         if out_csv is not None and time.perf_counter() - saved >= CHECKPOINT_S:

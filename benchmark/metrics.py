@@ -399,9 +399,10 @@ PSNR_CAP_DB = 100.0  # psnr_vs_input of identical images
 def diagnostics(image: torch.Tensor, source: torch.Tensor | None) -> dict[str, float]:
     """Pixel sd and share of values at 0 or 255 of an output; its PSNR to ``source`` (its input) when
     given with the same size, capped at :data:`PSNR_CAP_DB`."""
-    out = {"output_std": float(image.std()),
-           "output_clipped": float(((image <= 0.5 / 255) | (image >= 254.5 / 255)).float().mean())}
+    out = {}
     if source is not None and tuple(source.shape) == tuple(image.shape):
         mse = float(((image - source) ** 2).mean())
         out["psnr_vs_input"] = float(min(PSNR_CAP_DB, 10.0 * np.log10(1.0 / mse))) if mse > 0 else PSNR_CAP_DB
-    return out
+    out["output_std"] = float(image.std())
+    out["output_clipped"] = float(((image <= 0.5 / 255) | (image >= 254.5 / 255)).float().mean())
+    return out  # in DIAGNOSTICS order

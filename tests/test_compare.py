@@ -112,7 +112,8 @@ def test_evaluate_without_ground_truth_skips_fr(tmp_path: Path) -> None:
     res = evaluate_system("input", "nogt", data / "low", dataset_dir=data, metrics=["psnr", "piqe"],
                           out_csv=tmp_path / "s.csv", progress=False)
     assert res.metrics["psnr"]["status"] == "skipped" and "ground truth" in res.metrics["psnr"]["reason"]
-    assert set(res.scores["metric"]) == {"piqe"} and len(res.scores) == 2
+    assert set(res.scores["metric"]) == {"piqe", "output_std", "output_clipped"} and len(res.scores) == 2 * 3
+    assert "psnr_vs_input" not in set(res.scores["metric"])  # the input is not compared with itself
 
 
 def test_compare_trained_reads_results(tmp_path: Path) -> None:
