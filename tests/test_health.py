@@ -1,6 +1,7 @@
 """Health checks (no-effect, degenerate, diverged, stale) and, on real held-out pairs, the verdict they lead to."""
 from __future__ import annotations
 
+import html
 import json
 import os
 import re
@@ -155,3 +156,81 @@ def test_no_effect_flag_and_verdict_on_held_out_pairs(tmp_path: Path, reference_
     assert re.search(r"released-clip-lit-init had no effect: output [\d.]+ dB from its input", text)
     assert "12 images from 12 scenes" in text and "Caveats:" in text
     assert "nan" not in re.sub(r"<[^>]+>", "", page).lower().split()
+
+
+def _score_files(root: Path, system: str, seed: int | None, psnr: list[float], vs_input: float, inputs: Path) -> None:
+    """A scores CSV and sidecar as the evaluate step writes them (seed-<k>/ for trained runs)."""
+    folder = root / "scores" / system / (f"seed-{seed}" if seed is not None else "")
+    folder.mkdir(parents=True, exist_ok=True)
+    source = "released" if system.startswith("released-") else "trained"
+    method, regime = ("rave", "unpaired") if "rave" in system else ("clip-lit", "unpaired")
+    rows = [(f"crop-{k}", metric, value, lb) for k, v in enumerate(psnr)
+            for metric, value, lb in (("psnr", v, False), ("psnr_vs_input", vs_input + k % 2, False),
+                                      ("output_std", 0.2, False), ("output_clipped", 0.01, True))]
+    pd.DataFrame([{"dataset": "toy", "system": system, "method": method, "source": source, "regime": regime,
+                   "image": img, "metric": m, "protocol": "pyiqa", "value": v, "lower_better": lb,
+                   "seed": "" if seed is None else seed} for img, m, v, lb in rows]).to_csv(folder / "toy.csv",
+                                                                                             index=False)
+    (folder / "toy.json").write_text(json.dumps({
+        "system": system, "dataset": "toy", "method": method, "source": source, "inputs_dir": str(inputs), "images": len(psnr), "failed": [],
+        "metrics": {"psnr": {"status": "ok", "lower_better": False, "mode": "FR", "score_range": "~0, ~40",
+                             "protocol": "pyiqa", "protocol_details": {}}}}))
+
+
+def _run_files(root: Path, system: str, seed: int, guidance: np.ndarray) -> None:
+    run = root / "train" / system / f"seed-{seed}"
+    run.mkdir(parents=True)
+    n = guidance.size
+    pd.DataFrame({"iter": range(1, n + 1), "phase": "enhance", "round": 0, "loss": 1.0, "guidance": guidance,
+                  "identity": 0.1}).to_csv(run / "train_log.csv", index=False)
+    (run / "train_summary.json").write_text(json.dumps({
+        "status": "done", "seed": seed, "encoder": "effnet-lite0", "identity_encoder": "effnet-lite0",
+        "schedule": "quick", "schedule_values": {"crop": 96}, "iterations": {"total": 380}}))
+
+
+def test_report_with_seeds_scenes_and_flags(tmp_path: Path) -> None:
+    """The seed layout of results: per-seed rows, mean and sd across seeds, scenes from scenes.json, a
+    diverged and a no-effect system greyed and named in the verdict, origins of every system."""
+    inputs = tmp_path / "toy" / "test" / "input"
+    inputs.mkdir(parents=True)
+    (tmp_path / "toy" / "scenes.json").write_text(json.dumps({f"crop-{k}": f"photo-{k // 4}" for k in range(8)}))
+    root = tmp_path / "results"
+    base = [20.0 + 0.3 * k for k in range(8)]
+    _score_files(root, "released-rave-unpaired", None, [v + 1.0 for v in base], 15.0, inputs)
+    _score_files(root, "released-clip-lit-init", None, [v + 5.0 for v in base], 52.0, inputs)
+    for seed in (0, 1, 2):
+        _score_files(root, "rave-unpaired", seed, [v + 0.5 * seed for v in base], 18.0, inputs)
+        _run_files(root, "rave-unpaired", seed, np.linspace(2.0, 1.0, 50))
+        _score_files(root, "clip-lit-unpaired", seed, [v + 2.0 for v in base], 17.0, inputs)
+        _run_files(root, "clip-lit-unpaired", seed, np.linspace(2.0, 2.2 if seed == 1 else 1.0, 50))
+
+    from benchmark.report import build_report
+    from benchmark.report.data import load_results
+
+    res = load_results(root, n_boot=200, benchmarks_dir=None, profile="embedded", project_root=tmp_path)
+    rave = res.aggregates.set_index(["system", "metric"]).loc[("rave-unpaired", "psnr")]
+    assert (rave["n"], rave["n_scenes"], rave["n_seeds"]) == (8, 2, 3)
+    assert rave["mean"] == pytest.approx(np.mean(base) + 0.5) and rave["seed_sd"] == pytest.approx(0.5)
+    assert [f.flag for f in res.flags("toy", "clip-lit-unpaired")] == ["diverged"]
+    assert [f.flag for f in res.flags("toy", "released-clip-lit-init")] == ["no-effect"]
+    assert res.labels["rave-unpaired"] == ("trained here: profile embedded, encoder effnet-lite0, schedule quick, "
+                                           "96-px crops, 380 iterations, seeds 0, 1, 2")
+    decision = res.decisions.iloc[0]  # 2 scenes: no lead can be significant
+    assert (decision["leader"], decision["runner_up"], decision["status"]) == (
+        "released-rave-unpaired", "rave-unpaired", "tie")
+    assert not res.aggregates["best"].any()
+
+    build_report(root, {"profile": "embedded", "evaluate": {"bootstrap": 200}}, n_images=0,
+                 benchmarks_dir=tmp_path / "none")
+    seeds = pd.read_csv(root / "tables" / "seeds.csv")
+    assert sorted(seeds[seeds["system"] == "rave-unpaired"]["seed"]) == [0, 1, 2] and len(seeds) == 6
+    page = (root / "report.html").read_text()
+    verdict = html.unescape(re.sub(r"<[^>]+>", "", re.search(r'<div id="verdict">(.*?)</div>', page, re.S).group(1)))
+    assert "8 images from 2 scenes" in verdict and "Healthy: released-rave-unpaired and rave-unpaired." in verdict
+    assert "clip-lit-unpaired diverged in training: seed 1: guidance loss did not fall" in verdict
+    assert "released-clip-lit-init had no effect: output 52.5 dB from its input" in verdict
+    assert "The flagged released-clip-lit-init has the best psnr mean but is not ranked." in verdict
+    assert "not the papers' settings" in verdict and "96-px crops" in verdict
+    assert "seed sd 0.50" in page and page.count("<tr class='flagged'>") >= 4  # systems and metric tables
+    text = re.sub(r"<[^>]+>", " ", page)
+    assert not re.search(r"\bnan\b|\bNone\b", text)

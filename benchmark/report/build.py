@@ -35,7 +35,13 @@ def _b64_file(path: Path | None) -> str | None:
 
 def random_encoders(res: Results) -> list[str]:
     """Runs trained with a random test encoder (``tiny-clip-random``): their numbers mean nothing."""
-    return [f"{run}: encoders {t.get('encoders')}" for run, t in res.training.items() if t.get("random_encoder")]
+    return [f"{system}: encoders {_encoders(seeds)}" for system, seeds in res.runs.items()
+            if any(t.get("is_random") for t in seeds.values())]
+
+
+def _encoders(seeds: dict[str, dict]) -> str:
+    t = next(iter(seeds.values()), {})
+    return f"{t.get('encoder') or '–'} (guidance) / {t.get('identity_encoder') or '–'} (identity)"
 
 
 def setup_rows(res: Results, params: dict | None, seed: int | None = None) -> list[tuple[str, str]]:
@@ -53,10 +59,11 @@ def setup_rows(res: Results, params: dict | None, seed: int | None = None) -> li
         ("device", ", ".join(f"{k}={v}" for k, v in dev.items()) or "–"),
         ("bootstrap seed", str(prov.get("seed", "–") if seed is None else seed)),
     ]
-    for run, t in res.training.items():
-        enc = t.get("encoders")
-        seed_text = "–" if t.get("seed") is None else t["seed"]
-        rows.append((f"run {run}", f"status {t['status']}, seed {seed_text}, encoders {enc or '–'}"))
+    for system, seeds in res.runs.items():
+        status = "/".join(sorted({str(t.get("status") or "missing") for t in seeds.values()}))
+        labels = [k for k in seeds if k]
+        seed_text = f"seed{'s' if len(labels) > 1 else ''} {', '.join(labels) or '–'}"
+        rows.append((f"run {system}", f"status {status}, {seed_text}, encoders {_encoders(seeds)}"))
     for system, t in res.inference.items():
         detail = f"{t['device']} ({t['machine']}), torch {t.get('torch')}, {t.get('torch_threads')} threads"
         rows.append((f"timing {system}", detail))

@@ -83,6 +83,7 @@ def _leads(res: Results, dataset: str) -> list[str]:
 
 def _seeds(res: Results, dataset: str) -> list[str]:
     agg = res.aggregates[(res.aggregates["dataset"] == dataset) & (res.aggregates["source"] == "trained")]
+    agg = agg[[not res.flags(dataset, s) for s in agg["system"]]]  # healthy ones
     if agg.empty:
         return []
     if (agg["n_seeds"] < 2).all():
