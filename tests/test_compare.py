@@ -50,7 +50,7 @@ def test_compare_released_on_sice_pairs(tmp_path: Path, reference_dir: Path, off
     assert run.exit_code == 0, run.output
     for header in ("psnr ↑", "ssim ↑", "niqe ↓", "brisque ↓", "ms/MP"):
         assert header in run.output
-    table = run.output.split("sice-pairs (2 images)")[1]
+    table = run.output.split("sice-pairs (2 images from 2 scenes)")[1]
     for name in ["input"] + [f"released-{n}" for n in RELEASED]:
         row = next(line for line in table.splitlines() if line.startswith(name + " "))
         assert row.count("±") == 4 and " n/a " in row  # 4 scored metrics; musiq unavailable offline

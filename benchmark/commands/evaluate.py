@@ -222,8 +222,11 @@ def compare(methods: str, datasets: tuple[str, ...], weights: str, fmt: str, tim
             click.echo(aggregates_frame(res, test.name, names, table_systems).to_csv(index=False, float_format="%.6g"))
             continue
         table = metric_table(res, test.name, names, table_systems)
-        click.echo(f"\n{test.name} ({res.scores[res.scores['dataset'] == test.name]['image'].nunique()} images)")
+        click.echo(f"\n{test.name} ({res.n_images(test.name)} images from {res.n_scenes(test.name)} scenes)")
         click.echo(table.markdown() if fmt == "markdown" else table.text())
+        for r in res.decisions[res.decisions["dataset"] == test.name].itertuples():
+            if r.metric in names:
+                click.echo(f"{r.metric}: {'best ' + r.best if r.best else r.status}: {r.reason}")
     if fmt == "json":
         click.echo(json.dumps(records, indent=2))
     click.echo(f"\nwrote {root / 'scores.csv'}, {root / 'metrics.json'}, {root / 'tables'}/; `bench report` for the full report",

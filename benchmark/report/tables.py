@@ -61,7 +61,7 @@ class Table:
     bold: set[tuple[int, int]] = field(default_factory=set)
     notes: list[str] = field(default_factory=list)
     grey: set[int] = field(default_factory=set)  # rows of flagged systems
-    bold_note: str = "* best: significant lead after Holm correction (see the decisions)"
+    bold_note: str = "* best: a healthy system's lead, significant after Holm correction and beyond the seed spread"
 
     def _columns(self) -> list[int]:
         """Indices of the columns shown: the first, and every one with a value in some row."""
