@@ -121,19 +121,15 @@ def training_flags(runs: Mapping[str, Mapping[str, Path]]) -> dict[str, list[Fla
     return out
 
 
-def _change_text(entry: object) -> str | None:
-    """A ``dvc status`` entry as text, when it is a change of code, params, data or command."""
+def _change_items(entry: object) -> list[str]:
+    """A ``dvc status`` entry as texts, for changes of code, params, data or command (not of outputs)."""
     if isinstance(entry, str):
-        return entry if entry in ("changed command", "always changed") else None
+        return [entry] if entry in ("changed command", "always changed") else []
     if isinstance(entry, dict) and "changed deps" in entry:
-        parts = []
-        for path, what in entry["changed deps"].items():
-            if isinstance(what, dict):
-                parts += [f"{path} {k} {v}" for k, v in what.items()]
-            else:
-                parts.append(f"{path} {what}")
-        return "changed deps: " + ", ".join(parts)
-    return None
+        return [f"{path} {k} {v}" if isinstance(what, dict) else f"{path} {what}"
+                for path, what in entry["changed deps"].items()
+                for k, v in (what.items() if isinstance(what, dict) else [(None, None)])]
+    return []
 
 
 def stale_flags(results: str | Path, project_root: str | Path) -> tuple[dict[str, list[Flag]], str]:
@@ -155,9 +151,12 @@ def stale_flags(results: str | Path, project_root: str | Path) -> tuple[dict[str
         return {}, f"stale: not checked (dvc status failed: {type(exc).__name__}: {exc})"
     out: dict[str, list[Flag]] = {}
     for system, stages in systems_of.items():
-        found = [f"{s}: {'; '.join(changes[s])}" for s in sorted(stages) if changes.get(s)]
-        if found:
-            out[system] = [Flag("stale", " | ".join(found))]
+        stale = sorted(s for s in stages if changes.get(s))
+        items = list(dict.fromkeys(i for s in stale for i in changes[s]))
+        if stale:
+            more = f" and {len(items) - 4} more" if len(items) > 4 else ""
+            out[system] = [Flag("stale", f"{', '.join(items[:4])}{more} (stage{'s' * (len(stale) > 1)} "
+                                         f"{', '.join(stale)})")]
     return out, f"stale: checked with dvc status ({sum(map(bool, changes.values()))} stale stages)"
 
 
@@ -175,7 +174,7 @@ def _dvc_changes(project: Path) -> tuple[dict[str, list[str]], dict[str, set[str
         changes: dict[str, list[str]] = {}
         systems_of: dict[str, set[str]] = {}
         for stage in repo.index.stages:
-            changes[stage.addressing] = [t for e in status.get(stage.addressing, []) if (t := _change_text(e))]
+            changes[stage.addressing] = [t for e in status.get(stage.addressing, []) for t in _change_items(e)]
             for out in stage.outs:
                 parts = Path(os.path.relpath(out.fs_path, project)).parts
                 if len(parts) >= 3 and parts[0] == "results" and parts[1] in KINDS:

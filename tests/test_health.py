@@ -99,7 +99,7 @@ def test_stale_after_a_code_change(tmp_path: Path) -> None:
     (tmp_path / "params.yaml").write_text("lr: 2\n")
     flags, note = stale_flags(tmp_path / "results", tmp_path)
     assert set(flags) == {"sys"} and note == "stale: checked with dvc status (1 stale stages)"
-    assert flags["sys"][0].value == "train: changed deps: code.py modified, params.yaml lr modified"
+    assert flags["sys"][0].value == "code.py modified, params.yaml lr modified (stage train)"
 
 
 def _pairs(src: Path, dst: Path, n: int, size: int) -> Path:
