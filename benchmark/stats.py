@@ -272,7 +272,8 @@ def best_systems(agg: pd.DataFrame, paired: pd.DataFrame, flagged: Mapping[tuple
         if not favours:
             reason = "on the images both have, the runner-up is not worse"
         elif row["p_holm"] >= alpha:
-            reason = f"lead not significant after Holm correction (p = {p_raw:.2g}, p_holm = {row['p_holm']:.2g} ≥ {alpha:g})"
+            reason = (f"lead not significant after Holm correction (p = {p_raw:.2g}, "
+                      f"p_holm = {row['p_holm']:.2g} ≥ {alpha:g})")
         elif sds and row["lead"] <= row["seed_sd"]:
             reason = f"lead {row['lead']:.3g} within the seed-to-seed spread (sd {row['seed_sd']:.3g})"
         else:

@@ -36,7 +36,8 @@ def test_diagnostics_known_values() -> None:
 
 def _diag(system: str, psnr: float, std: float, clipped: float, n: int = 5) -> list[dict]:
     return [{"dataset": "d", "system": system, "image": f"i{k}", "metric": m, "value": v}
-            for k in range(n) for m, v in (("psnr_vs_input", psnr + k), ("output_std", std), ("output_clipped", clipped))]
+            for k in range(n)
+            for m, v in (("psnr_vs_input", psnr + k), ("output_std", std), ("output_clipped", clipped))]
 
 
 def test_output_flags_rules_and_values() -> None:
@@ -150,7 +151,7 @@ def test_no_effect_flag_and_verdict_on_held_out_pairs(tmp_path: Path, reference_
 
     build_report(results, {"evaluate": {"bootstrap": 200}}, benchmarks_dir=tmp_path / "none")
     page = (results / "report.html").read_text()
-    verdict = re.search(r'<div id="verdict">(.*?)</div>', page, re.S)
+    verdict = re.search(r'<div id="verdict">(.*?)</div>', page, re.DOTALL)
     assert verdict and page.index('id="verdict"') < page.index('id="metrics"')  # the verdict comes first
     text = re.sub(r"<[^>]+>", "", verdict.group(1))
     assert re.search(r"released-clip-lit-init had no effect: output [\d.]+ dB from its input", text)
@@ -172,7 +173,8 @@ def _score_files(root: Path, system: str, seed: int | None, psnr: list[float], v
                    "seed": "" if seed is None else seed} for img, m, v, lb in rows]).to_csv(folder / "toy.csv",
                                                                                              index=False)
     (folder / "toy.json").write_text(json.dumps({
-        "system": system, "dataset": "toy", "method": method, "source": source, "inputs_dir": str(inputs), "images": len(psnr), "failed": [],
+        "system": system, "dataset": "toy", "method": method, "source": source, "inputs_dir": str(inputs),
+        "images": len(psnr), "failed": [],
         "metrics": {"psnr": {"status": "ok", "lower_better": False, "mode": "FR", "score_range": "~0, ~40",
                              "protocol": "pyiqa", "protocol_details": {}}}}))
 
@@ -225,7 +227,7 @@ def test_report_with_seeds_scenes_and_flags(tmp_path: Path) -> None:
     seeds = pd.read_csv(root / "tables" / "seeds.csv")
     assert sorted(seeds[seeds["system"] == "rave-unpaired"]["seed"]) == [0, 1, 2] and len(seeds) == 6
     page = (root / "report.html").read_text()
-    verdict = html.unescape(re.sub(r"<[^>]+>", "", re.search(r'<div id="verdict">(.*?)</div>', page, re.S).group(1)))
+    verdict = html.unescape(re.sub(r"<[^>]+>", "", re.search(r'<div id="verdict">(.*?)</div>', page, re.DOTALL).group(1)))
     assert "8 images from 2 scenes" in verdict and "Healthy: released-rave-unpaired and rave-unpaired." in verdict
     assert "clip-lit-unpaired diverged in training: seed 1: guidance loss did not fall" in verdict
     assert "released-clip-lit-init had no effect: output 52.5 dB from its input" in verdict

@@ -21,7 +21,8 @@ from benchmark.stats import (
 
 def _scores(rows: list[tuple], source: str = "released") -> pd.DataFrame:
     """Rows (system, image, metric, value, lower_better[, seed]) as a long scores table."""
-    return pd.DataFrame([{"dataset": "d", "system": r[0], "method": r[0], "source": "input" if r[0] == "input" else source,
+    return pd.DataFrame([{"dataset": "d", "system": r[0], "method": r[0],
+                          "source": "input" if r[0] == "input" else source,
                           "regime": "", "image": r[1], "metric": r[2], "protocol": "pyiqa", "value": r[3],
                           "lower_better": r[4], "seed": r[5] if len(r) > 5 else ""} for r in rows])
 

@@ -125,7 +125,8 @@ def paired_table(res: Results, dataset: str) -> Table:
         u = unit(r.metric, res.metric_info.get(r.metric))
         diff = f"{fmt(r.mean_diff)}{' dB' if u == 'dB' else ''} [{fmt(r.diff_low, r.mean_diff)}, " \
                f"{fmt(r.diff_high, r.mean_diff)}]"
-        effect = "–" if math.isnan(r.effect) else f"{r.effect:+.2f} [{fmt(r.effect_low, 0.5)}, {fmt(r.effect_high, 0.5)}]"
+        effect = "–" if math.isnan(r.effect) else \
+            f"{r.effect:+.2f} [{fmt(r.effect_low, 0.5)}, {fmt(r.effect_high, 0.5)}]"
         table.rows.append([r.metric, r.system_a, r.system_b, f"{r.n} ({r.n_scenes})", str(r.wins_a), str(r.wins_b),
                            str(r.ties), diff, effect, fmt_p(r.p_value), fmt_p(r.p_holm)])
     return table
