@@ -19,7 +19,18 @@ import pandas as pd
 
 from benchmark.atomic import atomic_path, remove_stale_temporaries, write_json
 from benchmark.image_io import list_images
-from benchmark.metrics import DEFAULT_METRICS, Metric, MetricInputError, Pair, Unavailable, get_spec, load_metrics
+from benchmark.metrics import (
+    DEFAULT_METRICS,
+    DIAGNOSTIC_PROTOCOL,
+    DIAGNOSTICS,
+    Metric,
+    MetricInputError,
+    Pair,
+    Unavailable,
+    diagnostics,
+    get_spec,
+    load_metrics,
+)
 
 SCORE_COLUMNS = ["dataset", "system", "method", "source", "regime", "seed", "image", "metric", "protocol", "value",
                  "lower_better"]
@@ -209,6 +220,7 @@ def evaluate_system(system: str, dataset: str, enhanced_dir: str | Path, *, data
     old_prints = old_meta.get("fingerprints", {})
     old_index = {(r.image, r.metric): r.value for r in old.itertuples()} if len(old) else {}
 
+    sources = {} if system == "input" else {p.stem: p for p in list_images(test.inputs)}  # for psnr_vs_input
     rows: list[dict] = []
     failed: list[dict[str, str]] = []
     prints: dict[str, str] = {}
@@ -237,6 +249,11 @@ def evaluate_system(system: str, dataset: str, enhanced_dir: str | Path, *, data
                 continue
             rows.append({"dataset": dataset, "system": system, **info, "image": stem, "metric": m.name,
                          "protocol": m.protocol, "value": value, "lower_better": m.lower_better})
+        diag = _diagnostics(pair, sources.get(stem), old_index if reuse else {}, stem) \
+            if rows and rows[-1]["image"] == stem else {}  # only beside quality scores of this image
+        for name, value in diag.items():
+            rows.append({"dataset": dataset, "system": system, **info, "image": stem, "metric": name,
+                         "protocol": DIAGNOSTIC_PROTOCOL, "value": value, "lower_better": DIAGNOSTICS[name]})
         if out_csv is not None and time.perf_counter() - saved >= CHECKPOINT_S:
             _write(Evaluation(pd.DataFrame(rows, columns=SCORE_COLUMNS), status, failed), out_csv, system, dataset,
                    prints, test=test, enhanced_dir=enhanced_dir, complete=False, seed=seed)
@@ -245,6 +262,20 @@ def evaluate_system(system: str, dataset: str, enhanced_dir: str | Path, *, data
     result = Evaluation(frame, status, failed)
     _write(result, out_csv, system, dataset, prints, test=test, enhanced_dir=enhanced_dir, seed=seed)
     return result
+
+
+def _diagnostics(pair: Pair, source: Path | None, old: dict, stem: str) -> dict[str, float]:
+    """The health diagnostics of one output (stored ones when unchanged); none for an unreadable file
+    (its metrics record the failure)."""
+    stored = {name: float(old[(stem, name)]) for name in DIAGNOSTICS if (stem, name) in old}
+    if stored:
+        return stored
+    from benchmark.image_io import load_image
+
+    try:
+        return diagnostics(pair.image, load_image(source)[None] if source is not None else None)
+    except Exception:  # noqa: BLE001 - the metrics have recorded why this file cannot be read
+        return {}
 
 
 def _write(result: Evaluation, out_csv: Path | None, system: str, dataset: str, prints: dict[str, str],

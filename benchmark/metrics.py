@@ -386,3 +386,23 @@ def load_metrics(names: list[str], *, device: str = "cpu", weights_dir: str | Pa
         m = load_metric(n, device=device, weights_dir=weights_dir)
         (ok if isinstance(m, Metric) else missing).append(m)
     return ok, missing
+
+
+# ---------------------------------------------------------------------------------- diagnostics
+# Not quality metrics: per-image facts the health checks read (benchmark/health.py), stored as score
+# rows under protocol DIAGNOSTIC_PROTOCOL. name -> lower_better (as for metrics; nothing ranks on them).
+DIAGNOSTICS = {"psnr_vs_input": False, "output_std": False, "output_clipped": True}
+DIAGNOSTIC_PROTOCOL = "diagnostic: RGB float [0, 1], native size; psnr_vs_input against the system's own input"
+PSNR_CAP_DB = 100.0  # psnr_vs_input of identical images
+
+
+def diagnostics(image: torch.Tensor, source: torch.Tensor | None) -> dict[str, float]:
+    """Pixel sd and share of values at 0 or 255 of an output; its PSNR to ``source`` (its input) when
+    given with the same size, capped at :data:`PSNR_CAP_DB`."""
+    out = {}
+    if source is not None and tuple(source.shape) == tuple(image.shape):
+        mse = float(((image - source) ** 2).mean())
+        out["psnr_vs_input"] = float(min(PSNR_CAP_DB, 10.0 * np.log10(1.0 / mse))) if mse > 0 else PSNR_CAP_DB
+    out["output_std"] = float(image.std())
+    out["output_clipped"] = float(((image <= 0.5 / 255) | (image >= 254.5 / 255)).float().mean())
+    return out  # in DIAGNOSTICS order

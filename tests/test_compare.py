@@ -50,16 +50,19 @@ def test_compare_released_on_sice_pairs(tmp_path: Path, reference_dir: Path, off
     assert run.exit_code == 0, run.output
     for header in ("psnr ↑", "ssim ↑", "niqe ↓", "brisque ↓", "ms/MP"):
         assert header in run.output
-    table = run.output.split("sice-pairs (2 images)")[1]
+    table = run.output.split("sice-pairs (2 images from 2 scenes)")[1]
     for name in ["input"] + [f"released-{n}" for n in RELEASED]:
         row = next(line for line in table.splitlines() if line.startswith(name + " "))
         assert row.count("±") == 4 and " n/a " in row  # 4 scored metrics; musiq unavailable offline
         if name != "input":
-            assert float(row.split()[-2]) > 0  # ms/MP
+            assert float(row.split()[-1]) > 0  # ms/MP (the train s column is empty: not shown)
+            assert "released (" in row and ("ok" in row.split() or "no-effect:" in row)  # origin and health
     assert "n/a musiq: weights not available offline" in run.output
 
     scores = read_scores(results / "scores.csv")
-    assert list(scores.columns) == SCORE_COLUMNS and len(scores) == 5 * 2 * 4
+    assert set(SCORE_COLUMNS) <= set(scores.columns) and "seed" in scores.columns
+    diag = scores["metric"].isin(["psnr_vs_input", "output_std", "output_clipped"])
+    assert (~diag).sum() == 5 * 2 * 4 and diag.sum() == 4 * 2 * 3 + 2 * 2  # the input has no psnr_vs_input
     assert set(scores[scores.metric == "niqe"]["lower_better"]) == {True}
     assert set(scores[scores.metric == "psnr"]["lower_better"]) == {False}
     assert "musiq" not in set(scores["metric"])  # unavailable: no rows, never zeros
@@ -109,7 +112,8 @@ def test_evaluate_without_ground_truth_skips_fr(tmp_path: Path) -> None:
     res = evaluate_system("input", "nogt", data / "low", dataset_dir=data, metrics=["psnr", "piqe"],
                           out_csv=tmp_path / "s.csv", progress=False)
     assert res.metrics["psnr"]["status"] == "skipped" and "ground truth" in res.metrics["psnr"]["reason"]
-    assert set(res.scores["metric"]) == {"piqe"} and len(res.scores) == 2
+    assert set(res.scores["metric"]) == {"piqe", "output_std", "output_clipped"} and len(res.scores) == 2 * 3
+    assert "psnr_vs_input" not in set(res.scores["metric"])  # the input is not compared with itself
 
 
 def test_compare_trained_reads_results(tmp_path: Path) -> None:
@@ -128,7 +132,8 @@ def test_compare_trained_reads_results(tmp_path: Path) -> None:
     assert run.exit_code == 0, run.output
     assert "no training run for 'clip-lit'" in run.output
     row = next(line for line in run.output.splitlines() if line.startswith("| rave-unpaired"))
-    assert "**" in row and "12.50" in row  # best psnr (identical to GT) and training seconds
+    assert "**" not in row and "12.50" in row  # one healthy system: nothing to be best against; training seconds
+    assert "trained here" in row
 
 
 def test_evaluate_skipped_system_has_reason(tmp_path: Path) -> None:

@@ -86,9 +86,15 @@ def results(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def test_markdown_report_tables_and_sections(results: Path) -> None:
     md = (results / "report.md").read_text()
-    assert re.search(r"\| system \| psnr ↑ \| ssim ↑ \| musiq \| piqe ↓ \|", md)
-    psnr_cells = [line.split("|")[2] for line in md.splitlines() if line.startswith("| released-rave-unpaired")]
-    assert psnr_cells and "**" in psnr_cells[0] and "±" in psnr_cells[0]  # best psnr (gain 0.95), mean ± CI
+    assert re.search(r"\| system \| from \| psnr ↑ \(dB\) \| ssim ↑ \(0–1\) \| musiq \(score ≈0–100\) \| "
+                     r"piqe ↓ \(score 0–100\) \|", md)
+    metrics = md.split("## Metrics")[1]
+    psnr_cells = [line.split("|")[3] for line in metrics.splitlines() if line.startswith("| released-rave-unpaired")]
+    assert psnr_cells and "**" not in psnr_cells[0] and "±" in psnr_cells[0]  # highest psnr (gain 0.95), mean ± CI
+    decisions = md.split("#### Best or tie, per metric")[1].split("####")[0]  # 4 images: p >= 0.125, a tie
+    assert re.search(r"\| psnr ↑ \(dB\) \| none \(tie\) \| released-rave-unpaired \| rave-unpaired \|.*not significant",
+                     decisions)
+    assert "4 images from 4 scenes" in md.split("## Verdict")[1]
     assert "Published reference numbers" in md and "Han et al." in md and "21.57" in md
     assert "WARNING: random test encoder" in md and "rave-unpaired: encoders" in md
     skipped = md.split("## Skipped")[1]

@@ -167,7 +167,7 @@ def compare(methods: str, datasets: tuple[str, ...], weights: str, fmt: str, tim
     from benchmark.evaluate import evaluate_system, resolve_test_set
     from benchmark.image_io import list_images
     from benchmark.report.data import load_results, write_tables
-    from benchmark.report.tables import aggregates_frame, metric_table
+    from benchmark.report.tables import aggregates_frame, aggregates_records, metric_table
 
     root = Path(results)
     names = _metric_list(metrics)
@@ -212,16 +212,23 @@ def compare(methods: str, datasets: tuple[str, ...], weights: str, fmt: str, tim
     res = load_results(root, n_boot=bootstrap, seed=seed)
     write_tables(res)
     shown = ["input"] + [s for s, _ in systems]
+    records: list[dict] = []
     for _, test in tests:
         table_systems = [s for s in shown if (s, test.name) in res.sidecars]
-        if fmt in ("csv", "json"):
-            frame = aggregates_frame(res, test.name, names, table_systems)
-            click.echo(frame.to_csv(index=False, float_format="%.6g") if fmt == "csv"
-                       else frame.to_json(orient="records", indent=2))
+        if fmt == "json":
+            records += aggregates_records(res, test.name, names, table_systems)
+            continue
+        if fmt == "csv":
+            click.echo(aggregates_frame(res, test.name, names, table_systems).to_csv(index=False, float_format="%.6g"))
             continue
         table = metric_table(res, test.name, names, table_systems)
-        click.echo(f"\n{test.name} ({res.scores[res.scores['dataset'] == test.name]['image'].nunique()} images)")
+        click.echo(f"\n{test.name} ({res.n_images(test.name)} images from {res.n_scenes(test.name)} scenes)")
         click.echo(table.markdown() if fmt == "markdown" else table.text())
+        for r in res.decisions[res.decisions["dataset"] == test.name].itertuples():
+            if r.metric in names:
+                click.echo(f"{r.metric}: {'best ' + r.best if r.best else r.status}: {r.reason}")
+    if fmt == "json":
+        click.echo(json.dumps(records, indent=2))
     click.echo(f"\nwrote {root / 'scores.csv'}, {root / 'metrics.json'}, {root / 'tables'}/; `bench report` for the full report",
                err=True)
 

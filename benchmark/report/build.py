@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import base64
 import datetime as _dt
+import math
 from pathlib import Path
 
 from jinja2 import Environment, PackageLoader, select_autoescape
@@ -13,7 +14,19 @@ from benchmark.report import grids, plots
 from benchmark.report.data import Results, load_results, write_tables
 from benchmark.report.performance import DEFAULT_DIR, performance_tables
 from benchmark.report.published import published_for
-from benchmark.report.tables import Table, fmt, metric_table, ratio_table, timing_table, training_table
+from benchmark.report.tables import (
+    Table,
+    decision_table,
+    fmt,
+    fmt_p,
+    metric_table,
+    ratio_table,
+    systems_table,
+    timing_table,
+    training_table,
+    unit,
+)
+from benchmark.report.verdict import verdict
 
 
 def _b64_file(path: Path | None) -> str | None:
@@ -22,7 +35,13 @@ def _b64_file(path: Path | None) -> str | None:
 
 def random_encoders(res: Results) -> list[str]:
     """Runs trained with a random test encoder (``tiny-clip-random``): their numbers mean nothing."""
-    return [f"{run}: encoders {t.get('encoders')}" for run, t in res.training.items() if t.get("random_encoder")]
+    return [f"{system}: encoders {_encoders(seeds)}" for system, seeds in res.runs.items()
+            if any(t.get("is_random") for t in seeds.values())]
+
+
+def _encoders(seeds: dict[str, dict]) -> str:
+    t = next(iter(seeds.values()), {})
+    return f"{t.get('encoder') or '–'} (guidance) / {t.get('identity_encoder') or '–'} (identity)"
 
 
 def setup_rows(res: Results, params: dict | None, seed: int | None = None) -> list[tuple[str, str]]:
@@ -40,9 +59,11 @@ def setup_rows(res: Results, params: dict | None, seed: int | None = None) -> li
         ("device", ", ".join(f"{k}={v}" for k, v in dev.items()) or "–"),
         ("bootstrap seed", str(prov.get("seed", "–") if seed is None else seed)),
     ]
-    for run, t in res.training.items():
-        enc = t.get("encoders")
-        rows.append((f"run {run}", f"status {t['status']}, seed {t.get('seed', '–')}, encoders {enc or '–'}"))
+    for system, seeds in res.runs.items():
+        status = "/".join(sorted({str(t.get("status") or "missing") for t in seeds.values()}))
+        labels = [k for k in seeds if k]
+        seed_text = f"seed{'s' if len(labels) > 1 else ''} {', '.join(labels) or '–'}"
+        rows.append((f"run {system}", f"status {status}, {seed_text}, encoders {_encoders(seeds)}"))
     for system, t in res.inference.items():
         detail = f"{t['device']} ({t['machine']}), torch {t.get('torch')}, {t.get('torch_threads')} threads"
         rows.append((f"timing {system}", detail))
@@ -90,14 +111,24 @@ def shown_pair(a: str, b: str, with_trained: bool) -> bool:
 
 
 def paired_table(res: Results, dataset: str) -> Table:
-    table = Table(["metric", "a", "b", "n", "wins a", "wins b", "ties", "mean a − b", "Wilcoxon p"], [],
-                  notes=["the input and the other pairs: tables/paired.csv"])
+    n_tests = int(res.paired["p_holm"].notna().sum())
+    table = Table(["metric", "a", "b", "n images (scenes)", "wins a", "wins b", "ties", "mean a − b [95% CI]",
+                   "effect r [95% CI]", "Wilcoxon p", "p Holm"], [],
+                  notes=[(f"Wilcoxon signed-rank on per-scene mean differences; p Holm: Holm-Bonferroni over all "
+                          f"{n_tests} tests in tables/paired.csv (the input and the other pairs are there too); "
+                          "effect r: matched-pairs rank-biserial correlation, positive when a is better; "
+                          "intervals resample whole scenes")])
     with_trained = any(system_info(s)["source"] == "trained" for s in res.systems(dataset))
     for r in res.paired[res.paired["dataset"] == dataset].itertuples():
         if not shown_pair(r.system_a, r.system_b, with_trained):
             continue
-        table.rows.append([r.metric, r.system_a, r.system_b, str(r.n), str(r.wins_a), str(r.wins_b), str(r.ties),
-                           fmt(r.mean_diff), "–" if r.p_value != r.p_value else f"{r.p_value:.3g}"])
+        u = unit(r.metric, res.metric_info.get(r.metric))
+        diff = f"{fmt(r.mean_diff)}{' dB' if u == 'dB' else ''} [{fmt(r.diff_low, r.mean_diff)}, " \
+               f"{fmt(r.diff_high, r.mean_diff)}]"
+        effect = "–" if math.isnan(r.effect) else \
+            f"{r.effect:+.2f} [{fmt(r.effect_low, 0.5)}, {fmt(r.effect_high, 0.5)}]"
+        table.rows.append([r.metric, r.system_a, r.system_b, f"{r.n} ({r.n_scenes})", str(r.wins_a), str(r.wins_b),
+                           str(r.ties), diff, effect, fmt_p(r.p_value), fmt_p(r.p_holm)])
     return table
 
 
@@ -107,8 +138,9 @@ def build_report(results: str | Path = "results", params: dict | None = None, *,
     root = Path(results)
     params = params or {}
     n_boot = n_boot or int(params.get("evaluate", {}).get("bootstrap", 1000))
-    seed = int(params.get("seed", 0)) if seed is None else seed
-    res = load_results(root, n_boot=n_boot, seed=seed, benchmarks_dir=benchmarks_dir)
+    if seed is None:
+        seed = int(params.get("seed", (params.get("seeds") or [0])[0]))
+    res = load_results(root, n_boot=n_boot, seed=seed, benchmarks_dir=benchmarks_dir, profile=params.get("profile"))
     write_tables(res)
     figures = root / "figures"
     metrics = res.metrics()
@@ -119,15 +151,16 @@ def build_report(results: str | Path = "results", params: dict | None = None, *,
         rows = grids.build_grids(res, dataset, root, n_images=n_images)
         sections.append({
             "name": dataset, "table": metric_table(res, dataset, metrics), "published": published_table(res, dataset),
-            "paired": paired_table(res, dataset),
+            "paired": paired_table(res, dataset), "decisions": decision_table(res, dataset),
             "bars": plots.metric_bars(res, dataset, scored, figures / f"metrics_{dataset}.png"),
             "quality_time": plots.quality_vs_training_time(res, dataset, primary, figures / f"quality_vs_time_{dataset}.png")
             if primary else None,
             "grid_rows": rows, "grid_png": grids.grid_figure(rows, figures / f"grid_{dataset}.png"),
-            "n_images": int(res.scores[res.scores["dataset"] == dataset]["image"].nunique()) if len(res.scores) else 0,
+            "n_images": res.n_images(dataset), "n_scenes": res.n_scenes(dataset),
         })
     context = {
         "created": _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+        "verdict": verdict(res), "systems": systems_table(res),
         "setup": setup_rows(res, params, seed), "random_encoders": random_encoders(res), "protocols": protocol_table(res),
         "sections": sections, "training": training_table(res), "ratios": ratio_table(res),
         "timing": timing_table(res), "loss_png": plots.loss_curves(res, figures / "training_loss.png"),

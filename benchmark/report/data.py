@@ -10,8 +10,10 @@ from typing import Any
 import pandas as pd
 
 from benchmark.atomic import atomic_path, write_json
-from benchmark.evaluate import SCORE_COLUMNS, merge_scores, read_scores
-from benchmark.stats import aggregate, paired_comparison
+from benchmark.evaluate import SCORE_COLUMNS, merge_scores, read_scores, system_info
+from benchmark.health import Flag, output_flags, stale_flags, training_flags
+from benchmark.metrics import DIAGNOSTICS
+from benchmark.stats import aggregate, best_systems, paired_comparison, seed_aggregate
 from benchmark.timing import read_inference_timings, speed_ratios, training_timing
 
 METHOD_ORDER = ("input", "clip-lit", "latent-prompt", "rave", "rave-shifted")
@@ -51,6 +53,14 @@ class Results:
     ratios: list[dict] = field(default_factory=list)
     provenance: dict = field(default_factory=dict)
     benchmarks: dict[str, Any] = field(default_factory=dict)
+    diagnostics: pd.DataFrame = field(default_factory=pd.DataFrame)  # psnr_vs_input etc. (health, not quality)
+    seed_aggregates: pd.DataFrame = field(default_factory=pd.DataFrame)  # per-seed rows: tables/seeds.csv
+    decisions: pd.DataFrame = field(default_factory=pd.DataFrame)  # best or tie per (dataset, metric)
+    scenes: dict[str, dict[str, str]] = field(default_factory=dict)  # dataset -> image stem -> scene
+    runs: dict[str, dict[str, dict]] = field(default_factory=dict)  # trained system -> seed -> train_summary.json
+    health: dict[tuple[str, str], list[Flag]] = field(default_factory=dict)  # (dataset, system) -> flags
+    health_notes: list[str] = field(default_factory=list)  # checks not done, and why
+    labels: dict[str, str] = field(default_factory=dict)  # system -> where it comes from
 
     @property
     def datasets(self) -> list[str]:
@@ -61,6 +71,17 @@ class Results:
         rows = {(s, m, src) for (s, d), meta in self.sidecars.items() if dataset in (None, d)
                 for m, src in [(meta.get("method", ""), meta.get("source", ""))]}
         return [s for s, m, src in sorted(rows, key=lambda r: system_sort_key(*r))]
+
+    def flags(self, dataset: str, system: str) -> list[Flag]:
+        return self.health.get((dataset, system), [])
+
+    def n_images(self, dataset: str) -> int:
+        return int(self.scores[self.scores["dataset"] == dataset]["image"].nunique()) if len(self.scores) else 0
+
+    def n_scenes(self, dataset: str) -> int:
+        images = self.scores[self.scores["dataset"] == dataset]["image"].unique() if len(self.scores) else []
+        table = self.scenes.get(dataset, {})
+        return len({table.get(i, i) for i in images})
 
     def metrics(self) -> list[str]:
         """Every metric seen (scored or unavailable), in display order."""
@@ -84,9 +105,10 @@ def _skips_from_sidecar(system: str, dataset: str, meta: dict) -> list[dict[str,
 
 def _enhanced_skips(root: Path) -> list[dict[str, str]]:
     out = []
-    for path in sorted((root / "enhanced").glob("*/*/summary.json")):
+    enhanced = root / "enhanced"
+    for path in sorted(enhanced.glob("*/*/summary.json")) + sorted(enhanced.glob("*/seed-*/*/summary.json")):
         meta = _json(path)
-        system, dataset = path.parent.parent.name, path.parent.name
+        system, dataset = path.parents[2 if path.parent.parent.name.startswith("seed-") else 1].name, path.parent.name
         if meta.get("skipped"):
             out.append({"kind": "method", "what": f"{system} on {dataset} (enhance)", "reason": str(meta["skipped"])})
         for f in meta.get("failed", []):
@@ -104,6 +126,87 @@ def _training(root: Path) -> tuple[dict[str, dict], list[dict[str, str]]]:
     return runs, skips
 
 
+def _runs(root: Path) -> tuple[dict[str, dict[str, Path]], dict[str, dict[str, dict]]]:
+    """Trained systems: (system -> seed -> run directory, system -> seed -> train_summary.json), from
+    ``results/train/<system>/seed-<k>/`` or the older ``results/train/<system>/``."""
+    dirs: dict[str, dict[str, Path]] = {}
+    for run in sorted(p for p in (root / "train").glob("*") if p.is_dir()):
+        seeded = sorted(p for p in run.glob("seed-*") if p.is_dir())
+        if seeded:
+            dirs[run.name] = {p.name.removeprefix("seed-"): p for p in seeded}
+        elif (run / "train_summary.json").is_file() or (run / "train_log.csv").is_file():
+            seed = _json(run / "train_summary.json").get("seed")
+            dirs[run.name] = {"" if seed is None else str(seed): run}
+    return dirs, {s: {k: _json(d / "train_summary.json") for k, d in seeds.items()} for s, seeds in dirs.items()}
+
+
+def _scenes(root: Path, sidecars: dict[tuple[str, str], dict]) -> dict[str, dict[str, str]]:
+    """dataset -> image stem -> scene id, from ``scenes.json`` in the dataset folder (beside or above
+    the test inputs named in the scores sidecars, else ``datasets/data/<dataset>``); none: one scene each."""
+    out: dict[str, dict[str, str]] = {}
+    for (_, dataset), meta in sidecars.items():
+        if dataset in out:
+            continue
+        inputs = Path(meta["inputs_dir"]) if meta.get("inputs_dir") else None
+        places = [inputs.parent, inputs.parent.parent] if inputs else []
+        for place in [*places, Path("datasets") / "data" / dataset]:
+            table = _any_json(place / "scenes.json")
+            if isinstance(table, dict):
+                out[dataset] = {str(k): str(v) for k, v in table.items()}
+                break
+    return out
+
+
+def _health(res: Results, dirs: dict[str, dict[str, Path]], project_root: Path) -> None:
+    """Fill ``res.health`` (every scored system but the input) and ``res.health_notes``."""
+    by_output = output_flags(res.diagnostics) if len(res.diagnostics) else {}
+    by_training = training_flags(dirs)
+    by_stale, note = stale_flags(res.root, project_root)
+    res.health_notes.append(note)
+    unchecked = []
+    for system, dataset in sorted(res.sidecars):
+        if system == "input":
+            continue
+        if (dataset, system) not in by_output and res.sidecars[(system, dataset)].get("images"):
+            unchecked.append(f"{system} on {dataset}")
+        res.health[(dataset, system)] = [*by_output.get((dataset, system), []), *by_training.get(system, []),
+                                         *by_stale.get(system, [])]
+    if unchecked:
+        res.health_notes.append("no-effect and degenerate: not checked for " + ", ".join(unchecked)
+                                + " (no diagnostic score rows: rescore with this version)")
+
+
+def system_label(system: str, summaries: dict[str, dict], profile: str | None) -> str:
+    """Where a system comes from: released (whose checkpoint, paper settings) or trained here (how)."""
+    info = system_info(system)
+    if info["source"] == "input":
+        return "the unprocessed input"
+    if info["source"] == "released":
+        from benchmark.weights import RELEASED
+
+        w = RELEASED.get(system.removeprefix("released-"))
+        return f"released ({w.repo}): {w.note}, paper settings" if w else "released checkpoint"
+    if info["source"] != "trained":
+        return "external outputs"
+    done = {k: v for k, v in summaries.items() if v.get("status") == "done"}
+    if not done:
+        reasons = {str(v.get("reason") or v.get("status") or "no summary") for v in summaries.values()}
+        return "trained here: " + ("; ".join(sorted(reasons)) or "no training run")
+    first = next(iter(done.values()))
+    sched = first.get("schedule_values") or {}
+    encoders = [first.get("encoder"), first.get("identity_encoder")]
+    iters = sorted({(v.get("iterations") or {}).get("total") for v in done.values()} - {None})
+    seeds = sorted(k for k in done if k)
+    parts = [f"profile {profile}" if profile else None,
+             (f"encoder {encoders[0]}" + (f" (identity {encoders[1]})" if encoders[1] not in (None, encoders[0])
+                                          else "")) if encoders[0] else None,
+             f"schedule {first.get('schedule')}" if first.get("schedule") else None,
+             f"{sched['crop']}-px crops" if sched.get("crop") else None,
+             f"{'/'.join(map(str, iters))} iterations" if iters else None,
+             (f"seed {seeds[0]}" if len(seeds) == 1 else f"seeds {', '.join(seeds)}") if seeds else None]
+    return "trained here: " + ", ".join(p for p in parts if p)
+
+
 def _ratio_pairs(runs: dict[str, dict]) -> list[tuple[str, str]]:
     """Pairs (a, b) of finished runs of one regime, a the later method in METHOD_ORDER (rave vs clip-lit)."""
     done = [r for r, t in runs.items() if t["status"] == "done"]
@@ -119,15 +222,21 @@ def _ratio_pairs(runs: dict[str, dict]) -> list[tuple[str, str]]:
 
 
 def load_results(root: str | Path = "results", *, n_boot: int = 1000, seed: int = 0,
-                 benchmarks_dir: str | Path | None = Path("benchmarks") / "results") -> Results:
-    """Read scores, sidecars, training logs, timings and provenance; merge and aggregate scores."""
+                 benchmarks_dir: str | Path | None = Path("benchmarks") / "results", profile: str | None = None,
+                 project_root: str | Path | None = None) -> Results:
+    """Read scores, sidecars, training logs, timings and provenance; merge and aggregate scores; run the
+    health checks (``stale`` against the DVC project at ``project_root``, default the working directory)
+    and decide which system, if any, is best per metric."""
     root = Path(root)
     scores = merge_scores(root) if (root / "scores").is_dir() else (
         read_scores(root / "scores.csv") if (root / "scores.csv").is_file() else pd.DataFrame(columns=SCORE_COLUMNS))
+    is_diag = scores["metric"].isin(list(DIAGNOSTICS))
+    diagnostics, scores = scores[is_diag].reset_index(drop=True), scores[~is_diag].reset_index(drop=True)
     sidecars: dict[tuple[str, str], dict] = {}
     for path in sorted((root / "scores").glob("*/[!.]*.json")):  # not temporaries of a killed writer
-        meta = _json(path)
-        sidecars[(path.parent.name, path.stem)] = meta
+        sidecars[(path.parent.name, path.stem)] = _json(path)
+    for path in sorted((root / "scores").glob("*/seed-*/[!.]*.json")):
+        sidecars.setdefault((path.parent.parent.name, path.stem), _json(path))
     info: dict[str, dict] = {}
     unavailable: dict[str, str] = {}
     skipped: list[dict[str, str]] = []
@@ -146,13 +255,29 @@ def load_results(root: str | Path = "results", *, n_boot: int = 1000, seed: int 
     quality = {f"{p}{m}": bool(i["lower_better"]) for m, i in info.items() for p in ("", "val_", "eval_")}
     bench_files = sorted(Path(benchmarks_dir).glob("*.json")) if benchmarks_dir is not None else []
     benchmarks = {p.stem: data for p in bench_files if (data := _any_json(p)) is not None}
-    return Results(
-        root=root, scores=scores, aggregates=aggregate(scores, n_boot=n_boot, seed=seed),
-        paired=paired_comparison(scores), metric_info=info, unavailable=unavailable, skipped=skipped,
-        sidecars=sidecars, training=training, inference=read_inference_timings(root),
-        ratios=speed_ratios(training, _ratio_pairs(training), quality), provenance=_json(root / "provenance.json"),
-        benchmarks=benchmarks,
+    scenes = _scenes(root, sidecars)
+    dirs, summaries = _runs(root)
+    skipped += [{"kind": "method", "what": f"{system} seed {k} (training)", "reason": str(t.get("reason") or "skipped")}
+                for system, seeds in summaries.items() for k, t in seeds.items()
+                if t.get("status") == "skipped" and dirs[system][k].name.startswith("seed-")]
+    res = Results(
+        root=root, scores=scores, aggregates=aggregate(scores, scenes=scenes, n_boot=n_boot, seed=seed),
+        paired=paired_comparison(scores, scenes=scenes, n_boot=n_boot, seed=seed), metric_info=info,
+        unavailable=unavailable, skipped=skipped, sidecars=sidecars, training=training,
+        inference=read_inference_timings(root), ratios=speed_ratios(training, _ratio_pairs(training), quality),
+        provenance=_json(root / "provenance.json"), benchmarks=benchmarks, diagnostics=diagnostics,
+        seed_aggregates=seed_aggregate(scores, scenes=scenes, n_boot=n_boot, seed=seed), scenes=scenes, runs=summaries,
     )
+    _health(res, dirs, Path(project_root) if project_root is not None else Path.cwd())
+    res.decisions = best_systems(res.aggregates, res.paired, {k: bool(v) for k, v in res.health.items()})
+    profile = profile or res.provenance.get("profile")
+    res.labels = {s: system_label(s, summaries.get(s, {}), profile) for s in res.systems()}
+    best = {(r.dataset, r.metric, r.best) for r in res.decisions.itertuples() if r.best}
+    res.aggregates["best"] = [(r.dataset, r.metric, r.system) in best for r in res.aggregates.itertuples()]
+    res.aggregates["health"] = ["; ".join(f.text() for f in res.flags(r.dataset, r.system))
+                                for r in res.aggregates.itertuples()]
+    res.aggregates["label"] = res.aggregates["system"].map(res.labels).fillna("")
+    return res
 
 
 def metrics_json(res: Results) -> dict:
@@ -167,11 +292,17 @@ def metrics_json(res: Results) -> dict:
 
 
 def write_tables(res: Results) -> list[Path]:
-    """``scores.csv`` (merged), ``metrics.json`` and ``tables/{aggregates,paired,speed_ratios}.csv``."""
-    written = [res.root / "metrics.json", res.root / "tables" / "aggregates.csv", res.root / "tables" / "paired.csv",
-               res.root / "tables" / "speed_ratios.csv"]
+    """``metrics.json`` and under ``tables/``: ``aggregates.csv`` (one row per dataset, system and metric:
+    seed-averaged images, scene-bootstrap CI, ``n_seeds`` and ``seed_sd`` across seeds, ``health`` flags,
+    ``best``, ``label``), ``seeds.csv`` (the same per seed of each trained system), ``paired.csv`` (every
+    pair: Wilcoxon p, ``p_holm`` over all its rows, mean difference and rank-biserial effect with
+    intervals), ``decisions.csv`` (best or tie per metric, and why) and ``speed_ratios.csv``."""
+    tables = res.root / "tables"
+    written = [res.root / "metrics.json", tables / "aggregates.csv", tables / "paired.csv", tables / "speed_ratios.csv",
+               tables / "seeds.csv", tables / "decisions.csv"]
     write_json(written[0], metrics_json(res))
-    for frame, path in ((res.aggregates, written[1]), (res.paired, written[2]), (pd.DataFrame(res.ratios), written[3])):
+    for frame, path in ((res.aggregates, written[1]), (res.paired, written[2]), (pd.DataFrame(res.ratios), written[3]),
+                        (res.seed_aggregates, written[4]), (res.decisions, written[5])):
         with atomic_path(path) as tmp:
             frame.to_csv(tmp, index=False, float_format="%.6g")
     return written

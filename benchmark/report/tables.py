@@ -1,7 +1,9 @@
 """Metric and cost tables as plain cells, rendered to terminal text, Markdown or HTML.
 
-Headers carry ↑/↓ from each metric's stored ``lower_better``; the best system per metric
-(excluding the unprocessed input) is marked; cells read ``mean ± CI half-width``.
+Headers carry ↑/↓ from each metric's stored ``lower_better`` and the unit; a cell is bold only for
+a system the decision in :func:`benchmark.stats.best_systems` calls best (healthy, significant lead
+after Holm correction, beyond the seed spread); cells read ``mean ± CI half-width``. Systems with a
+health flag are greyed (HTML) and say why. Columns with no value in any row are not shown.
 """
 from __future__ import annotations
 
@@ -11,10 +13,13 @@ from dataclasses import dataclass, field
 
 import pandas as pd
 
+from benchmark.health import RULES
 from benchmark.report.data import Results
-from benchmark.stats import best_systems
 
 NA = "n/a"
+EMPTY = ("–", "")
+UNITS = {"psnr": "dB", "ssim": "0–1", "lpips": "0–1", "musiq": "score ≈0–100", "niqe": "score ≈0–100",
+         "brisque": "score ≈0–150", "piqe": "score 0–100"}  # for metrics without a stored score range
 
 
 def fmt(x: float | None, ref: float | None = None) -> str:
@@ -29,6 +34,24 @@ def arrow(lower_better: bool | None) -> str:
     return "" if lower_better is None else (" ↓" if lower_better else " ↑")
 
 
+def unit(metric: str, info: dict | None = None) -> str:
+    """The unit of a metric's values: dB for PSNR, else its score range (pyiqa's, as stored)."""
+    base = metric.partition("@")[0]
+    if base == "psnr":
+        return "dB"
+    rng = (info or {}).get("score_range")
+    if rng:
+        lo, _, hi = str(rng).partition(",")
+        approx = "≈" if "~" in str(rng) else ""
+        text = f"{lo.strip(' ~')}–{hi.strip(' ~')}"
+        return text if text == "0–1" else f"score {approx}{text}"
+    return UNITS.get(base, "score")
+
+
+def metric_header(metric: str, info: dict | None) -> str:
+    return f"{metric}{arrow((info or {}).get('lower_better'))} ({unit(metric, info)})"
+
+
 @dataclass
 class Table:
     """Header and rows of display strings; ``bold[(row, col)]`` marks best cells; notes go below."""
@@ -37,13 +60,23 @@ class Table:
     rows: list[list[str]]
     bold: set[tuple[int, int]] = field(default_factory=set)
     notes: list[str] = field(default_factory=list)
+    grey: set[int] = field(default_factory=set)  # rows of flagged systems
+    bold_note: str = "* best: a healthy system's lead, significant after Holm correction and beyond the seed spread"
+
+    def _columns(self) -> list[int]:
+        """Indices of the columns shown: the first, and every one with a value in some row."""
+        if not self.rows:
+            return list(range(len(self.headers)))
+        return [j for j in range(len(self.headers)) if j == 0 or any(r[j] not in EMPTY for r in self.rows)]
 
     def text(self) -> str:
-        cells = [[c + ("*" if (i, j) in self.bold else "") for j, c in enumerate(r)] for i, r in enumerate(self.rows)]
-        widths = [max(len(h), *(len(r[j]) for r in cells)) if cells else len(h) for j, h in enumerate(self.headers)]
-        line = "  ".join(h.ljust(w) for h, w in zip(self.headers, widths))
+        cols = self._columns()
+        cells = [[r[j] + ("*" if (i, j) in self.bold else "") for j in cols] for i, r in enumerate(self.rows)]
+        heads = [self.headers[j] for j in cols]
+        widths = [max(len(h), *(len(r[k]) for r in cells)) if cells else len(h) for k, h in enumerate(heads)]
+        line = "  ".join(h.ljust(w) for h, w in zip(heads, widths))
         body = ["  ".join(c.ljust(w) for c, w in zip(r, widths)) for r in cells]
-        notes = ["* best per metric (input excluded)"] if self.bold else []
+        notes = [self.bold_note] if self.bold else []
         return "\n".join([line, "-" * len(line), *body, *notes, *self.notes])
 
     def markdown(self) -> str:
@@ -51,34 +84,39 @@ class Table:
             c = c.replace("|", "\\|")
             return f"**{c}**" if (i, j) in self.bold else c
 
-        lines = ["| " + " | ".join(self.headers) + " |", "|" + "|".join("---" for _ in self.headers) + "|"]
-        lines += ["| " + " | ".join(cell(i, j, c) for j, c in enumerate(r)) + " |" for i, r in enumerate(self.rows)]
+        cols = self._columns()
+        lines = ["| " + " | ".join(self.headers[j] for j in cols) + " |", "|" + "|".join("---" for _ in cols) + "|"]
+        lines += ["| " + " | ".join(cell(i, j, r[j]) for j in cols) + " |" for i, r in enumerate(self.rows)]
         return "\n".join(lines + ([""] + [f"{n}  " for n in self.notes] if self.notes else []))
 
     def html(self) -> str:
-        head = "".join(f"<th>{html.escape(h)}</th>" for h in self.headers)
+        cols = self._columns()
+        head = "".join(f"<th>{html.escape(self.headers[j])}</th>" for j in cols)
         body = "".join(
-            "<tr>" + "".join(f"<td>{'<b>' + html.escape(c) + '</b>' if (i, j) in self.bold else html.escape(c)}</td>"
-                             for j, c in enumerate(r)) + "</tr>" for i, r in enumerate(self.rows))
+            ("<tr class='flagged'>" if i in self.grey else "<tr>")
+            + "".join(f"<td>{'<b>' + html.escape(r[j]) + '</b>' if (i, j) in self.bold else html.escape(r[j])}</td>"
+                      for j in cols) + "</tr>" for i, r in enumerate(self.rows))
         notes = "".join(f"<p class='note'>{html.escape(n)}</p>" for n in self.notes)
         return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>{notes}"
 
 
 def metric_table(res: Results, dataset: str, metrics: list[str] | None = None, systems: list[str] | None = None,
                  with_timing: bool = True) -> Table:
-    """Systems x metrics (mean ± 95% CI half-width) for one dataset, plus inference and training cost."""
+    """Systems x metrics (mean ± 95% CI half-width; the seed sd of trained systems with several seeds) for one
+    dataset, with where each system comes from, its health, and inference and training cost."""
     metrics = metrics or res.metrics()
     systems = systems or res.systems(dataset)
     agg = res.aggregates[res.aggregates["dataset"] == dataset]
-    best = best_systems(agg)
     by = {(r.system, r.metric): r for r in agg.itertuples()}
-    headers = ["system"] + [m + arrow(res.metric_info.get(m, {}).get("lower_better")) for m in metrics]
+    headers = ["system", "from"] + [metric_header(m, res.metric_info.get(m)) for m in metrics]
+    headers += ["n images", "health"]
     if with_timing:
-        headers += ["n", "ms/MP ↓", "train s ↓"]
+        headers += ["ms/MP ↓", "train s ↓"]
     table = Table(headers, [])
+    seeded = False
     for i, system in enumerate(systems):
-        row = [system]
-        for j, m in enumerate(metrics, start=1):
+        row = [system, res.labels.get(system, "")]
+        for j, m in enumerate(metrics, start=2):
             r = by.get((system, m))
             if m in res.unavailable and r is None:
                 row.append(NA)
@@ -86,16 +124,31 @@ def metric_table(res: Results, dataset: str, metrics: list[str] | None = None, s
                 row.append("–")
             else:
                 half = (r.ci_high - r.ci_low) / 2 if not math.isnan(r.ci_high) else math.nan
-                row.append(f"{fmt(r.mean)} ± {fmt(half, r.mean)}")
-                if best.get((dataset, m)) == system:
+                cell = f"{fmt(r.mean)} ± {fmt(half, r.mean)}"
+                if r.n_seeds > 1:
+                    cell += f", seed sd {fmt(r.seed_sd, r.mean)}"
+                    seeded = True
+                row.append(cell)
+                if getattr(r, "best", False):
                     table.bold.add((i, j))
+        ns = [r.n for (s, _), r in by.items() if s == system]
+        flags = res.flags(dataset, system)
+        row += [str(max(ns)) if ns else "0", "; ".join(f.text() for f in flags) or ("ok" if system != "input" else "–")]
+        if flags:
+            table.grey.add(i)
         if with_timing:
-            ns = [r.n for (s, _), r in by.items() if s == system]
             timing = res.inference.get(system)
             train = res.training.get(system, {})
-            row += [str(max(ns)) if ns else "0", fmt(timing["ms_per_mp_median"]) if timing else "–",
+            row += [fmt(timing["ms_per_mp_median"]) if timing else "–",
                     fmt(train.get("wall_s")) if train.get("wall_s") else "–"]
         table.rows.append(row)
+    table.notes.append(f"{res.n_images(dataset)} images from {res.n_scenes(dataset)} scenes; ± is the half-width of "
+                       "the 95% bootstrap interval resampling whole scenes")
+    if seeded:
+        table.notes.append("seed sd: standard deviation of the per-seed means (per-seed rows: tables/seeds.csv); "
+                           "values are averaged over seeds per image")
+    for flag in sorted({f.flag for s in systems for f in res.flags(dataset, s)}):
+        table.notes.append(f"{flag}: {RULES[flag]}; flagged systems are greyed and never best")
     for m in metrics:
         if m in res.unavailable:
             table.notes.append(f"{NA} {m}: {res.unavailable[m]}")
@@ -105,12 +158,56 @@ def metric_table(res: Results, dataset: str, metrics: list[str] | None = None, s
     return table
 
 
+def decision_table(res: Results, dataset: str) -> Table:
+    """Per metric: which system is best, or why it is a tie (the basis of every bold cell)."""
+    table = Table(["metric", "best", "leader", "runner-up", "lead", "p Holm", "seed sd", "why"], [])
+    for r in res.decisions[res.decisions["dataset"] == dataset].itertuples():
+        info = res.metric_info.get(r.metric)
+        u = unit(r.metric, info)
+        lead = f"{fmt(r.lead)} {u}" if u == "dB" and not math.isnan(r.lead) else fmt(r.lead)
+        table.rows.append([metric_header(r.metric, info), r.best or f"none ({r.status})", r.leader or "–",
+                           r.runner_up or "–", lead, fmt_p(r.p_holm), fmt(r.seed_sd), r.reason])
+    return table
+
+
+def systems_table(res: Results) -> Table:
+    """Every system: where it comes from, and its health per dataset (each flag with rule and value)."""
+    table = Table(["system", "from", "health"], [])
+    several = len(res.datasets) > 1
+    for i, system in enumerate(res.systems()):
+        flags = [(d, f) for d in res.datasets for f in res.flags(d, system)]
+        text = "; ".join(f"{d + ': ' if several else ''}{f.text()} (rule: {f.rule})" for d, f in flags)
+        table.rows.append([system, res.labels.get(system, ""), text or ("ok" if system != "input" else "–")])
+        if flags:
+            table.grey.add(i)
+    table.notes += res.health_notes
+    return table
+
+
+def fmt_p(p: float | None) -> str:
+    return "–" if p is None or math.isnan(p) else f"{p:.2g}"
+
+
 def aggregates_frame(res: Results, dataset: str, metrics: list[str], systems: list[str]) -> pd.DataFrame:
-    """The aggregate rows behind :func:`metric_table`, with inference ms/MP, for CSV/JSON output."""
+    """The aggregate rows behind :func:`metric_table` (with ``health`` text, ``best``, ``label``, the metric's
+    ``decision`` and inference ms/MP), for CSV/JSON output."""
     agg = res.aggregates[(res.aggregates["dataset"] == dataset) & res.aggregates["system"].isin(systems)
                          & res.aggregates["metric"].isin(metrics)].copy()
     agg["ms_per_mp"] = agg["system"].map(lambda s: res.inference.get(s, {}).get("ms_per_mp_median"))
+    rows = res.decisions[res.decisions["dataset"] == dataset]
+    decisions = {r.metric: f"{r.status}: {r.reason}" for r in rows.itertuples()}
+    agg["decision"] = agg["metric"].map(decisions).fillna("")
     return agg
+
+
+def aggregates_records(res: Results, dataset: str, metrics: list[str], systems: list[str]) -> list[dict]:
+    """:func:`aggregates_frame` as JSON-ready records: ``health`` a list of {flag, value, rule}, NaN as None."""
+    out = []
+    for row in aggregates_frame(res, dataset, metrics, systems).to_dict("records"):
+        row = {k: None if isinstance(v, float) and math.isnan(v) else v for k, v in row.items()}
+        row["health"] = [f.as_dict() for f in res.flags(dataset, row["system"])]
+        out.append(row)
+    return out
 
 
 def timing_table(res: Results, systems: list[str] | None = None) -> Table:

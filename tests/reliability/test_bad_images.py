@@ -166,8 +166,9 @@ def test_evaluation_finishes_the_rest_and_records_failures(evaluation) -> None:
     assert "non-finite score" in failed[("black", "piqe")] and str(scored / "black.png") in failed[("black", "piqe")]
     scores = read_scores(csv)
     assert scores["value"].notna().all() and np.isfinite(scores["value"]).all()
-    assert set(scores[scores.image == "good"]["metric"]) == {"psnr", "ssim", "piqe"}
-    assert set(scores[scores.image == "black"]["metric"]) == {"psnr", "ssim"}
+    diagnostics = {"psnr_vs_input", "output_std", "output_clipped"}  # health facts beside the scores
+    assert set(scores[scores.image == "good"]["metric"]) == {"psnr", "ssim", "piqe", *diagnostics}
+    assert set(scores[scores.image == "black"]["metric"]) == {"psnr", "ssim", *diagnostics}
     assert "cut" not in set(scores["image"]) and meta["complete"] is True
 
 

@@ -128,7 +128,7 @@ def test_evaluate_sigkilled_midway_resumes_without_rescoring(tmp_path: Path, mon
     kept = set(meta["fingerprints"])
     assert meta["complete"] is False and 3 <= len(kept) < n
     partial = read_scores(out)  # a whole CSV, consistent with its sidecar
-    assert set(partial["image"]) == kept and len(partial) == len(kept) * len(metrics)
+    assert set(partial["image"]) == kept and len(partial) == len(kept) * (len(metrics) + 2)  # + 2 diagnostics
 
     calls = {"n": 0}
     real = M.Metric.score
