@@ -110,6 +110,10 @@ def shown_pair(a: str, b: str, with_trained: bool) -> bool:
     return sources == {"trained", "released"} and (ia["method"], ia["regime"]) == (ib["method"], ib["regime"])
 
 
+def _signed(x: float) -> str:
+    return "–" if math.isnan(x) else f"{x:+.2f}"
+
+
 def paired_table(res: Results, dataset: str) -> Table:
     n_tests = int(res.paired["p_holm"].notna().sum())
     table = Table(["metric", "a", "b", "n images (scenes)", "wins a", "wins b", "ties", "mean a − b [95% CI]",
@@ -125,8 +129,7 @@ def paired_table(res: Results, dataset: str) -> Table:
         u = unit(r.metric, res.metric_info.get(r.metric))
         diff = f"{fmt(r.mean_diff)}{' dB' if u == 'dB' else ''} [{fmt(r.diff_low, r.mean_diff)}, " \
                f"{fmt(r.diff_high, r.mean_diff)}]"
-        effect = "–" if math.isnan(r.effect) else \
-            f"{r.effect:+.2f} [{fmt(r.effect_low, 0.5)}, {fmt(r.effect_high, 0.5)}]"
+        effect = "–" if math.isnan(r.effect) else f"{_signed(r.effect)} [{_signed(r.effect_low)}, {_signed(r.effect_high)}]"
         table.rows.append([r.metric, r.system_a, r.system_b, f"{r.n} ({r.n_scenes})", str(r.wins_a), str(r.wins_b),
                            str(r.ties), diff, effect, fmt_p(r.p_value), fmt_p(r.p_holm)])
     return table
