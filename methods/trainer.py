@@ -28,7 +28,7 @@ from pathlib import Path
 import psutil
 import torch
 
-from benchmark.atomic import remove_stale_temporaries, save_torch, write_json
+from benchmark.atomic import remove_stale_temporaries, save_torch, write_json, write_text
 from methods import augment as aug
 from methods.base import GuidanceMethod, MethodContext, MethodUnavailable, PromptMethod
 from methods.checkpoint import (
@@ -197,11 +197,13 @@ def _write_skipped(files: RunFiles, base: dict, reason: str) -> dict:
     from benchmark.provenance import collect_provenance
 
     files.make()
-    for stale in (files.out / CHECKPOINT, files.out / ENHANCER, files.out / LOG, files.timing / TIMING,
-                  files.timing / STEPS):
+    for stale in (files.out / CHECKPOINT, files.out / ENHANCER, files.out / LOG):
         stale.unlink(missing_ok=True)
     summary = {**base, "status": "skipped", "reason": reason.splitlines()[0]}
     write_json(files.out / SUMMARY, summary)
+    write_text(files.timing / STEPS, ",".join(STEP_COLUMNS) + "\n")  # no steps: the stage's outputs still exist
+    write_json(files.timing / TIMING, {"method": base["method"], "seed": base["seed"], "status": "skipped",
+                                       "iterations": 0, "wall_s": 0.0})
     write_json(files.provenance, collect_provenance(seed=base["seed"], training=base))
     return summary
 

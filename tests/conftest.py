@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 from local_server import Server
 
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # as the packages set it, before torch loads
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("DVC_NO_ANALYTICS", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")

@@ -26,6 +26,7 @@ ROOT = Path(__file__).resolve().parents[1]
 RUNNING = re.compile(r"Running stage '([^']+)'")
 TINY_SCHEDULE = {"iters": 8, "ce_iters": 2, "warmup_iters": 2, "enhancer_iters": 2, "prompt_iters": 1,
                  "crop": 32, "rank_size": 32, "batch_size": 2, "prompt_batch_size": 2, "checkpoint_every": 4}
+TINY_ZERO_DCE = {"iters": 6, "crop": 32, "batch_size": 2, "checkpoint_every": 3}
 
 pytestmark = pytest.mark.skipif(shutil.which("dvc", path=os.path.dirname(sys.executable)) is None
                                 and shutil.which("dvc") is None, reason="dvc is not installed")
@@ -75,7 +76,8 @@ def project(tmp_path_factory: pytest.TempPathFactory) -> Path:
     params = yaml.safe_load((dst / "params.yaml").read_text())
     params["released"] = ["rave-unpaired"]
     params["seeds"] = [0, 1]
-    params["train"] = {m: {**TINY_SCHEDULE, **(params["train"].get(m) or {})} for m in params["methods"]}
+    params["train"] = {m: {**(TINY_ZERO_DCE if m == "zero-dce" else TINY_SCHEDULE), **(params["train"].get(m) or {})}
+                       for m in params["methods"]}
     params["evaluate"] = {"metrics": ["psnr", "ssim"], "bootstrap": 50}
     params["timing"] = {"sizes_mp": [0.01], "repeats": 1}
     (dst / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
