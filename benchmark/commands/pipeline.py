@@ -94,7 +94,14 @@ def enhance(system: str, seed: int | None, dataset: str) -> None:
     p = _params()
     sub = _results_sub(system, seed)
     out_dir = RESULTS / "enhanced" / sub / dataset
+    timing_file = RESULTS / "timing" / "enhance" / sub / f"{dataset}.json"
     label = f"{sub}/{dataset}"
+
+    def skip(reason: str) -> None:
+        mark_skipped(out_dir, reason)
+        write_json(timing_file, {"skipped": reason})  # the stage's outputs exist either way
+        click.echo(f"{label}: skipped: {reason}")
+
     if system.startswith("released-"):
         weights: str | Path = system.removeprefix("released-")
     elif seed is None:  # a training-free operator (gamma, hist-eq, clahe)
@@ -104,8 +111,7 @@ def enhance(system: str, seed: int | None, dataset: str) -> None:
         summary_file = weights / "train_summary.json"
         train = json.loads(summary_file.read_text()) if summary_file.is_file() else {}
         if train.get("status") == "skipped":
-            mark_skipped(out_dir, train.get("reason") or "training skipped")
-            click.echo(f"{label}: skipped: {train.get('reason')}")
+            skip(train.get("reason") or "training skipped")
             return
     enh = p.get("enhance", {})
     try:
@@ -113,10 +119,9 @@ def enhance(system: str, seed: int | None, dataset: str) -> None:
                                  padding=enh.get("padding", "reflect"), device=p.get("device", "auto"),
                                  max_side=enh.get("max_side") or None, tile=enh.get("tile") or None,
                                  precision=enh.get("precision", "fp32"),
-                                 timing_file=RESULTS / "timing" / "enhance" / sub / f"{dataset}.json")
+                                 timing_file=timing_file)
     except WeightsUnavailable as exc:
-        mark_skipped(out_dir, str(exc))
-        click.echo(f"{label}: skipped: {exc}")
+        skip(str(exc))
         return
     click.echo(f"{label}: {len(summary['done'])} enhanced, {len(summary['failed'])} failed")
 
