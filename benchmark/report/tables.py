@@ -31,12 +31,14 @@ def arrow(lower_better: bool | None) -> str:
 
 @dataclass
 class Table:
-    """Header and rows of display strings; ``bold[(row, col)]`` marks best cells; notes go below."""
+    """Header and rows of display strings; ``bold[(row, col)]`` marks best cells; notes go below;
+    ``source`` is the raw CSV/JSON behind the table, relative to the results folder (linked below it)."""
 
     headers: list[str]
     rows: list[list[str]]
     bold: set[tuple[int, int]] = field(default_factory=set)
     notes: list[str] = field(default_factory=list)
+    source: str | None = None
 
     def text(self) -> str:
         cells = [[c + ("*" if (i, j) in self.bold else "") for j, c in enumerate(r)] for i, r in enumerate(self.rows)]
@@ -53,7 +55,8 @@ class Table:
 
         lines = ["| " + " | ".join(self.headers) + " |", "|" + "|".join("---" for _ in self.headers) + "|"]
         lines += ["| " + " | ".join(cell(i, j, c) for j, c in enumerate(r)) + " |" for i, r in enumerate(self.rows)]
-        return "\n".join(lines + ([""] + [f"{n}  " for n in self.notes] if self.notes else []))
+        notes = self.notes + ([f"raw data: [{self.source}]({self.source})"] if self.source else [])
+        return "\n".join(lines + ([""] + [f"{n}  " for n in notes] if notes else []))
 
     def html(self) -> str:
         head = "".join(f"<th>{html.escape(h)}</th>" for h in self.headers)
@@ -61,6 +64,9 @@ class Table:
             "<tr>" + "".join(f"<td>{'<b>' + html.escape(c) + '</b>' if (i, j) in self.bold else html.escape(c)}</td>"
                              for j, c in enumerate(r)) + "</tr>" for i, r in enumerate(self.rows))
         notes = "".join(f"<p class='note'>{html.escape(n)}</p>" for n in self.notes)
+        if self.source:
+            src = html.escape(self.source, quote=True)
+            notes += f"<p class='note'>raw data: <a class='raw' href='{src}'>{src}</a></p>"
         return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>{notes}"
 
 
