@@ -282,14 +282,14 @@ def test_figures_and_grids(results: Path) -> None:
     assert len(rows) == 4 and {r.scene for r in rows} == {"a", "b"}  # every test image, with its scene
     for row in rows:
         left, _, right, _ = row.box
-        assert right - 48 <= (right - left) // 2  # zoom on the textured half, not mostly on the clipped white half
+        assert right <= 48  # zoom on the textured half, away from the clipped white half and its edge
         assert [c.label for c in row.cells] == ["input", "released-rave-unpaired", "clip-lit-unpaired (seed 0)",
                                                 "rave-unpaired (seed 0)", "ground truth"]
         assert all(c.error and c.mae is not None for c in row.cells if c.label != "ground truth")
         assert all((c.href is None) == (c.label in ("input", "ground truth")) for c in row.cells)  # outside results/
     ref = np.zeros((40, 40, 3))
     ref[:, 20:] = np.random.default_rng(1).random((40, 20, 3))
-    assert detail_box(ref, 10)[0] >= 20 - 5  # on the textured half (the edge may take a column or two)
+    assert detail_box(ref, 10)[0] >= 20 - 2  # on the textured half (the edge may take a column or two)
     clipped = ref.copy()
     clipped[:, 20:] = 1.0
     assert detail_box(ref, 10, avoid=[clipped])[2] <= 20  # detail under a blown-out input is avoided
@@ -297,7 +297,7 @@ def test_figures_and_grids(results: Path) -> None:
     assert outlier_image(wide) == OUTLIER
     log = pd.read_csv(results / "train" / "clip-lit-unpaired" / "seed-0" / "train_log.csv")
     terms = weighted_terms(log, loss_weights("clip-lit"))
-    assert set(terms.columns) == {"guidance ×320", "identity ×25", "identity ×22.5", "rank ×200", "residual"}
+    assert set(terms.columns) == {"guidance ×320", "identity ×25 warmup, ×22.5 enhance", "rank ×200", "residual"}
     assert terms["residual"].abs().max() < 1e-9  # the weighted terms add up to the logged total
 
 

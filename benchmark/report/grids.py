@@ -73,17 +73,19 @@ def _clipped(arr: np.ndarray) -> np.ndarray:
 
 def detail_box(reference: np.ndarray, size: int, avoid: list[np.ndarray] = ()) -> tuple[int, int, int, int]:
     """``size`` x ``size`` window (clipped to the image) with the most gradient energy of ``reference``
-    (H x W x 3 in [0, 1]) among those where no array of ``avoid`` is mostly clipped; if every window is,
-    the least clipped one."""
+    (H x W x 3 in [0, 1]) among those where no array of ``avoid`` is mostly clipped; gradients at and next to
+    pixels clipped in ``avoid`` do not count. If every window is mostly clipped, the least clipped one."""
     h, w = reference.shape[:2]
     size = max(1, min(size, h, w))
-    luma = reference @ LUMA
-    gy, gx = np.gradient(luma)
-    energy = _window_sums(gx * gx + gy * gy, size)
-    clipped = np.zeros_like(energy)
+    gy, gx = np.gradient(reference @ LUMA)
+    mask = np.zeros((h, w))
     for arr in avoid:
         if arr.shape[:2] == (h, w):
-            clipped = np.maximum(clipped, _window_sums(_clipped(arr), size) / (size * size))
+            mask = np.maximum(mask, _clipped(arr))
+    near = np.pad(mask, 1, mode="edge")  # the edges of clipped regions are not detail either
+    near = np.maximum.reduce([near[1:-1, 1:-1], near[:-2, 1:-1], near[2:, 1:-1], near[1:-1, :-2], near[1:-1, 2:]])
+    energy = _window_sums((gx * gx + gy * gy) * (1 - near), size)
+    clipped = _window_sums(mask, size) / (size * size)
     ok = clipped <= MAX_CLIPPED
     score = np.where(ok, energy, -np.inf) if ok.any() else -clipped
     top, left = np.unravel_index(int(np.argmax(score)), score.shape)
@@ -91,7 +93,7 @@ def detail_box(reference: np.ndarray, size: int, avoid: list[np.ndarray] = ()) -
 
 
 def error_image(arr: np.ndarray, gt: np.ndarray) -> tuple[Image.Image, float]:
-    """|arr - gt| averaged over RGB as a heat map (black 0 to white ``ERROR_MAX``), and the mean absolute error."""
+    """|arr - gt| averaged over RGB as a heat map (inferno: black 0 to yellow ``ERROR_MAX``), and the mean absolute error."""
     import matplotlib
 
     err = np.abs(arr - gt).mean(axis=2)

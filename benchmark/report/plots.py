@@ -18,6 +18,7 @@ from matplotlib.axes import Axes
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.patches import Patch, Rectangle
+from matplotlib.ticker import MaxNLocator
 
 from benchmark.evaluate import system_info
 from benchmark.report.data import Results
@@ -31,6 +32,12 @@ PHASE_NAMES = {"ce_init": "prompt init (CE)", "warmup": "warm-up (reconstruction
 
 def _palette(systems: list[str]) -> dict[str, tuple]:
     return dict(zip(systems, sns.color_palette("colorblind", len(systems))))
+
+
+def system_colours(res: Results, extra: list[str] = ()) -> dict[str, tuple]:
+    """One colour per system for every figure of the report (display order, then ``extra`` names)."""
+    systems = res.systems()
+    return _palette(systems + sorted(set(extra) - set(systems)))
 
 
 def _figure(width: float, height: float) -> Figure:
@@ -54,7 +61,7 @@ def metric_bars(res: Results, dataset: str, metrics: list[str], out: Path) -> Pa
     if not metrics:
         return None
     systems = [s for s in res.systems(dataset) if s in set(agg["system"])]
-    colours = _palette(systems)
+    colours = system_colours(res)
     cols = min(4, len(metrics))
     rows = math.ceil(len(metrics) / cols)
     fig = _figure(3.4 * cols, 2.9 * rows + 0.6)
@@ -110,7 +117,8 @@ def _pareto(points: list[tuple[float, float]], lower_better: bool) -> list[int]:
 def _cost_panel(ax: Axes, pts: list[dict], metric: str, lower: bool, xlabel: str, colours: dict,
                 input_mean: float | None) -> None:
     for p in pts:
-        ax.errorbar(p["x"], p["y"], xerr=p.get("xerr"), yerr=p["yerr"], fmt="o", ms=6, capsize=3,
+        marker = {"released": "s", "trained": "o"}.get(system_info(p["system"])["source"], "D")
+        ax.errorbar(p["x"], p["y"], xerr=p.get("xerr"), yerr=p["yerr"], fmt=marker, ms=6, capsize=3,
                     color=colours[p["system"]], label=p["system"])
     front = _pareto([(p["x"], p["y"]) for p in pts], lower)
     if len(front) > 1:
@@ -123,6 +131,9 @@ def _cost_panel(ax: Axes, pts: list[dict], metric: str, lower: bool, xlabel: str
     xs = [p["x"] for p in pts]
     if min(xs) > 0 and max(xs) / min(xs) > 10:
         ax.set_xscale("log")
+    else:
+        ax.xaxis.set_major_locator(MaxNLocator(5))
+    ax.tick_params(labelsize=8)
     ax.set_xlabel(xlabel, fontsize=9)
     ax.set_ylabel(f"{metric} {'↓' if lower else '↑'}", fontsize=9)
     ax.grid(alpha=0.3)
@@ -134,7 +145,8 @@ def quality_vs_cost(res: Results, dataset: str, metrics: list[str], inference: d
 
     A point is a system: mean over seeds of its mean over images; error bars are the SD over seeds
     (trained systems with several seeds; released weights have one); ms/MP error bars are p25–p75.
-    Circled points form the Pareto front (no other system is both cheaper and better)."""
+    Circled points form the Pareto front (no other system is both cheaper and better); squares are released
+    weights, dots trained runs."""
     train_s: dict[str, list[float]] = {}
     for r in runs.values():
         if r["status"] == "done" and r.get("wall_s"):
@@ -154,8 +166,7 @@ def quality_vs_cost(res: Results, dataset: str, metrics: list[str], inference: d
             panels.append((metric, lower, inf, trn, means.at["input", "mean"] if "input" in means.index else None))
     if not panels:
         return None
-    systems = [s for s in res.systems(dataset) if s != "input"]
-    colours = _palette(systems + sorted({p["system"] for _, _, i, t, _ in panels for p in i + t} - set(systems)))
+    colours = system_colours(res, [p["system"] for _, _, i, t, _ in panels for p in i + t])
     fig = _figure(10.5, 3.4 * len(panels) + 0.8)
     axes = fig.subplots(len(panels), 2, squeeze=False)
     for (metric, lower, inf, trn, base), (ax_i, ax_t) in zip(panels, axes):
@@ -175,7 +186,8 @@ def quality_vs_cost(res: Results, dataset: str, metrics: list[str], inference: d
                 labels.append(lab)
     fig.legend([handles[lab] for lab in labels], labels, loc="lower center", ncol=min(4, len(labels)), fontsize=8,
                frameon=False)
-    fig.suptitle(f"{dataset}: quality against cost (error bars: SD over seeds; circled: Pareto front)", fontsize=11)
+    fig.suptitle(f"{dataset}: quality against cost (error bars: SD over seeds; circled: Pareto front; "
+                 "squares: released weights)", fontsize=11)
     fig.tight_layout(rect=(0, 0.05 + 0.03 * math.ceil(len(labels) / 4), 1, 1))
     return _save(fig, out, tight=False)
 
@@ -243,19 +255,23 @@ def _segments(phases: pd.Series) -> list[tuple[str, int, int]]:
 
 
 def weighted_terms(log: pd.DataFrame, weights: dict[str, dict[str, float]]) -> pd.DataFrame:
-    """Per row, each weighted term ("guidance ×1920", ...; 0 where a phase lacks it) and ``residual``:
-    the logged ``loss`` minus their sum (zero up to the log's 6 significant digits when the weights are right)."""
-    terms = pd.DataFrame(index=log.index)
+    """Per row, each logged term times its weight in the row's phase (0 where the phase lacks it), one column
+    per term labelled with its weights ("identity ×25 warmup, ×22.5 enhance"); and ``residual``: the logged
+    ``loss`` minus their sum (zero up to the log's 6 significant digits when the weights are right)."""
+    phases = set(log["phase"].astype(str))
+    terms, labels = pd.DataFrame(index=log.index), {}
     for phase, w in weights.items():
         rows = log["phase"] == phase
         for term, weight in w.items():
-            if term in log.columns:
-                label = f"{term} ×{weight:g}"
-                if label not in terms.columns:
-                    terms[label] = 0.0
-                terms.loc[rows, label] = weight * pd.to_numeric(log.loc[rows, term], errors="coerce").fillna(0.0)
+            if term in log.columns and phase in phases:
+                if term not in terms.columns:
+                    terms[term] = 0.0
+                terms.loc[rows, term] = weight * pd.to_numeric(log.loc[rows, term], errors="coerce").fillna(0.0)
+                labels.setdefault(term, []).append((phase, weight))
     terms["residual"] = pd.to_numeric(log["loss"], errors="coerce") - terms.sum(axis=1)
-    return terms
+    names = {t: f"{t} ×{ws[0][1]:g}" if len({w for _, w in ws}) == 1 else
+             f"{t} " + ", ".join(f"×{w:g} {p}" for p, w in ws) for t, ws in labels.items()}
+    return terms.rename(columns=names)
 
 
 def _smooth(frame: pd.DataFrame, segments: list[tuple[str, int, int]]) -> pd.DataFrame:
@@ -296,10 +312,10 @@ def loss_curves(runs: dict[str, dict], out: Path) -> Path | None:
                 phases_seen.append(phase)
         smooth = _smooth(pd.concat([terms, pd.to_numeric(log["loss"], errors="coerce").rename("total")], axis=1),
                          segments)
+        ax.plot(x, smooth["total"].where(smooth["total"] > 0), lw=4, color="black", alpha=0.25, label="total (logged)")
         for col in terms.columns:
             colour = term_colours.get(col.split(" ")[0], "purple")
-            ax.plot(x, smooth[col].where(smooth[col] > 0), lw=1.1, color=colour, label=col)
-        ax.plot(x, smooth["total"].where(smooth["total"] > 0), lw=1.6, color="black", ls="--", label="total (logged)")
+            ax.plot(x, smooth[col].where(smooth[col] > 0), lw=1.2, color=colour, label=col)
         if residual > 1e-3 * max(1.0, float(log["loss"].abs().max())):
             ax.text(0.01, 0.02, f"terms miss the total by up to {residual:.3g}", transform=ax.transAxes,
                     fontsize=7, color="red")
@@ -309,7 +325,7 @@ def loss_curves(runs: dict[str, dict], out: Path) -> Path | None:
         ax.set_xlabel("iteration")
         ax.set_ylabel("loss (weighted terms, smoothed)")
         ax.grid(alpha=0.3, which="both", lw=0.4)
-        ax.legend(fontsize=7, loc="upper right")
+        ax.legend(fontsize=7, loc="lower right")
     for ax in list(axes.flat)[len(logs):]:
         ax.axis("off")
     patches = [Patch(color=PHASE_COLOURS.get(p, "#e0e0e0"), alpha=0.35, label=PHASE_NAMES.get(p, p)) for p in phases_seen]
@@ -321,19 +337,22 @@ def loss_curves(runs: dict[str, dict], out: Path) -> Path | None:
 
 
 # ------------------------------------------------------------------------------- inference
-def inference_speed(inference: dict[str, dict], out: Path) -> Path | None:
+def inference_speed(res: Results, out: Path) -> Path | None:
     """Median ms per megapixel per system with its p25–p75, at the stated size, labelled by device."""
-    rows = [(f"{system}\n{t['reference_megapixels']:g} MP, {t['device']}", t["ms_per_mp_median"],
-             t["ms_per_mp_median"] - t["ms_per_mp_p25"], t["ms_per_mp_p75"] - t["ms_per_mp_median"])
-            for system, t in sorted(inference.items()) if t.get("reference_megapixels")]
-    if not rows:
+    order = {s: i for i, s in enumerate(res.systems())}
+    timed = sorted((s for s, t in res.inference.items() if t.get("reference_megapixels")),
+                   key=lambda s: (order.get(s, len(order)), s))
+    if not timed:
         return None
-    fig = _figure(6.5, 0.5 * len(rows) + 1.2)
+    colours = system_colours(res, timed)
+    t = [res.inference[s] for s in timed]
+    fig = _figure(6.5, 0.5 * len(timed) + 1.2)
     ax = fig.subplots()
-    colours = sns.color_palette("colorblind", len(rows))
-    ax.barh(range(len(rows)), [r[1] for r in rows], xerr=[[r[2] for r in rows], [r[3] for r in rows]], capsize=3,
-            color=colours)
-    ax.set_yticks(range(len(rows)), [r[0] for r in rows], fontsize=7)
+    ax.barh(range(len(timed)), [r["ms_per_mp_median"] for r in t], capsize=3, color=[colours[s] for s in timed],
+            xerr=[[r["ms_per_mp_median"] - r["ms_per_mp_p25"] for r in t],
+                  [r["ms_per_mp_p75"] - r["ms_per_mp_median"] for r in t]])
+    ax.set_yticks(range(len(timed)), [f"{s}\n{r['reference_megapixels']:g} MP, {r['device']}" for s, r in zip(timed, t)],
+                  fontsize=7)
     ax.invert_yaxis()
     ax.set_xlabel("ms per megapixel (median, p25–p75 of one sample set) ↓")
     ax.grid(axis="x", alpha=0.3)
