@@ -100,4 +100,4 @@ def test_changing_rave_lr_reruns_only_rave(project: Path, first_run: list[str]) 
     others = [s for s in ran if s.startswith(("train", "enhance@", "evaluate@")) and "rave-unpaired" not in s]
     assert others == [], f"stages of other methods re-ran: {others}"
     assert set(ran) <= {"train@rave-unpaired", "enhance@rave-unpaired-synthetic-backlit",
-                        "evaluate@rave-unpaired-synthetic-backlit", "report"}
+                        "evaluate@rave-unpaired-synthetic-backlit", "time-inference", "report"}  # times every run
