@@ -24,8 +24,6 @@ import pandas as pd
 
 from benchmark.atomic import write_json
 
-NON_LOSS_COLUMNS = {"iter", "phase", "round", "psnr", "step_s", "wall_s"}  # train_log.csv columns that are not loss terms
-
 
 # ------------------------------------------------------------------------------------- machine
 def cpuinfo_field(name: str) -> str | None:
@@ -279,11 +277,6 @@ def read_train_log(path: str | Path) -> pd.DataFrame:
         return pd.read_csv(path)
     except (OSError, ValueError):
         return pd.DataFrame()
-
-
-def loss_columns(log: pd.DataFrame) -> list[str]:
-    """Numeric columns of a training log that are loss terms (not iter, phase, time, lr)."""
-    return [c for c in log.columns if c not in NON_LOSS_COLUMNS and pd.api.types.is_numeric_dtype(log[c])]
 
 
 def timing_files(run_dir: str | Path) -> tuple[Path, Path] | None:
