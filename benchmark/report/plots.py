@@ -193,16 +193,24 @@ def quality_vs_cost(res: Results, dataset: str, metrics: list[str], inference: d
 
 
 # ------------------------------------------------------------------------------ per image
-def outlier_image(wide: pd.DataFrame) -> str:
-    """The image (row) farthest from the others: largest deviation from a system's (column's) median over
-    images, in units of that system's interquartile range (its SD where the IQR is 0)."""
-    spread = (wide.quantile(0.75) - wide.quantile(0.25)).replace(0, np.nan).fillna(wide.std()).replace(0, 1.0)
-    return str(((wide - wide.median()).abs() / spread).max(axis=1).idxmax())
+ATYPICAL_IQR = 2.0  # an image is atypical beyond this many interquartile ranges from the median pattern
+
+
+def outlier_image(wide: pd.DataFrame) -> str | None:
+    """The image (row) whose differences between systems (columns) are most unlike the other images', if
+    any is atypical: each row is centred on its own mean, so an image that is merely harder for every
+    system is not picked; deviations from the median pattern are in units of each system's interquartile
+    range (SD where that is 0); None when no image is beyond :data:`ATYPICAL_IQR`."""
+    centred = wide.sub(wide.mean(axis=1), axis=0)
+    dev = centred - centred.median()
+    spread = (dev.quantile(0.75) - dev.quantile(0.25)).replace(0, np.nan).fillna(dev.std()).replace(0, 1.0).fillna(1.0)
+    score = (dev.abs() / spread).max(axis=1)
+    return str(score.idxmax()) if len(score) and score.max() > ATYPICAL_IQR else None
 
 
 def per_image_lines(res: Results, dataset: str, metrics: list[str], out: Path) -> Path | None:
     """One panel per metric: each test image is a line across the systems (its value, seeds averaged), so a
-    single outlying image stands out; the image farthest from the others is drawn in colour and named."""
+    single outlying image stands out; the most atypical one (:func:`outlier_image`) is drawn in colour and named."""
     sc = res.scores[(res.scores["dataset"] == dataset) & res.scores["metric"].isin(metrics)]
     metrics = [m for m in metrics if m in set(sc["metric"])]
     if sc.empty or not metrics:
@@ -220,7 +228,10 @@ def per_image_lines(res: Results, dataset: str, metrics: list[str], out: Path) -
         for image, row in wide.iterrows():
             if image != outlier:
                 ax.plot(x, row.to_numpy(), color="grey", alpha=max(0.08, min(0.6, 8 / len(wide))), lw=0.9, marker=".")
-        ax.plot(x, wide.loc[outlier].to_numpy(), color="#d62728", lw=1.8, marker="o", label=f"outlier: {outlier}")
+        if outlier is not None:
+            ax.plot(x, wide.loc[outlier].to_numpy(), color="#d62728", lw=1.8, marker="o", label=f"atypical: {outlier}")
+        else:
+            ax.plot([], [], " ", label=f"no atypical image (> {ATYPICAL_IQR:g} IQR)")
         ax.plot(x, wide.median().to_numpy(), color="black", lw=1.4, ls="--", label="median over images")
         lower = bool(res.metric_info.get(metric, {}).get("lower_better"))
         ax.set_title(f"{metric} {'↓' if lower else '↑'} ({len(wide)} images)", fontsize=10)
