@@ -5,13 +5,13 @@ import base64
 import datetime as _dt
 from pathlib import Path
 
-import pandas as pd
 from jinja2 import Environment, PackageLoader, select_autoescape
 
-from benchmark.atomic import atomic_path, write_text
+from benchmark.atomic import write_text
 from benchmark.evaluate import system_info
 from benchmark.report import grids, plots
 from benchmark.report.data import Results, load_results, write_tables
+from benchmark.report.links import link_tables
 from benchmark.report.performance import DEFAULT_DIR, inference_table, other_runs, ratio_table, training_table
 from benchmark.report.published import published_for
 from benchmark.report.tables import Table, fmt, metric_table
@@ -107,45 +107,6 @@ def paired_table(res: Results, dataset: str) -> Table:
     return table
 
 
-def headline_metrics(res: Results, dataset: str) -> list[str]:
-    """The first full-reference and the first no-reference metric scored on ``dataset`` (display order)."""
-    have = set(res.aggregates[res.aggregates["dataset"] == dataset]["metric"])
-    scored = [m for m in res.metrics() if m in res.metric_info and m in have]
-    picks = [next((m for m in scored if res.metric_info[m].get("mode") == mode), None) for mode in ("FR", "NR")]
-    return [m for m in picks if m] or scored[:1]
-
-
-def _tables(value: object, key: str) -> list[tuple[str, Table]]:
-    if isinstance(value, Table):
-        return [(key, value)]
-    if isinstance(value, dict):
-        return [t for k, v in value.items() for t in _tables(v, f"{key}_{k}" if key else str(k))]
-    if isinstance(value, (list, tuple)):
-        named = [v for v in value if isinstance(v, dict) and "name" in v]
-        if named:
-            return [t for v in named for t in _tables(v, f"{key}_{v['name']}")]
-        return [t for i, v in enumerate(value) for t in _tables(v, f"{key}_{i}")]
-    return []
-
-
-def _write_rows(root: Path, name: str, headers: list[str], rows: list) -> str:
-    path = f"tables/report/{''.join(c if c.isalnum() or c in '-_.' else '_' for c in name.strip('_'))}.csv"
-    with atomic_path(root / path) as tmp:
-        pd.DataFrame([list(r) for r in rows], columns=headers).to_csv(tmp, index=False)
-    return path
-
-
-def link_tables(context: dict, root: Path) -> None:
-    """Give every table of the report a raw-data link, relative to the results folder (the report's):
-    tables without a source file, the setup and the skips get their cells in ``tables/report/<name>.csv``."""
-    for key, table in _tables({k: v for k, v in context.items() if k != "b64"}, ""):
-        if table.source is None:
-            table.source = _write_rows(root, key, table.headers, table.rows)
-    context["setup_source"] = _write_rows(root, "setup", ["key", "value"], context["setup"])
-    context["skipped_source"] = _write_rows(root, "skipped", ["kind", "what", "reason"],
-                                            [[s["kind"], s["what"], s["reason"]] for s in context["skipped"]])
-
-
 def build_report(results: str | Path = "results", params: dict | None = None, *, n_boot: int | None = None,
                  seed: int | None = None, n_images: int | None = MAX_GRID_IMAGES,
                  benchmarks_dir: str | Path = DEFAULT_DIR) -> dict[str, Path]:
@@ -164,7 +125,7 @@ def build_report(results: str | Path = "results", params: dict | None = None, *,
     sections = []
     for dataset in res.datasets:
         rows = grids.build_grids(res, dataset, root, n_images=n_images)
-        headline = headline_metrics(res, dataset)
+        headline = plots.headline_metrics(res, dataset)
         sections.append({
             "name": dataset, "table": metric_table(res, dataset, metrics), "published": published_table(res, dataset),
             "paired": paired_table(res, dataset),

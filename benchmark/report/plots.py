@@ -84,6 +84,14 @@ def metric_bars(res: Results, dataset: str, metrics: list[str], out: Path) -> Pa
 
 
 # ------------------------------------------------------------------------- quality and cost
+def headline_metrics(res: Results, dataset: str) -> list[str]:
+    """The first full-reference and the first no-reference metric scored on ``dataset`` (display order)."""
+    have = set(res.aggregates[res.aggregates["dataset"] == dataset]["metric"])
+    scored = [m for m in res.metrics() if m in res.metric_info and m in have]
+    picks = [next((m for m in scored if res.metric_info[m].get("mode") == mode), None) for mode in ("FR", "NR")]
+    return [m for m in picks if m] or scored[:1]
+
+
 def _seed_value(x: object) -> int | None:
     text = str(x).strip() if x is not None else ""
     if not text or text.lower() in ("nan", "none", "<na>"):
