@@ -194,7 +194,8 @@ def run_systems(results: str | Path, params: dict) -> tuple[list[tuple[str, int 
                 if status.get("status") == "skipped":
                     missing.append({"system": name, "seed": k, "reason": f"training skipped: {status.get('reason')}"})
                 elif not (run / "enhancer.pth").is_file():
-                    missing.append({"system": name, "seed": k, "reason": f"{run / 'enhancer.pth'}: not found"})
+                    where = (run / "enhancer.pth").relative_to(Path(results)).as_posix()
+                    missing.append({"system": name, "seed": k, "reason": f"no trained weights ({where} not found)"})
                 else:
                     systems.append((name, k, run))
     systems += [(f"released-{w}", None, w) for w in params.get("released") or []]

@@ -130,7 +130,7 @@ def training_table(runs: dict[str, dict], root: Path) -> Table:
     table.notes.append("Values: mean ± SD over seeds (median over seeds for s/iter). The trainer logs no validation "
                        "metric while enhancing, so time to quality is measured on the enhancer's own guidance loss: "
                        "enhance-phase seconds until its rolling median first covers 90% of its drop over the phase.")
-    machines = sorted({str(r.get("machine")) for r in runs.values() if r.get("machine")})
+    machines = sorted({str(r["machine"]) for r in runs.values() if r.get("machine") and r["status"] == "done"})
     if machines:
         table.notes.append("machine: " + "; ".join(machines))
     _write_csv(training_rows(runs), root / "tables" / "training_runs.csv")
