@@ -132,7 +132,7 @@ def test_changing_rave_lr_reruns_only_rave(project: Path, first_run: list[str]) 
     assert others == [], f"stages of other methods re-ran: {others}"
     assert set(ran) <= {f"{stage}@rave-unpaired-{seed}{suffix}" for seed in (0, 1)
                         for stage, suffix in (("train", ""), ("enhance", "-synthetic-backlit"),
-                                              ("evaluate", "-synthetic-backlit"))} | {"report"}
+                                              ("evaluate", "-synthetic-backlit"))} | {"time-inference", "report"}
     _repro(project)  # back to the committed state
 
 

@@ -150,14 +150,18 @@ def evaluate(system: str, seed: int | None, dataset: str) -> None:
 
 @run_stage.command("time-inference")
 def time_inference() -> None:
-    """Time enhancer inference at the sizes in params (results/timing/inference.json)."""
-    from benchmark.timing import time_inference as run_timing
+    """Time every enhancer system of the run (trained runs per seed, released weights) in one interleaved
+    sample set at the sizes in params (results/timing/inference.json)."""
+    from benchmark.timing import time_run
 
-    p = _params()
-    t = p.get("timing", {})
-    run_timing(out=RESULTS / "timing" / "inference.json", device=p.get("device", "auto"),
-               sizes_mp=t.get("sizes_mp", [0.25, 1.0]), repeats=t.get("repeats", 5),
-               tile=p.get("enhance", {}).get("tile") or None)
+    doc = time_run(RESULTS, _params())
+    for rec in doc["systems"]:
+        seed = "" if rec.get("seed") is None else f" seed {rec['seed']}"
+        click.echo(f"{rec['system']}{seed}: {rec['ms_per_mp_median']:.1f} ms/MP median "
+                   f"[{rec['ms_per_mp_p25']:.1f}, {rec['ms_per_mp_p75']:.1f}] at {rec['reference_megapixels']} MP "
+                   f"on {rec['device']}")
+    for miss in doc["not_timed"]:
+        click.echo(f"{miss['system']}: not timed: {miss['reason']}")
 
 
 @run_stage.command()

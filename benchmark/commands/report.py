@@ -9,8 +9,8 @@ import click
               help="Results folder to read (and write the report into).")
 @click.option("--benchmarks", type=click.Path(file_okay=False), default="benchmarks/results", show_default=True,
               help="Folder of performance benchmark JSON files shown in the report, if present.")
-@click.option("--images", type=click.IntRange(min=0), default=3, show_default=True,
-              help="Images per dataset in the comparison grids.")
+@click.option("--images", type=click.IntRange(min=0), default=40, show_default=True,
+              help="Test images per dataset in the HTML grids (all of them up to this many).")
 @click.option("--bootstrap", type=click.IntRange(min=10), default=None,
               help="Bootstrap resamples [default: params.yaml evaluate.bootstrap, else 1000].")
 @click.option("--seed", type=int, default=None, help="Bootstrap seed [default: params.yaml seed, else 0].")

@@ -12,36 +12,30 @@ from benchmark.atomic import write_text
 from benchmark.evaluate import system_info
 from benchmark.report import grids, plots
 from benchmark.report.data import Results, load_results, write_tables
-from benchmark.report.performance import DEFAULT_DIR, performance_tables
+from benchmark.report.links import link_tables
+from benchmark.report.performance import DEFAULT_DIR, inference_table, other_runs, ratio_table, training_table
 from benchmark.report.published import published_for
-from benchmark.report.tables import (
-    Table,
-    decision_table,
-    fmt,
-    fmt_p,
-    metric_table,
-    ratio_table,
-    systems_table,
-    timing_table,
-    training_table,
-    unit,
-)
+from benchmark.report.tables import Table, decision_table, fmt, fmt_p, metric_table, systems_table, unit
 from benchmark.report.verdict import verdict
+from benchmark.timing import training_runs
+
+MAX_GRID_IMAGES = 40  # per dataset in the HTML grids (every test image of the embedded and SICE sets)
+MD_GRID_IMAGES = 3  # in the Markdown report's grid PNG
 
 
 def _b64_file(path: Path | None) -> str | None:
     return base64.b64encode(path.read_bytes()).decode("ascii") if path else None
 
 
-def random_encoders(res: Results) -> list[str]:
-    """Runs trained with a random test encoder (``tiny-clip-random``): their numbers mean nothing."""
-    return [f"{system}: encoders {_encoders(seeds)}" for system, seeds in res.runs.items()
-            if any(t.get("is_random") for t in seeds.values())]
-
-
 def _encoders(seeds: dict[str, dict]) -> str:
     t = next(iter(seeds.values()), {})
     return f"{t.get('encoder') or '–'} (guidance) / {t.get('identity_encoder') or '–'} (identity)"
+
+
+def random_encoders(runs: dict[str, dict]) -> list[str]:
+    """Runs (:func:`~benchmark.timing.training_runs`) trained with a random test encoder
+    (``tiny-clip-random``): their numbers mean nothing."""
+    return [f"{run}: encoders {t.get('encoders')}" for run, t in runs.items() if t.get("random_encoder")]
 
 
 def setup_rows(res: Results, params: dict | None, seed: int | None = None) -> list[tuple[str, str]]:
@@ -136,8 +130,10 @@ def paired_table(res: Results, dataset: str) -> Table:
 
 
 def build_report(results: str | Path = "results", params: dict | None = None, *, n_boot: int | None = None,
-                 seed: int | None = None, n_images: int = 3, benchmarks_dir: str | Path = DEFAULT_DIR) -> dict[str, Path]:
-    """Write ``report.md``, ``report.html``, ``figures/*.png`` and the tables under ``results``."""
+                 seed: int | None = None, n_images: int | None = MAX_GRID_IMAGES,
+                 benchmarks_dir: str | Path = DEFAULT_DIR) -> dict[str, Path]:
+    """Write ``report.md``, ``report.html``, ``figures/*.png`` and the tables under ``results``
+    (grids of the first ``n_images`` test images of each dataset, those the systems disagree on most first)."""
     root = Path(results)
     params = params or {}
     n_boot = n_boot or int(params.get("evaluate", {}).get("bootstrap", 1000))
@@ -148,29 +144,33 @@ def build_report(results: str | Path = "results", params: dict | None = None, *,
     figures = root / "figures"
     metrics = res.metrics()
     scored = [m for m in metrics if m in res.metric_info]
-    primary = next((m for m in scored if res.metric_info[m].get("mode") == "FR"), scored[0] if scored else None)
+    runs = training_runs(root)
     sections = []
     for dataset in res.datasets:
         rows = grids.build_grids(res, dataset, root, n_images=n_images)
+        headline = plots.headline_metrics(res, dataset)
         sections.append({
             "name": dataset, "table": metric_table(res, dataset, metrics), "published": published_table(res, dataset),
             "paired": paired_table(res, dataset), "decisions": decision_table(res, dataset),
             "bars": plots.metric_bars(res, dataset, scored, figures / f"metrics_{dataset}.png"),
-            "quality_time": plots.quality_vs_training_time(res, dataset, primary, figures / f"quality_vs_time_{dataset}.png")
-            if primary else None,
-            "grid_rows": rows, "grid_png": grids.grid_figure(rows, figures / f"grid_{dataset}.png"),
+            "quality_cost": plots.quality_vs_cost(res, dataset, headline, res.inference, runs,
+                                                  figures / f"quality_vs_cost_{dataset}.png"),
+            "per_image": plots.per_image_lines(res, dataset, headline, figures / f"per_image_{dataset}.png"),
+            "grid_rows": rows, "grid_png": grids.grid_figure(rows[:MD_GRID_IMAGES], figures / f"grid_{dataset}.png"),
             "n_images": res.n_images(dataset), "n_scenes": res.n_scenes(dataset),
         })
     context = {
         "created": _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
         "verdict": verdict(res), "systems": systems_table(res),
-        "setup": setup_rows(res, params, seed), "random_encoders": random_encoders(res), "protocols": protocol_table(res),
-        "sections": sections, "training": training_table(res), "ratios": ratio_table(res),
-        "timing": timing_table(res), "loss_png": plots.loss_curves(res, figures / "training_loss.png"),
+        "setup": setup_rows(res, params, seed), "random_encoders": random_encoders(runs), "protocols": protocol_table(res),
+        "sections": sections, "training": training_table(runs, root), "ratios": ratio_table(runs, root),
+        "timing": inference_table(root), "loss_png": plots.loss_curves(runs, figures / "training_loss.png"),
         "speed_png": plots.inference_speed(res, figures / "inference_speed.png"),
-        "benchmarks": performance_tables(res.benchmarks), "skipped": res.skipped, "unavailable": res.unavailable,
+        "other_runs": other_runs(res.benchmarks, root), "skipped": res.skipped, "unavailable": res.unavailable,
+        "md_grid_images": MD_GRID_IMAGES, "has_provenance": (root / "provenance.json").is_file(),
         "b64": _b64_file, "rel": lambda p: p.relative_to(root).as_posix() if p else None,
     }
+    link_tables(context, root)
     env = Environment(loader=PackageLoader("benchmark.report", "templates"), autoescape=select_autoescape(["html", "html.j2"]),
                       trim_blocks=True, lstrip_blocks=True)
     out = {"md": root / "report.md", "html": root / "report.html"}

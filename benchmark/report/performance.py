@@ -1,31 +1,214 @@
-"""The report's performance section: the figures of ``benchmarks/results/*.json`` as short tables.
+"""The report's cost section, from this results folder only, and figures of other runs, labelled.
 
-Each benchmark script (``benchmarks/bench_*.py``) writes one JSON file; this module reads the ones
-it knows (CPU and GPU inference, scaling, training, pipeline) and keeps their headline numbers:
-median times, the fraction of the machine's measured peak, speed-ups, and the machine they ran on.
+One source of truth per figure: every ms/MP of this run comes from ``results/timing/inference.json``
+(all enhancer systems timed together, one machine, one sample set each); training cost per method
+and seed from ``results/timing/train`` (or the older train logs), compared at equal iteration counts.
+``benchmarks/results/*.json`` (the ``benchmarks/bench_*.py`` scripts) are *other runs*, from other
+commits and often other machines: shown only in their own section, each with its commit and machine,
+and copied into ``results/tables/other-runs/`` so that their links work wherever results/ goes.
 """
 from __future__ import annotations
 
+import statistics
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
+
+from benchmark.atomic import atomic_path, write_json
+from benchmark.evaluate import system_info
 from benchmark.report.tables import Table, fmt
+from benchmark.timing import convergence, read_inference_run, read_inference_timings, speed_ratios
 
 DEFAULT_DIR = Path("benchmarks") / "results"
+METHOD_ORDER = ("clip-lit", "latent-prompt", "rave", "rave-shifted")
 
 
+def _write_csv(frame: pd.DataFrame, path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_path(path) as tmp:
+        frame.to_csv(tmp, index=False, float_format="%.6g")
+
+
+# -------------------------------------------------------------------------------- inference
+def inference_table(root: Path) -> Table | None:
+    """One row per enhancer system (seeds' samples pooled): ms/MP median and p25–p75 at the reference size,
+    the median at every size, parameters and FLOPs; the machine and protocol in the notes."""
+    run = read_inference_run(root)
+    records = read_inference_timings(root)
+    if not records:
+        return None
+    table = Table(["system", "seeds", "ms/MP median ↓", "ms/MP p25–p75", "samples", "ms/MP median by size",
+                   "parameters", "FLOPs/pixel"], [])
+    for system, r in sorted(records.items()):
+        seeds = r.get("seeds") or ([r["seed"]] if r.get("seed") is not None else [])
+        by_size = "; ".join(f"{s['megapixels']:g} MP: {fmt(s['ms_per_mp_median'])}" for s in r["sizes"])
+        table.rows.append([system, ", ".join(map(str, seeds)) or "–", fmt(r["ms_per_mp_median"]),
+                           f"{fmt(r['ms_per_mp_p25'])}–{fmt(r['ms_per_mp_p75'])}", str(r.get("ms_per_mp_n") or "–"),
+                           by_size, f"{r['params']:,}" if r.get("params") else "–",
+                           f"{r['flops_per_pixel']:,}" if r.get("flops_per_pixel") else "–"])
+    if run is not None:
+        sizes = ", ".join(f"{s:g}" for s in run.get("sizes_mp") or [])
+        table.notes.append(
+            f"One run, all systems round-robin on {run['device']} ({run['machine']}), torch {run.get('torch')}, "
+            f"{run.get('torch_threads')} threads; random images of {sizes} MP, {run.get('repeats')} timed repeats "
+            f"each after warm-up. Median and p25–p75 come from one sample set: the repeats at "
+            f"{run.get('reference_megapixels'):g} MP (all seeds of a system pooled).")
+        table.notes += [f"not timed: {m['system']}{'' if m.get('seed') is None else ' seed ' + str(m['seed'])}: "
+                        f"{m['reason']}" for m in run.get("not_timed") or []]
+        table.source = "timing/inference.json"
+    else:
+        machines = sorted({f"{r['device']} ({r['machine']})" for r in records.values()})
+        table.notes.append("From per-system files (bench compare / bench time-inference), each timed in its own "
+                           f"invocation, on {'; '.join(machines)}; median and p25–p75 at each record's largest size.")
+    return table
+
+
+# --------------------------------------------------------------------------------- training
+def _by_system(runs: dict[str, dict]) -> dict[str, list[dict]]:
+    out: dict[str, list[dict]] = {}
+    for r in runs.values():
+        out.setdefault(r["system"], []).append(r)
+    return out
+
+
+def _mean_sd(values: list[float], unit: str = "") -> str:
+    if not values:
+        return "–"
+    if len(values) == 1:
+        return fmt(values[0]) + unit
+    return f"{fmt(statistics.mean(values))} ± {fmt(statistics.stdev(values), statistics.mean(values))}{unit}"
+
+
+def _phase_counts(runs: list[dict]) -> str:
+    phases = list(dict.fromkeys(p for r in runs for p in r["phases"]))
+    parts = []
+    for p in phases:
+        counts = sorted({r["phases"][p].get("iterations") for r in runs if p in r["phases"]} - {None})
+        parts.append(f"{p} {counts[0]}" if len(counts) == 1 else f"{p} {counts[0]}–{counts[-1]}")
+    return "; ".join(parts) or "–"
+
+
+def training_rows(runs: dict[str, dict]) -> pd.DataFrame:
+    """One row per run (system, seed): status, wall time, iterations and s/iter by phase, convergence."""
+    rows = []
+    for r in runs.values():
+        conv = convergence(r) if r["status"] == "done" else None
+        rows.append({"system": r["system"], "seed": r.get("seed"), "status": r["status"], "reason": r.get("reason"),
+                     "wall_s": r.get("wall_s"), "iterations": r.get("iterations"), "machine": r.get("machine"),
+                     **{f"{p}_iterations": v.get("iterations") for p, v in r["phases"].items()},
+                     **{f"{p}_s_per_iter": v.get("s_per_iter") for p, v in r["phases"].items()},
+                     "enhance_s_to_90pct_guidance_drop": conv["seconds"] if conv else None,
+                     "enhance_it_to_90pct_guidance_drop": conv["iterations"] if conv else None,
+                     "peak_memory_mb": r.get("peak_memory_mb")})
+    return pd.DataFrame(rows)
+
+
+def training_table(runs: dict[str, dict], root: Path) -> Table:
+    """Per system over its seeds: iterations and median s/iter by phase, training time, enhance-phase
+    time to 90% of the guidance-loss drop, peak memory. Raw per-run rows: tables/training_runs.csv."""
+    table = Table(["system", "seeds", "status", "iterations by phase", "s/iter by phase (median step)",
+                   "training time (s)", "enhance: s to 90% of guidance drop", "peak memory (MB)"], [])
+    for system, group in _by_system(runs).items():
+        done = [r for r in group if r["status"] == "done"]
+        seeds = ", ".join(str(r["seed"]) for r in group if r.get("seed") is not None) or "–"
+        status = "; ".join(sorted({r["status"] + (f" ({r['reason']})" if r.get("reason") else "") for r in group}))
+        if not done:
+            table.rows.append([system, seeds, status, "–", "–", "–", "–", "–"])
+            continue
+        phases = list(dict.fromkeys(p for r in done for p in r["phases"]))
+        s_iter = "; ".join(f"{p} {fmt(statistics.median(v))}" for p in phases
+                           if (v := [r["phases"][p]["s_per_iter"] for r in done if p in r["phases"]
+                                     and r["phases"][p].get("s_per_iter") is not None]))
+        conv = [c for r in done if (c := convergence(r))]
+        conv_cell = (f"{_mean_sd([c['seconds'] for c in conv])} (iteration "
+                     f"{statistics.median(c['iterations'] for c in conv):g} of {conv[0]['of_iterations']})") if conv else "–"
+        table.rows.append([system, seeds, status, _phase_counts(done), s_iter or "–",
+                           _mean_sd([r["wall_s"] for r in done if r.get("wall_s") is not None]), conv_cell,
+                           _mean_sd([r["peak_memory_mb"] for r in done if r.get("peak_memory_mb") is not None])])
+    table.notes.append("Values: mean ± SD over seeds (median over seeds for s/iter). The trainer logs no validation "
+                       "metric while enhancing, so time to quality is measured on the enhancer's own guidance loss: "
+                       "enhance-phase seconds until its rolling median first covers 90% of its drop over the phase.")
+    machines = sorted({str(r["machine"]) for r in runs.values() if r.get("machine") and r["status"] == "done"})
+    if machines:
+        table.notes.append("machine: " + "; ".join(machines))
+    _write_csv(training_rows(runs), root / "tables" / "training_runs.csv")
+    table.source = "tables/training_runs.csv"
+    return table
+
+
+def _rank(system: str) -> int:
+    method = system_info(system)["method"]
+    return METHOD_ORDER.index(method) if method in METHOD_ORDER else len(METHOD_ORDER)
+
+
+def ratio_rows(runs: dict[str, dict]) -> list[dict[str, Any]]:
+    """:func:`~benchmark.timing.speed_ratios` of every pair of finished systems of one regime, seed by seed
+    (a is the later method: rave against clip-lit)."""
+    done = {k: r for k, r in runs.items() if r["status"] == "done"}
+    systems = sorted({r["system"] for r in done.values()}, key=_rank, reverse=True)
+    out = []
+    for i, a in enumerate(systems):
+        for b in systems[i + 1:]:
+            if system_info(a)["regime"] != system_info(b)["regime"]:
+                continue
+            seeds_a = {r.get("seed"): k for k, r in done.items() if r["system"] == a}
+            seeds_b = {r.get("seed"): k for k, r in done.items() if r["system"] == b}
+            for seed in [s for s in seeds_a if s in seeds_b]:
+                for row in speed_ratios(done, [(seeds_a[seed], seeds_b[seed])]):
+                    out.append({**row, "a": a, "b": b, "seed": seed})
+    return out
+
+
+def ratio_table(runs: dict[str, dict], root: Path) -> Table | None:
+    """Speed ratios b / a per quantity, median over seeds [range], same machine and equal iteration counts."""
+    rows = ratio_rows(runs)
+    if not rows:
+        return None
+    frame = pd.DataFrame(rows)
+    _write_csv(frame, root / "tables" / "training_ratios.csv")
+    table = Table(["a", "b", "quantity", "a (median over seeds)", "b (median over seeds)", "b / a", "seeds"], [],
+                  source="tables/training_ratios.csv")
+    for (a, b, what), g in frame.groupby(["a", "b", "quantity"], sort=False):
+        ratios = g["ratio"].dropna()
+        notes = sorted(set(g["note"]) - {""})
+        if len(ratios):
+            lo, hi = ratios.min(), ratios.max()
+            cell = f"{ratios.median():.2f}×" + (f" [{lo:.2f}–{hi:.2f}]" if f"{lo:.2f}" != f"{hi:.2f}" else "")
+        else:
+            cell = "; ".join(notes) or "–"
+        table.rows.append([a, b, what, fmt(g["a_value"].median()), fmt(g["b_value"].median()), cell,
+                           ", ".join(str(s) for s in g["seed"] if s is not None) or "–"])
+    table.notes.append("b / a > 1: a is faster. s/iter over the first n iterations of each phase in both runs (n the "
+                       "shorter); wall time only between runs of equal length; runs of the same seed compared.")
+    return table
+
+
+# ------------------------------------------------------------------------------- other runs
 def _median(stat: Any) -> float | None:
     return stat.get("median") if isinstance(stat, dict) else stat
 
 
-def _machine(data: dict) -> str:
+def _environment(data: dict) -> dict:
     env = data.get("environment") or {}
-    env = env.get("before", env)  # bench_cpu_inference.py records the environment before and after
+    return env.get("before", env)  # bench_cpu_inference.py records the environment before and after
+
+
+def _machine(data: dict) -> str:
+    env = _environment(data)
     parts = [env.get("gpu") or data.get("device"), env.get("cpu"),
              f"{env['cores']} cores" if env.get("cores") else None, f"torch {env['torch']}" if env.get("torch") else None,
              f"load average {env['load_average'][0]:.1f}" if env.get("load_average") else None]
     return ", ".join(str(x) for x in parts if x)
+
+
+def provenance_line(data: dict) -> str:
+    """``commit 29a2ddf, 2026-12-02, on AMD EPYC, 2 cores, ...`` (what is recorded of a benchmark run)."""
+    env = _environment(data)
+    commit = f"commit {env['git_commit']}" if env.get("git_commit") else "commit not recorded"
+    when = str(env.get("time") or "")[:10]
+    return ", ".join(x for x in (commit, when, f"on {_machine(data)}" if _machine(data) else "machine not recorded") if x)
 
 
 def cpu_inference(data: dict) -> Table:
@@ -90,14 +273,16 @@ SECTIONS: dict[str, tuple[str, Callable[[dict], Table]]] = {
 }
 
 
-def performance_tables(benchmarks: dict[str, Any]) -> list[tuple[str, list[Table]]]:
-    """``(title, [table])`` for every known benchmark file present, in a fixed order."""
+def other_runs(benchmarks: dict[str, Any], root: Path) -> list[tuple[str, str, Table]]:
+    """``(title, provenance, table)`` for every known benchmark file present, in a fixed order; each file is
+    copied to ``results/tables/other-runs/<name>.json`` (the table's raw-data link)."""
     out = []
     for stem, (title, render) in SECTIONS.items():
         data = benchmarks.get(stem)
         if isinstance(data, dict):
             table = render(data)
-            if machine := _machine(data):
-                table.notes.append(f"measured on {machine}")
-            out.append((f"{title} — benchmarks/results/{stem}.json", [table]))
+            table.source = f"tables/other-runs/{stem}.json"
+            write_json(root / table.source, data)
+            out.append((f"{title} — benchmarks/results/{stem}.json", provenance_line(data), table))
     return out
+

@@ -1,23 +1,43 @@
-"""Report figures (matplotlib's Agg canvas, no pyplot state, seaborn palettes), written under
-``results/figures/``; each returns its path, or None when the results hold nothing to plot."""
+"""Report figures (PNG, matplotlib Agg, seaborn colour-blind palette); None where there is nothing to plot.
+
+Metric bars; quality against cost (inference ms/MP and training time; seeds as error bars, the Pareto
+front marked); per-image paired lines (one line per test image across systems, the outlier named);
+training-loss curves with the phases shaded and the weighted terms that add up to the logged total;
+inference ms/MP per system.
+"""
 from __future__ import annotations
 
+import itertools
 import math
 from pathlib import Path
 
+import numpy as np
+import pandas as pd
 import seaborn as sns
+from matplotlib.axes import Axes
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
-from matplotlib.patches import Rectangle
+from matplotlib.patches import Patch, Rectangle
+from matplotlib.ticker import MaxNLocator
 
+from benchmark.evaluate import system_info
 from benchmark.report.data import Results
-from benchmark.timing import loss_columns, read_train_log
+from benchmark.timing import read_train_log
 
 DPI = 110
+PHASE_COLOURS = {"ce_init": "#b39ddb", "warmup": "#bdbdbd", "enhance": "#a5d6a7", "prompt": "#ffcc80"}
+PHASE_NAMES = {"ce_init": "prompt init (CE)", "warmup": "warm-up (reconstruction)", "enhance": "enhance",
+               "prompt": "prompt refinement"}
 
 
 def _palette(systems: list[str]) -> dict[str, tuple]:
     return dict(zip(systems, sns.color_palette("colorblind", len(systems))))
+
+
+def system_colours(res: Results, extra: list[str] = ()) -> dict[str, tuple]:
+    """One colour per system for every figure of the report (display order, then ``extra`` names)."""
+    systems = res.systems()
+    return _palette(systems + sorted(set(extra) - set(systems)))
 
 
 def _figure(width: float, height: float) -> Figure:
@@ -41,7 +61,7 @@ def metric_bars(res: Results, dataset: str, metrics: list[str], out: Path) -> Pa
     if not metrics:
         return None
     systems = [s for s in res.systems(dataset) if s in set(agg["system"])]
-    colours = _palette(systems)
+    colours = system_colours(res)
     cols = min(4, len(metrics))
     rows = math.ceil(len(metrics) / cols)
     fig = _figure(3.4 * cols, 2.9 * rows + 0.6)
@@ -63,63 +83,296 @@ def metric_bars(res: Results, dataset: str, metrics: list[str], out: Path) -> Pa
     return _save(fig, out, tight=False)
 
 
-def loss_curves(res: Results, out: Path) -> Path | None:
-    """Training-loss terms against iteration, one panel per run (rolling mean over 5% of the run)."""
-    logs = {run: read_train_log(Path(t["dir"]) / "train_log.csv") for run, t in res.training.items()}
-    logs = {run: log for run, log in logs.items() if len(log) and loss_columns(log)}
-    if not logs:
+# ------------------------------------------------------------------------- quality and cost
+def headline_metrics(res: Results, dataset: str) -> list[str]:
+    """The first full-reference and the first no-reference metric scored on ``dataset`` (display order)."""
+    have = set(res.aggregates[res.aggregates["dataset"] == dataset]["metric"])
+    scored = [m for m in res.metrics() if m in res.metric_info and m in have]
+    picks = [next((m for m in scored if res.metric_info[m].get("mode") == mode), None) for mode in ("FR", "NR")]
+    return [m for m in picks if m] or scored[:1]
+
+
+def _seed_value(x: object) -> int | None:
+    text = str(x).strip() if x is not None else ""
+    if not text or text.lower() in ("nan", "none", "<na>"):
         return None
-    fig = _figure(4.2 * len(logs), 3.2)
-    axes = fig.subplots(1, len(logs), squeeze=False)
-    for ax, (run, log) in zip(axes.flat, logs.items()):
-        x = log["iter"] if "iter" in log.columns else log.index
-        window = max(1, len(log) // 20)
-        for col in loss_columns(log):
-            ax.plot(x, log[col].rolling(window, min_periods=1).mean(), label=col, lw=1.2)
-        ax.set_title(run, fontsize=10)
-        ax.set_xlabel("iteration")
+    return int(float(text))
+
+
+def seed_means(res: Results, dataset: str, metric: str) -> pd.DataFrame:
+    """Per system: mean over seeds of the per-seed mean over images, SD over seeds, number of seeds."""
+    sc = res.scores[(res.scores["dataset"] == dataset) & (res.scores["metric"] == metric)]
+    if sc.empty:
+        return pd.DataFrame(columns=["system", "mean", "sd", "seeds"])
+    seeds = sc["seed"].map(_seed_value) if "seed" in sc.columns else pd.Series(None, index=sc.index, dtype=object)
+    per_seed = sc.assign(seed=seeds.fillna(-1)).groupby(["system", "seed"])["value"].mean().reset_index()
+    out = per_seed.groupby("system")["value"].agg(["mean", "std", "count"]).reset_index()
+    return out.rename(columns={"std": "sd", "count": "seeds"}).fillna({"sd": 0.0})
+
+
+def _pareto(points: list[tuple[float, float]], lower_better: bool) -> list[int]:
+    """Indices of the non-dominated points (cheaper or better than every other), by increasing cost."""
+    order = sorted(range(len(points)), key=lambda i: (points[i][0], points[i][1] if lower_better else -points[i][1]))
+    front, best = [], math.inf
+    for i in order:
+        q = points[i][1] if lower_better else -points[i][1]
+        if q < best:
+            front.append(i)
+            best = q
+    return front
+
+
+def _cost_panel(ax: Axes, pts: list[dict], metric: str, lower: bool, xlabel: str, colours: dict,
+                input_mean: float | None) -> None:
+    for p in pts:
+        marker = {"released": "s", "trained": "o"}.get(system_info(p["system"])["source"], "D")
+        ax.errorbar(p["x"], p["y"], xerr=p.get("xerr"), yerr=p["yerr"], fmt=marker, ms=6, capsize=3,
+                    color=colours[p["system"]], label=p["system"])
+    front = _pareto([(p["x"], p["y"]) for p in pts], lower)
+    if len(front) > 1:
+        xs, ys = [pts[i]["x"] for i in front], [pts[i]["y"] for i in front]
+        ax.step(xs, ys, where="post", color="black", lw=0.8, ls=":", label="Pareto front")
+    for i in front:
+        ax.plot(pts[i]["x"], pts[i]["y"], "o", ms=11, mfc="none", mec="black", mew=1.0)
+    if input_mean is not None:
+        ax.axhline(input_mean, color="grey", ls="--", lw=1, label="input (not enhanced)")
+    xs = [p["x"] for p in pts]
+    if min(xs) > 0 and max(xs) / min(xs) > 10:
+        ax.set_xscale("log")
+    else:
+        ax.xaxis.set_major_locator(MaxNLocator(5))
+    ax.tick_params(labelsize=8)
+    ax.set_xlabel(xlabel, fontsize=9)
+    ax.set_ylabel(f"{metric} {'↓' if lower else '↑'}", fontsize=9)
+    ax.grid(alpha=0.3)
+
+
+def quality_vs_cost(res: Results, dataset: str, metrics: list[str], inference: dict[str, dict],
+                    runs: dict[str, dict], out: Path) -> Path | None:
+    """Rows: ``metrics``; columns: quality against inference ms/MP and against training time.
+
+    A point is a system: mean over seeds of its mean over images; error bars are the SD over seeds
+    (trained systems with several seeds; released weights have one); ms/MP error bars are p25–p75.
+    Circled points form the Pareto front (no other system is both cheaper and better); squares are released
+    weights, dots trained runs."""
+    train_s: dict[str, list[float]] = {}
+    for r in runs.values():
+        if r["status"] == "done" and r.get("wall_s"):
+            train_s.setdefault(r["system"], []).append(float(r["wall_s"]))
+    panels = []
+    for metric in metrics:
+        means = seed_means(res, dataset, metric).set_index("system")
+        if means.empty:
+            continue
+        lower = bool(res.metric_info.get(metric, {}).get("lower_better"))
+        inf = [{"system": s, "x": t["ms_per_mp_median"], "y": means.at[s, "mean"], "yerr": means.at[s, "sd"],
+                "xerr": [[t["ms_per_mp_median"] - t["ms_per_mp_p25"]], [t["ms_per_mp_p75"] - t["ms_per_mp_median"]]]}
+               for s, t in inference.items() if s in means.index]
+        trn = [{"system": s, "x": float(np.mean(v)), "xerr": float(np.std(v, ddof=1)) if len(v) > 1 else 0.0,
+                "y": means.at[s, "mean"], "yerr": means.at[s, "sd"]} for s, v in train_s.items() if s in means.index]
+        if inf or trn:
+            panels.append((metric, lower, inf, trn, means.at["input", "mean"] if "input" in means.index else None))
+    if not panels:
+        return None
+    colours = system_colours(res, [p["system"] for _, _, i, t, _ in panels for p in i + t])
+    fig = _figure(10.5, 3.4 * len(panels) + 0.8)
+    axes = fig.subplots(len(panels), 2, squeeze=False)
+    for (metric, lower, inf, trn, base), (ax_i, ax_t) in zip(panels, axes):
+        for ax, pts, label in ((ax_i, inf, "inference: ms per megapixel (median, p25–p75) ↓"),
+                               (ax_t, trn, "training time (s, mean ± SD over seeds) ↓")):
+            if pts:
+                _cost_panel(ax, pts, metric, lower, label, colours, base)
+            else:
+                ax.text(0.5, 0.5, "no timings in this results folder", ha="center", va="center", transform=ax.transAxes)
+                ax.set_xticks([])
+                ax.set_yticks([])
+    handles, labels = {}, []
+    for ax in axes.flat:
+        for h, lab in zip(*ax.get_legend_handles_labels()):
+            if lab not in handles:
+                handles[lab] = h
+                labels.append(lab)
+    fig.legend([handles[lab] for lab in labels], labels, loc="lower center", ncol=min(4, len(labels)), fontsize=8,
+               frameon=False)
+    fig.suptitle(f"{dataset}: quality against cost (error bars: SD over seeds; circled: Pareto front; "
+                 "squares: released weights)", fontsize=11)
+    fig.tight_layout(rect=(0, 0.05 + 0.03 * math.ceil(len(labels) / 4), 1, 1))
+    return _save(fig, out, tight=False)
+
+
+# ------------------------------------------------------------------------------ per image
+ATYPICAL_IQR = 2.0  # an image is atypical beyond this many interquartile ranges from the median pattern
+
+
+def outlier_image(wide: pd.DataFrame) -> str | None:
+    """The image (row) whose differences between systems (columns) are most unlike the other images', if
+    any is atypical: each row is centred on its own mean, so an image that is merely harder for every
+    system is not picked; deviations from the median pattern are in units of each system's interquartile
+    range (SD where that is 0); None when no image is beyond :data:`ATYPICAL_IQR`."""
+    centred = wide.sub(wide.mean(axis=1), axis=0)
+    dev = centred - centred.median()
+    spread = (dev.quantile(0.75) - dev.quantile(0.25)).replace(0, np.nan).fillna(dev.std()).replace(0, 1.0).fillna(1.0)
+    score = (dev.abs() / spread).max(axis=1)
+    return str(score.idxmax()) if len(score) and score.max() > ATYPICAL_IQR else None
+
+
+def per_image_lines(res: Results, dataset: str, metrics: list[str], out: Path) -> Path | None:
+    """One panel per metric: each test image is a line across the systems (its value, seeds averaged), so a
+    single outlying image stands out; the most atypical one (:func:`outlier_image`) is drawn in colour and named."""
+    sc = res.scores[(res.scores["dataset"] == dataset) & res.scores["metric"].isin(metrics)]
+    metrics = [m for m in metrics if m in set(sc["metric"])]
+    if sc.empty or not metrics:
+        return None
+    systems = [s for s in res.systems(dataset) if s in set(sc["system"])]
+    cols = min(2, len(metrics))
+    rows = math.ceil(len(metrics) / cols)
+    fig = _figure(max(5.5, 0.9 * len(systems) + 2) * cols, 3.6 * rows)
+    axes = fig.subplots(rows, cols, squeeze=False)
+    for ax, metric in zip(axes.flat, metrics):
+        wide = (sc[sc["metric"] == metric].groupby(["image", "system"])["value"].mean().unstack("system")
+                .reindex(columns=systems))
+        outlier = outlier_image(wide)
+        x = np.arange(len(systems))
+        for image, row in wide.iterrows():
+            if image != outlier:
+                ax.plot(x, row.to_numpy(), color="grey", alpha=max(0.08, min(0.6, 8 / len(wide))), lw=0.9, marker=".")
+        if outlier is not None:
+            ax.plot(x, wide.loc[outlier].to_numpy(), color="#d62728", lw=1.8, marker="o", label=f"atypical: {outlier}")
+        else:
+            ax.plot([], [], " ", label=f"no atypical image (> {ATYPICAL_IQR:g} IQR)")
+        ax.plot(x, wide.median().to_numpy(), color="black", lw=1.4, ls="--", label="median over images")
+        lower = bool(res.metric_info.get(metric, {}).get("lower_better"))
+        ax.set_title(f"{metric} {'↓' if lower else '↑'} ({len(wide)} images)", fontsize=10)
+        ax.set_xticks(x, systems, rotation=25, ha="right", fontsize=7)
         ax.grid(alpha=0.3)
         ax.legend(fontsize=7)
-    axes.flat[0].set_ylabel("loss")
+    for ax in list(axes.flat)[len(metrics):]:
+        ax.axis("off")
+    fig.suptitle(f"{dataset}: per-image values (one line per image)", fontsize=11)
     return _save(fig, out)
 
 
-def quality_vs_training_time(res: Results, dataset: str, metric: str, out: Path) -> Path | None:
-    """Mean quality (with CI) of each trained run against its training wall time."""
-    agg = res.aggregates[(res.aggregates["dataset"] == dataset) & (res.aggregates["metric"] == metric)]
-    pts = [(r.system, res.training[r.system]["wall_s"], r.mean, r.ci_low, r.ci_high, r.lower_better)
-           for r in agg.itertuples() if res.training.get(r.system, {}).get("wall_s")]
-    if not pts:
+# ----------------------------------------------------------------------------------- losses
+def loss_weights(method: str) -> dict[str, dict[str, float]]:
+    """Per phase, the weight of each logged term in the trainer's total loss (methods/trainer.py):
+    ce_init: ce; warm-up: 25 x identity; enhance: guidance_weight x guidance + 22.5 x identity;
+    prompt: 200 x rank."""
+    from methods.registry import METHODS
+    from methods.trainer import W_IDENTITY, W_RANK, W_WARMUP
+
+    enhance = {"identity": W_IDENTITY}
+    if method in METHODS:
+        enhance = {"guidance": float(METHODS.get(method).guidance_weight), **enhance}
+    return {"ce_init": {"ce": 1.0}, "warmup": {"identity": W_WARMUP}, "enhance": enhance, "prompt": {"rank": W_RANK}}
+
+
+def _segments(phases: pd.Series) -> list[tuple[str, int, int]]:
+    """Contiguous runs of one phase: (phase, first row, end row)."""
+    change = np.flatnonzero(phases.to_numpy()[1:] != phases.to_numpy()[:-1]) + 1
+    bounds = [0, *change.tolist(), len(phases)]
+    return [(str(phases.iloc[a]), a, b) for a, b in itertools.pairwise(bounds)]
+
+
+def weighted_terms(log: pd.DataFrame, weights: dict[str, dict[str, float]]) -> pd.DataFrame:
+    """Per row, each logged term times its weight in the row's phase (0 where the phase lacks it), one column
+    per term labelled with its weights ("identity ×25 warmup, ×22.5 enhance"); and ``residual``: the logged
+    ``loss`` minus their sum (zero up to the log's 6 significant digits when the weights are right)."""
+    phases = set(log["phase"].astype(str))
+    terms, labels = pd.DataFrame(index=log.index), {}
+    for phase, w in weights.items():
+        rows = log["phase"] == phase
+        for term, weight in w.items():
+            if term in log.columns and phase in phases:
+                if term not in terms.columns:
+                    terms[term] = 0.0
+                terms.loc[rows, term] = weight * pd.to_numeric(log.loc[rows, term], errors="coerce").fillna(0.0)
+                labels.setdefault(term, []).append((phase, weight))
+    terms["residual"] = pd.to_numeric(log["loss"], errors="coerce") - terms.sum(axis=1)
+    names = {t: f"{t} ×{ws[0][1]:g}" if len({w for _, w in ws}) == 1 else
+             f"{t} " + ", ".join(f"×{w:g} {p}" for p, w in ws) for t, ws in labels.items()}
+    return terms.rename(columns=names)
+
+
+def _smooth(frame: pd.DataFrame, segments: list[tuple[str, int, int]]) -> pd.DataFrame:
+    """Rolling mean within each phase segment (a tenth of it): linear, so smoothed terms still add up."""
+    parts = [frame.iloc[a:b].rolling(max(1, (b - a) // 10), min_periods=1).mean() for _, a, b in segments]
+    return pd.concat(parts) if parts else frame
+
+
+def loss_curves(runs: dict[str, dict], out: Path) -> Path | None:
+    """One panel per trained system (its first seed): the logged total loss and the weighted terms that
+    make it up, against iteration, phases shaded; log scale (the phases' losses differ by orders)."""
+    first: dict[str, dict] = {}
+    for r in runs.values():
+        if r["status"] == "done" and r["system"] not in first:
+            first[r["system"]] = r
+    logs = {}
+    for system, r in first.items():
+        log = read_train_log(r["log"])
+        if len(log) and {"phase", "loss"} <= set(log.columns):
+            logs[system] = (r, log.reset_index(drop=True))
+    if not logs:
         return None
-    fig = _figure(5.2, 3.6)
-    ax = fig.subplots()
-    colours = _palette([p[0] for p in pts])
-    for name, wall, mean, lo, hi, _ in pts:
-        ax.errorbar(wall, mean, yerr=[[mean - lo], [hi - mean]], fmt="o", capsize=3, color=colours[name], label=name)
-    ax.set_xlabel("training wall time (s)")
-    ax.set_ylabel(f"{metric} {'↓' if pts[0][5] else '↑'}")
-    ax.set_title(f"{dataset}: quality vs training time", fontsize=10)
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=7)
-    return _save(fig, out)
+    cols = min(2, len(logs))
+    rows = math.ceil(len(logs) / cols)
+    fig = _figure(6.2 * cols, 3.6 * rows + 0.6)
+    axes = fig.subplots(rows, cols, squeeze=False)
+    term_colours = dict(zip(["guidance", "identity", "rank", "ce"], sns.color_palette("colorblind", 4)))
+    phases_seen: list[str] = []
+    for ax, (system, (run, log)) in zip(axes.flat, logs.items()):
+        method = run.get("method") or system_info(system)["method"]
+        segments = _segments(log["phase"].astype(str))
+        terms = weighted_terms(log, loss_weights(method))
+        residual = float(terms.pop("residual").abs().max())
+        x = log["iter"] if "iter" in log.columns else pd.Series(log.index + 1)
+        for phase, a, b in segments:
+            ax.axvspan(x.iloc[a] - 0.5, x.iloc[b - 1] + 0.5, color=PHASE_COLOURS.get(phase, "#e0e0e0"), alpha=0.35, lw=0)
+            if phase not in phases_seen:
+                phases_seen.append(phase)
+        smooth = _smooth(pd.concat([terms, pd.to_numeric(log["loss"], errors="coerce").rename("total")], axis=1),
+                         segments)
+        ax.plot(x, smooth["total"].where(smooth["total"] > 0), lw=4, color="black", alpha=0.25, label="total (logged)")
+        for col in terms.columns:
+            colour = term_colours.get(col.split(" ")[0], "purple")
+            ax.plot(x, smooth[col].where(smooth[col] > 0), lw=1.2, color=colour, label=col)
+        if residual > 1e-3 * max(1.0, float(log["loss"].abs().max())):
+            ax.text(0.01, 0.02, f"terms miss the total by up to {residual:.3g}", transform=ax.transAxes,
+                    fontsize=7, color="red")
+        ax.set_yscale("log")
+        seed = "" if run.get("seed") is None else f" (seed {run['seed']})"
+        ax.set_title(f"{system}{seed}", fontsize=10)
+        ax.set_xlabel("iteration")
+        ax.set_ylabel("loss (weighted terms, smoothed)")
+        ax.grid(alpha=0.3, which="both", lw=0.4)
+        ax.legend(fontsize=7, loc="lower right")
+    for ax in list(axes.flat)[len(logs):]:
+        ax.axis("off")
+    patches = [Patch(color=PHASE_COLOURS.get(p, "#e0e0e0"), alpha=0.35, label=PHASE_NAMES.get(p, p)) for p in phases_seen]
+    fig.legend(handles=patches, loc="lower center", ncol=len(patches), fontsize=8, frameon=False)
+    fig.suptitle("Training loss: the weighted terms add up to the logged total in every phase "
+                 "(rolling mean over a tenth of each phase)", fontsize=10)
+    fig.tight_layout(rect=(0, 0.06, 1, 1))
+    return _save(fig, out, tight=False)
 
 
+# ------------------------------------------------------------------------------- inference
 def inference_speed(res: Results, out: Path) -> Path | None:
-    """Median ms per megapixel per system with the p25–p75 range, labelled by device."""
-    rows = []
-    for system, t in sorted(res.inference.items()):
-        for s in t["sizes"]:
-            rows.append((f"{system}\n{s['megapixels']} MP, {t['device']}", s["ms_per_mp_median"],
-                         s["ms_per_mp_median"] - s["ms_per_mp_p25"], s["ms_per_mp_p75"] - s["ms_per_mp_median"]))
-    if not rows:
+    """Median ms per megapixel per system with its p25–p75, at the stated size, labelled by device."""
+    order = {s: i for i, s in enumerate(res.systems())}
+    timed = sorted((s for s, t in res.inference.items() if t.get("reference_megapixels")),
+                   key=lambda s: (order.get(s, len(order)), s))
+    if not timed:
         return None
-    fig = _figure(6.5, 0.5 * len(rows) + 1.2)
+    colours = system_colours(res, timed)
+    t = [res.inference[s] for s in timed]
+    fig = _figure(6.5, 0.5 * len(timed) + 1.2)
     ax = fig.subplots()
-    colours = sns.color_palette("colorblind", len(rows))
-    ax.barh(range(len(rows)), [r[1] for r in rows], xerr=[[r[2] for r in rows], [r[3] for r in rows]], capsize=3,
-            color=colours)
-    ax.set_yticks(range(len(rows)), [r[0] for r in rows], fontsize=7)
+    ax.barh(range(len(timed)), [r["ms_per_mp_median"] for r in t], capsize=3, color=[colours[s] for s in timed],
+            xerr=[[r["ms_per_mp_median"] - r["ms_per_mp_p25"] for r in t],
+                  [r["ms_per_mp_p75"] - r["ms_per_mp_median"] for r in t]])
+    ax.set_yticks(range(len(timed)), [f"{s}\n{r['reference_megapixels']:g} MP, {r['device']}" for s, r in zip(timed, t)],
+                  fontsize=7)
     ax.invert_yaxis()
-    ax.set_xlabel("ms per megapixel (median, p25–p75) ↓")
+    ax.set_xlabel("ms per megapixel (median, p25–p75 of one sample set) ↓")
     ax.grid(axis="x", alpha=0.3)
     return _save(fig, out)

@@ -54,13 +54,15 @@ def metric_header(metric: str, info: dict | None) -> str:
 
 @dataclass
 class Table:
-    """Header and rows of display strings; ``bold[(row, col)]`` marks best cells; notes go below."""
+    """Header and rows of display strings; ``bold[(row, col)]`` marks best cells; notes go below;
+    ``source`` is the raw CSV/JSON behind the table, relative to the results folder (linked below it)."""
 
     headers: list[str]
     rows: list[list[str]]
     bold: set[tuple[int, int]] = field(default_factory=set)
     notes: list[str] = field(default_factory=list)
     grey: set[int] = field(default_factory=set)  # rows of flagged systems
+    source: str | None = None
     bold_note: str = "* best: a healthy system's lead, significant after Holm correction and beyond the seed spread"
 
     def _columns(self) -> list[int]:
@@ -87,7 +89,8 @@ class Table:
         cols = self._columns()
         lines = ["| " + " | ".join(self.headers[j] for j in cols) + " |", "|" + "|".join("---" for _ in cols) + "|"]
         lines += ["| " + " | ".join(cell(i, j, r[j]) for j in cols) + " |" for i, r in enumerate(self.rows)]
-        return "\n".join(lines + ([""] + [f"{n}  " for n in self.notes] if self.notes else []))
+        notes = self.notes + ([f"raw data: [{self.source}]({self.source})"] if self.source else [])
+        return "\n".join(lines + ([""] + [f"{n}  " for n in notes] if notes else []))
 
     def html(self) -> str:
         cols = self._columns()
@@ -97,6 +100,9 @@ class Table:
             + "".join(f"<td>{'<b>' + html.escape(r[j]) + '</b>' if (i, j) in self.bold else html.escape(r[j])}</td>"
                       for j in cols) + "</tr>" for i, r in enumerate(self.rows))
         notes = "".join(f"<p class='note'>{html.escape(n)}</p>" for n in self.notes)
+        if self.source:
+            src = html.escape(self.source, quote=True)
+            notes += f"<p class='note'>raw data: <a class='raw' href='{src}'>{src}</a></p>"
         return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>{notes}"
 
 
