@@ -181,7 +181,7 @@ def test_markdown_report_tables_and_sections(results: Path) -> None:
     decisions = md.split("#### Best or tie, per metric")[1].split("####")[0]  # 4 images: p >= 0.125, a tie
     assert re.search(r"\| psnr ↑ \(dB\) \| none \(tie\) \| released-rave-unpaired \| rave-unpaired \|.*not significant",
                      decisions)
-    assert "4 images from 4 scenes" in md.split("## Verdict")[1]
+    assert "4 images from 2 scenes" in md.split("## Verdict")[1]  # scenes.json: two crops per photo
     assert "Published reference numbers" in md and "Han et al." in md and "21.57" in md
     assert "WARNING: random test encoder" in md
     skipped = md.split("## Skipped")[1]
@@ -211,11 +211,12 @@ def test_one_source_for_inference_cost(results: Path) -> None:
         assert rec["reference_megapixels"] == 0.01 and len(ref["ms_samples"]) == 3
         assert rec["ms_per_mp_p25"] <= rec["ms_per_mp_median"] <= rec["ms_per_mp_p75"]
         per_mp = sorted(m / ref["megapixels"] for m in ref["ms_samples"])
-        assert rec["ms_per_mp_median"] == pytest.approx(per_mp[1])  # the median of that one sample set
+        # the median of that one sample set (samples are stored rounded to 0.001 ms)
+        assert rec["ms_per_mp_median"] == pytest.approx(per_mp[1], abs=0.0005 / ref["megapixels"])
     pooled = read_inference_timings(results)["rave-unpaired"]
     assert pooled["seeds"] == [0, 1] and pooled["ms_per_mp_n"] == 6
     md = (results / "report.md").read_text()
-    row = next(line for line in md.splitlines() if line.startswith("| rave-unpaired |"))
+    row = next(line for line in md.split("## Metrics")[1].splitlines() if line.startswith("| rave-unpaired |"))
     assert f"| {fmt(pooled['ms_per_mp_median'])} |" in row  # the metric table's ms/MP: the same number
     inference = md.split("### Inference")[1].split("### Training")[0]
     assert "raw data: [timing/inference.json](timing/inference.json)" in inference
