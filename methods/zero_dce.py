@@ -223,6 +223,9 @@ class ZeroDCE:
     kind: ClassVar[str] = "trained baseline"
     needs_text: ClassVar[bool] = False
     source: ClassVar[str] = "Guo et al., CVPR 2020 (Li-Chongyi/Zero-DCE@e0f4adc)"
+    # each logged term's weight in the logged total, by phase (its one phase: "train")
+    loss_weights: ClassVar[dict[str, dict[str, float]]] = {"train": {"tv": W_TV, "spa": W_SPA, "col": W_COL,
+                                                                     "exp": W_EXP}}
 
     @staticmethod
     def train(backlit_dir: str | Path, files: RunFiles, **kwargs: object) -> dict:

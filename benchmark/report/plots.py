@@ -260,9 +260,12 @@ def loss_weights(method: str) -> dict[str, dict[str, float]]:
     from methods.registry import METHODS
     from methods.trainer import W_IDENTITY, W_RANK, W_WARMUP
 
+    cls = METHODS.get(method) if method in METHODS else None
+    if cls is not None and getattr(cls, "loss_weights", None):  # a baseline with its own loss (Zero-DCE)
+        return cls.loss_weights
     enhance = {"identity": W_IDENTITY}
-    if method in METHODS:
-        enhance = {"guidance": float(METHODS.get(method).guidance_weight), **enhance}
+    if cls is not None:
+        enhance = {"guidance": float(cls.guidance_weight), **enhance}
     return {"ce_init": {"ce": 1.0}, "warmup": {"identity": W_WARMUP}, "enhance": enhance, "prompt": {"rank": W_RANK}}
 
 
