@@ -1,7 +1,9 @@
 """Image-quality metrics over pyiqa, each under a named protocol.
 
 A metric name is a pyiqa name (``psnr``, ``niqe``) or ``<name>@<protocol>`` for our own variants
-(``psnr@rave-paper``). The direction (``lower_better``), mode and score range are read from the
+(``psnr@rave-paper``). SSIM has two protocols: ``ssim`` on the luma channel (as upstream's metric
+script, grayscale) and ``ssim@rgb`` on RGB (methods-spec 6.1's recommendation; the fidelity switch
+``ssim_channel`` picks the headline one). The direction (``lower_better``), mode and score range are read from the
 created pyiqa metric, never hard-coded. A metric whose weights cannot be had offline loads as
 :class:`Unavailable` with the reason; creation is probed once per process and fails fast.
 """
@@ -86,6 +88,8 @@ METRICS: Registry[MetricSpec] = Registry("metric")
 for _spec in [
     MetricSpec("psnr", "psnr", _pyiqa_protocol("RGB", impl="pyiqa psnr, mean over RGB")),
     MetricSpec("ssim", "ssim", _pyiqa_protocol("Y (BT.601 luma)", impl="pyiqa ssim, Gaussian window, no downsampling")),
+    MetricSpec("ssim@rgb", "ssimc", Protocol("rgb", "RGB (SSIM of each channel, averaged)", "float [0, 1] from 8/16-bit files",
+                                             "native", "pyiqa ssimc, Gaussian window, no downsampling")),
     MetricSpec("lpips", "lpips", _pyiqa_protocol("RGB scaled to [-1, 1]", impl="pyiqa lpips v0.1 AlexNet"),
                _LPIPS_FILES, "LPIPS_v0.1_alex-df73285e.pth"),
     MetricSpec("musiq", "musiq", _pyiqa_protocol("RGB", "native (multi-scale 224/384)", "pyiqa musiq (KonIQ-10k)"),

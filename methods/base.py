@@ -31,6 +31,7 @@ class MethodContext:
     seed: int
     ref_preprocess: str = "center-crop"
     shift_tokens: int = 15
+    vocabulary: str = "decoded-text"  # rave-shifted's vocabulary (methods.fidelity)
 
 
 class GuidanceMethod(nn.Module):

@@ -9,10 +9,10 @@ Training (in :mod:`methods.trainer`): cross-entropy initialisation of the prompt
 warm-up, then rounds of enhancer training against frozen prompts (320 x P(negative) + 22.5 x
 identity) and prompt refinement by rank learning.
 
-Ranking order (the question of spec 3.5): upstream's two-slot buffer ranks backlit > newest result
-> older result > well-lit, which pulls the *older* result closer to well-lit. We follow the paper's
-intent, that results move toward well-lit over rounds: backlit > older result > newest result >
-well-lit (margins 0.9, 0.9, 0.1, 0.1; see :func:`methods.losses.ranking_loss` and docs/methods.md).
+Ranking order (the question of spec 3.5; fidelity switch ``ranking_order``): upstream's two-slot
+buffer ranks backlit > newest result > older result > well-lit (the default), which pulls the
+*older* result closer to well-lit; ``old-then-new`` follows the paper's intent, results moving toward
+well-lit over rounds (margins 0.9, 0.9, 0.1, 0.1; :func:`methods.losses.ranking_loss`, docs/fidelity.md).
 """
 from __future__ import annotations
 

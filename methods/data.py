@@ -8,6 +8,7 @@ import os
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 
@@ -42,14 +43,28 @@ def image_paths(folder: str | Path) -> list[Path]:
     return paths
 
 
-def resize_square(img: torch.Tensor, size: int) -> torch.Tensor:
-    """Full-frame resize of a 3 x H x W image to ``size`` x ``size`` (upstream resizes to 512 x 512)."""
-    return F.interpolate(img[None], size=(size, size), mode="bilinear", align_corners=False, antialias=True)[0]
+RESIZE_FILTERS = ("lanczos", "bilinear")
 
 
-def preload(paths: Sequence[Path], size: int) -> torch.Tensor:
+def resize_square(img: torch.Tensor, size: int, filter: str = "bilinear") -> torch.Tensor:
+    """Full-frame resize of a 3 x H x W image to ``size`` x ``size`` (upstream resizes to 512 x 512).
+
+    ``lanczos``: PIL's Lanczos on the 8-bit image, as upstream's ``Image.resize(..., ANTIALIAS)``;
+    ``bilinear``: antialiased bilinear in torch on the float image.
+    """
+    if filter == "bilinear":
+        return F.interpolate(img[None], size=(size, size), mode="bilinear", align_corners=False, antialias=True)[0]
+    if filter != "lanczos":
+        raise ValueError(f"resize filter must be one of {', '.join(RESIZE_FILTERS)}, got {filter!r}")
+    from PIL import Image
+
+    pil = Image.fromarray(to_uint8(img).permute(1, 2, 0).numpy()).resize((size, size), Image.LANCZOS)
+    return to_float(torch.from_numpy(np.asarray(pil).copy()).permute(2, 0, 1))
+
+
+def preload(paths: Sequence[Path], size: int, filter: str = "bilinear") -> torch.Tensor:
     """All images, resized to ``size``², as one N x 3 x size x size uint8 tensor (a quarter of fp32)."""
-    return torch.stack([to_uint8(resize_square(load_image(p), size)) for p in paths])
+    return torch.stack([to_uint8(resize_square(load_image(p), size, filter)) for p in paths])
 
 
 def to_uint8(x: torch.Tensor) -> torch.Tensor:
@@ -123,7 +138,16 @@ def reference_embeddings(encoder, paths: Sequence[Path], mode: str = "center-cro
     return cached_tensor(key, compute)
 
 
-def vocabulary_embeddings(encoder) -> tuple[torch.Tensor, str]:
-    """Normalised one-token text embeddings of the whole BPE vocabulary (V x D), cached on disk."""
-    key = {"kind": "vocabulary", "encoder": encoder.fingerprint}
-    return cached_tensor(key, lambda: encoder.encode_tokens(encoder.vocabulary_tokens()))
+def vocabulary_embeddings(encoder, mode: str = "decoded-text") -> tuple[list[str], torch.Tensor, str]:
+    """RAVE-shifted's vocabulary: labels, one-token text features (V x D, *not* normalised, as
+    upstream weights them) and the cache key; the features are cached on disk.
+
+    ``mode`` (see :meth:`methods.clip_encoder.OpenClipEncoder.vocabulary`): ``decoded-text``
+    (upstream) or ``token-ids``.
+    """
+    labels = encoder.vocabulary(mode)
+    key = {"kind": "vocabulary", "encoder": encoder.fingerprint, "mode": mode, "features": "raw"}
+    emb, digest = cached_tensor(key, lambda: encoder.encode_tokens(encoder.vocabulary_tokens(mode), normalize=False))
+    if emb.shape[0] != len(labels):
+        raise RuntimeError(f"vocabulary cache entry {digest}: {emb.shape[0]} rows for {len(labels)} entries")
+    return labels, emb, digest

@@ -8,13 +8,15 @@ Names:
 - ``tiny-clip-random``: a tiny open_clip model with seeded random weights, for fast tests of the
   text path. ``is_random`` is True; results made with it mean nothing.
 - ``clip:<arch>:<pretrained tag or checkpoint file>``: any open_clip model, e.g.
-  ``clip:ViT-B-32-quickgelu:openai`` (the papers' guidance model) or ``clip:RN101:openai``
-  (their identity model). See :mod:`methods.clip_encoder`.
+  ``clip:ViT-B-32-quickgelu:openai`` (the papers' guidance model), ``clip:RN101:openai``
+  (their identity model) or ``clip:ViT-B-32-quickgelu:/path/ViT-B-32.pt`` (OpenAI's file);
+  ``clip:hf-hub:<org/repo>`` for an open_clip repository. See :mod:`methods.clip_encoder`.
 
 Every encoder takes B x 3 x H x W images in [0, 1], resizes them to its input size (bilinear,
 no antialias, full frame: upstream's tensor ``Resize((224, 224))``), normalises, and returns the
-L2-normalised embedding and, on request, five feature levels for the identity loss. Weights are
-frozen and fp32; gradients flow to the input image.
+L2-normalised embedding and, on request, five feature levels for the identity loss, both fp32.
+Weights are frozen and fp32, except a ``clip:`` encoder loaded with ``precision="fp16"`` (upstream's
+RN101 on CUDA), which computes in fp16; gradients flow to the input image.
 """
 from __future__ import annotations
 
@@ -60,13 +62,15 @@ class Encoder(nn.Module):
         self.input_size = input_size
         self.weights_sha256 = weights_sha256
         self.is_random = is_random
+        self.compute_dtype = torch.float32  # dtype the encoder's first layer takes
         self.register_buffer("mean", torch.tensor(mean).view(1, 3, 1, 1), persistent=False)
         self.register_buffer("std", torch.tensor(std).view(1, 3, 1, 1), persistent=False)
 
     @property
     def fingerprint(self) -> str:
-        """Identifies name and weights (for cache keys)."""
-        return f"{self.name}@{self.weights_sha256 or 'random'}"
+        """Identifies name, weights and (when not fp32) precision, for cache keys."""
+        precision = "" if self.compute_dtype == torch.float32 else f"@{str(self.compute_dtype).removeprefix('torch.')}"
+        return f"{self.name}@{self.weights_sha256 or 'random'}{precision}"
 
     def freeze(self) -> Encoder:
         self.eval()
@@ -84,8 +88,8 @@ class Encoder(nn.Module):
         return (x - self.mean) / self.std
 
     def forward(self, x: torch.Tensor, features: bool = False) -> EncoderOutput:
-        emb, feats = self.encode(self.preprocess(x), features)
-        return EncoderOutput(F.normalize(emb, dim=-1), feats)
+        emb, feats = self.encode(self.preprocess(x).to(self.compute_dtype), features)
+        return EncoderOutput(F.normalize(emb.float(), dim=-1), None if feats is None else [f.float() for f in feats])
 
     def encode(self, x: torch.Tensor, features: bool) -> tuple[torch.Tensor, list[torch.Tensor] | None]:
         """Unnormalised embedding (and feature levels) of preprocessed input; subclasses implement."""
@@ -155,13 +159,16 @@ def encoder_names() -> list[str]:
     return ENCODERS.names() + ["clip:<arch>:<pretrained tag or file>"]
 
 
-def load_encoder(name: str, device: str | torch.device = "cpu") -> Encoder:
-    """Build (once per process, then shared) the frozen encoder ``name`` on ``device``."""
-    return _load_cached(name, str(torch.device(device)))
+def load_encoder(name: str, device: str | torch.device = "cpu", precision: str = "fp32") -> Encoder:
+    """Build (once per process and precision, then shared) the frozen encoder ``name`` on ``device``.
+
+    ``precision`` ``fp16`` is for ``clip:`` encoders only (OpenAI's fp16 layout, see
+    :mod:`methods.clip_encoder`)."""
+    return _load_cached(name, str(torch.device(device)), precision)
 
 
 @lru_cache(maxsize=8)
-def _load_cached(name: str, device: str) -> Encoder:
+def _load_cached(name: str, device: str, precision: str) -> Encoder:
     if name.startswith("clip:"):
         from methods.clip_encoder import build_open_clip
 
@@ -169,9 +176,11 @@ def _load_cached(name: str, device: str) -> Encoder:
         if len(parts) != 3 or not parts[1] or not parts[2]:
             raise UnknownNameError(f"encoder {name!r}: expected clip:<arch>:<pretrained tag or file>, "
                                    "e.g. clip:ViT-B-32-quickgelu:openai")
-        encoder = build_open_clip(parts[1], parts[2])
+        encoder = build_open_clip(parts[1], parts[2], precision)
     else:
         if name not in ENCODERS:
             raise UnknownNameError(unknown_name_message("encoder", name, encoder_names()))
+        if precision != "fp32":
+            raise ValueError(f"encoder {name}: only clip:<arch>:<weights> encoders run in {precision}")
         encoder = ENCODERS.get(name)()
     return encoder.freeze().to(device)

@@ -16,7 +16,9 @@ ALPHA_WARMUP = (1.0, 1.0, 1.0, 1.0, 1.0)  # identity level weights in the recons
 MARGIN_FAR = 0.9  # backlit vs well-lit, backlit vs result
 MARGIN_NEAR_ONE = 0.2  # result vs well-lit when one set of results exists
 MARGIN_NEAR_TWO = 0.1  # between results and to well-lit when two sets exist
-LUMA = (0.299, 0.587, 0.114)  # BT.601 luma, pyiqa's default Y for PSNR
+LUMA = (0.299, 0.587, 0.114)  # full-range BT.601 luma
+YCBCR_Y = (65.481 / 255, 128.553 / 255, 24.966 / 255)  # pyiqa rgb2ycbcr Y (its offset 16/255 cancels)
+RANKING_ORDERS = ("new-then-old", "old-then-new")
 
 
 def identity_loss(out_feats: Sequence[torch.Tensor], in_feats: Sequence[torch.Tensor],
@@ -30,9 +32,18 @@ def identity_loss(out_feats: Sequence[torch.Tensor], in_feats: Sequence[torch.Te
     return total
 
 
-def psnr_y(x: torch.Tensor, y: torch.Tensor, eps: float = 1e-8) -> torch.Tensor:
-    """Per-image PSNR (dB) on the luma channel of RGB batches in [0, 1]."""
-    w = x.new_tensor(LUMA).view(1, 3, 1, 1)
+def psnr_y(x: torch.Tensor, y: torch.Tensor, monitor: str = "pyiqa-y", eps: float = 1e-8) -> torch.Tensor:
+    """Per-image PSNR (dB) on a luma channel of RGB batches in [0, 1], data range 1.
+
+    ``monitor``: ``pyiqa-y`` is upstream's warm-up monitor (pyiqa ``psnr`` with ``test_y_channel``
+    and ``color_space='ycbcr'``): Y = (16 + 65.481 R + 128.553 G + 24.966 B) / 255, BT.601 studio
+    range: differences shrink by 219/255, so it reads 20 log10(255/219) = 1.32 dB higher than
+    ``luma``, full-range BT.601 luma 0.299 R + 0.587 G + 0.114 B.
+    """
+    weights = YCBCR_Y if monitor == "pyiqa-y" else LUMA if monitor == "luma" else None
+    if weights is None:
+        raise ValueError(f"warm-up monitor must be 'pyiqa-y' or 'luma', got {monitor!r}")
+    w = x.new_tensor(weights).view(1, 3, 1, 1)
     mse = ((x - y) * w).sum(1).pow(2).flatten(1).mean(1)
     return 10 * torch.log10(1.0 / (mse + eps))
 
@@ -63,19 +74,22 @@ def margin_rank(p_a: torch.Tensor, p_b: torch.Tensor, margin: float) -> torch.Te
 
 
 def ranking_loss(p_backlit: torch.Tensor, p_welllit: torch.Tensor, p_new: torch.Tensor,
-                 p_old: torch.Tensor | None = None) -> torch.Tensor:
+                 p_old: torch.Tensor | None = None, order: str = "new-then-old") -> torch.Tensor:
     """Prompt refinement ranking (before the x200 weight).
 
     One set of results: backlit > new (0.9), backlit > well-lit (0.9), new > well-lit (0.2).
-    Two sets: backlit > well-lit (0.9), backlit > old (0.9), old > new (0.1), new > well-lit (0.1):
-    results move toward well-lit over rounds (upstream's slot order ranks new above old; see
-    docs/methods.md).
+    Two sets, ``order`` ``new-then-old`` (upstream's slot order): backlit > well-lit (0.9),
+    backlit > new (0.9), new > old (0.1), old > well-lit (0.1); ``old-then-new`` (the paper's
+    intent, results move toward well-lit over rounds) swaps new and old.
     """
+    if order not in RANKING_ORDERS:
+        raise ValueError(f"ranking order must be one of {', '.join(RANKING_ORDERS)}, got {order!r}")
     loss = margin_rank(p_backlit, p_welllit, MARGIN_FAR)
     if p_old is None:
         return loss + margin_rank(p_backlit, p_new, MARGIN_FAR) + margin_rank(p_new, p_welllit, MARGIN_NEAR_ONE)
-    return (loss + margin_rank(p_backlit, p_old, MARGIN_FAR) + margin_rank(p_old, p_new, MARGIN_NEAR_TWO)
-            + margin_rank(p_new, p_welllit, MARGIN_NEAR_TWO))
+    first, second = (p_new, p_old) if order == "new-then-old" else (p_old, p_new)
+    return (loss + margin_rank(p_backlit, first, MARGIN_FAR) + margin_rank(first, second, MARGIN_NEAR_TWO)
+            + margin_rank(second, p_welllit, MARGIN_NEAR_TWO))
 
 
 def class_mean(emb: torch.Tensor) -> torch.Tensor:
@@ -98,20 +112,19 @@ def rave_loss(emb: torch.Tensor, r: torch.Tensor, tau: torch.Tensor) -> torch.Te
     return (emb @ r - tau).pow(2).mean()
 
 
-def weighted_token_mean(tokens: torch.Tensor, scores: torch.Tensor) -> torch.Tensor:
-    """Score-weighted average of token embeddings, normalised (sign of the weights cancels out)."""
-    return F.normalize((scores[:, None] * tokens).sum(0) / scores.sum(), dim=0)
-
-
 def shift_direction(r: torch.Tensor, tokens: torch.Tensor, k: int = 15) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """RAVE-shifted: remove the token-bias direction from ``r``.
+    """RAVE-shifted: remove the token-bias direction from ``r``, as upstream's train_rave.py does.
 
-    ``tokens`` (V x D, normalised) are one-token text embeddings. The ``k`` tokens most and least
-    similar to ``r`` give score-weighted means ``remove`` and ``add``; ``u = n(remove + add)`` and
+    ``tokens`` (V x D) are one-token text features, *not* normalised (upstream weights the raw
+    ``encode_text`` outputs). Scores ``s = <n(t), r>``; the ``k`` highest give
+    ``a = n(mean(s_i t_i))``, the ``k`` lowest ``b = n(mean(s_i t_i))`` (their negative scores flip
+    those tokens: b points away from the tokens most unlike r), ``u = n(a + b)`` and
     ``r' = n(r - <u, r> u)``. Returns ``r'`` and the indices of the top and bottom tokens.
     """
-    scores = tokens @ r
+    scores = F.normalize(tokens, dim=-1) @ r
     top = scores.topk(k).indices
     bottom = (-scores).topk(k).indices
-    u = F.normalize(weighted_token_mean(tokens[top], scores[top]) + weighted_token_mean(tokens[bottom], scores[bottom]), dim=0)
+    a = F.normalize((scores[top, None] * tokens[top]).mean(0), dim=0)
+    b = F.normalize((scores[bottom, None] * tokens[bottom]).mean(0), dim=0)
+    u = F.normalize(a + b, dim=0)
     return F.normalize(r - (u @ r) * u, dim=0), top, bottom

@@ -6,13 +6,15 @@ identity``. The reference embeddings are computed once from the original files (
 resize + centre crop, as upstream; or the training-time resize) and cached on disk by content
 hash. Any encoder works.
 
-``rave-shifted`` removes the token-bias direction (spec 4.2 item 7): the 15 vocabulary tokens
-most and least similar to r (one-token text prompts) give ``u``; ``r <- n(r - <u, r> u)``, then tau
-is recomputed. It needs a text tower.
+``rave-shifted`` removes the token-bias direction (spec 4.2 item 7) exactly as upstream's
+train_rave.py: the 15 vocabulary entries (one-token text prompts, built as the ``vocabulary``
+fidelity switch says) most and least similar to r give ``u`` (:func:`methods.losses.shift_direction`);
+``r <- n(r - <u, r> u)``, then tau is recomputed. It needs a text tower.
 """
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 
 from methods.base import GuidanceMethod, MethodContext
 from methods.data import reference_embeddings, vocabulary_embeddings
@@ -59,20 +61,17 @@ class RaveShifted(Rave):
     needs_text = True
 
     def adjust_direction(self, r: torch.Tensor, ctx: MethodContext) -> torch.Tensor:
-        tokens, key = vocabulary_embeddings(ctx.encoder)
+        labels, tokens, key = vocabulary_embeddings(ctx.encoder, ctx.vocabulary)
         shifted, top, bottom = shift_direction(r, tokens, ctx.shift_tokens)
-        ids = ctx.encoder.vocabulary_ids().cpu()
-        self.info.update(vocabulary_cache_key=key, shift_tokens=ctx.shift_tokens,
-                         cos_shifted_original=float(shifted @ r),
-                         tokens_top=[ctx.encoder.decode_token(ids[i]) for i in top],
-                         tokens_bottom=[ctx.encoder.decode_token(ids[i]) for i in bottom])
+        self.info.update(vocabulary_cache_key=key, vocabulary=ctx.vocabulary, vocabulary_size=len(labels),
+                         shift_tokens=ctx.shift_tokens, cos_shifted_original=float(shifted @ r),
+                         tokens_top=[labels[i] for i in top], tokens_bottom=[labels[i] for i in bottom])
         return shifted
 
 
-def nearest_tokens(encoder, direction: torch.Tensor, k: int) -> list[tuple[str, float]]:
-    """The ``k`` vocabulary tokens (one-token prompts) with the highest cosine to ``direction``."""
-    tokens, _ = vocabulary_embeddings(encoder)
-    scores = tokens @ direction.cpu()
+def nearest_tokens(encoder, direction: torch.Tensor, k: int, vocabulary: str = "decoded-text") -> list[tuple[str, float]]:
+    """The ``k`` vocabulary entries (one-token prompts) with the highest cosine to ``direction``."""
+    labels, tokens, _ = vocabulary_embeddings(encoder, vocabulary)
+    scores = F.normalize(tokens, dim=-1) @ direction.cpu()
     top = scores.topk(k)
-    ids = encoder.vocabulary_ids().cpu()
-    return [(encoder.decode_token(ids[i]), float(s)) for s, i in zip(top.values, top.indices)]
+    return [(labels[i], float(s)) for s, i in zip(top.values, top.indices)]

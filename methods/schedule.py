@@ -53,6 +53,8 @@ class Schedule:
     max_reinits: int = 5
     output_bias_init: float | None = None  # None: PyTorch's default bias of the last conv (upstream)
     shift_tokens: int = 15  # rave-shifted
+    snapshot_every: int = 20  # best-snapshot check interval (upstream's display_iter)
+    snapshot_window: int = 30  # running-loss buffer of the best-snapshot check
     ref_preprocess: str = "center-crop"  # RAVE reference embeddings: center-crop | resize
 
 
@@ -67,7 +69,7 @@ SCHEDULES: dict[str, Schedule] = {
 
 _POSITIVE_INT = {"enhancer_iters", "prompt_iters", "batch_size", "prompt_batch_size",
                  "crop", "rank_size", "checkpoint_every", "total_iters", "train_extension", "prompt_extension",
-                 "psnr_window", "reinit_extension", "shift_tokens", "rounds"}
+                 "psnr_window", "reinit_extension", "shift_tokens", "rounds", "snapshot_every", "snapshot_window"}
 
 
 def make_schedule(name: str, overrides: dict | None = None) -> Schedule:

@@ -8,6 +8,12 @@ methods, ``prompt`` (200 x ranking loss over backlit, well-lit and the intermedi
 the last two rounds, enhancer frozen). Rounds are extended while their last loss is above the
 threshold; the run ends when the iteration budget is spent.
 
+Best-snapshot bookkeeping (spec 3.4, fidelity switch ``snapshot``): every ``snapshot_every``
+iterations of an enhancer round, when the running mean of -loss over a ``snapshot_window`` buffer
+(zero-filled at the start of each round, as upstream's) beats the round's best so far, the enhancer
+is copied. Under ``best-running-loss`` (upstream) the latest such snapshot is exported as
+enhancer.pth and gives CLIP-LIT's intermediate results; under ``last`` the live enhancer does.
+
 Exact resume: every batch and augmentation is a pure function of (seed, iteration), and the
 checkpoint holds everything else (weights, optimisers, RNG states, phase state, intermediate
 results), so a killed run resumed from its checkpoint ends bit-identical on CPU.
@@ -48,6 +54,7 @@ from methods.data import (
     to_uint8,
 )
 from methods.encoders import Encoder, EncoderUnavailable, load_encoder
+from methods.fidelity import Fidelity
 from methods.losses import (
     ALPHA_GUIDED,
     ALPHA_WARMUP,
@@ -86,6 +93,9 @@ class LoopState:
     psnr: list[float] = field(default_factory=list)  # warm-up running window
     init_iter: int = 0  # warm-up iterations since the enhancer's last (re-)initialisation
     last_loss: float = 0.0
+    round_scores: list[float] = field(default_factory=list)  # -loss of this enhancer round (last window)
+    best_score: float | None = None  # best running mean of -loss in this round
+    snapshot_iter: int = 0  # iteration of the latest best snapshot (0: none)
 
 
 @dataclass
@@ -103,7 +113,7 @@ def train_method(method: str, backlit_dir: str | Path, welllit_dir: str | Path, 
                  iters: int | None = None, seed: int = 0, device: str = "auto", overrides: dict | None = None,
                  resume: bool = False, stop_after: int | None = None, progress: bool = True,
                  timing_dir: str | Path | None = None, provenance_file: str | Path | None = None,
-                 threads: int | None = None) -> dict:
+                 threads: int | None = None, fidelity: dict | Fidelity | None = None) -> dict:
     """Train ``method`` and write the run files into ``out_dir``; return the summary dict.
 
     The model files (enhancer, checkpoint, loss log, summary) depend only on the inputs, settings and
@@ -115,8 +125,9 @@ def train_method(method: str, backlit_dir: str | Path, welllit_dir: str | Path, 
     phases). ``resume`` continues from ``out_dir/checkpoint.pt`` when its settings match (else
     starts afresh with a warning). ``stop_after`` is a testing hook: stop as if killed after that
     many iterations of this session (no final checkpoint; returns ``status: "stopped"``).
-    Raises UnknownNameError (unknown method, encoder, schedule or setting), ValueError (invalid
-    numbers), FileNotFoundError (no images), TrainingDiverged (NaN/inf loss).
+    ``fidelity``: the switches of :mod:`methods.fidelity` (default: the upstream code's choices).
+    Raises UnknownNameError (unknown method, encoder, schedule, setting or fidelity switch),
+    ValueError (invalid numbers or values), FileNotFoundError (no images), TrainingDiverged (NaN/inf loss).
     """
     from methods.determinism import make_deterministic
     from methods.inference import resolve_device
@@ -127,6 +138,7 @@ def train_method(method: str, backlit_dir: str | Path, welllit_dir: str | Path, 
         return cls.train(backlit_dir, files, schedule=schedule, iters=iters, seed=seed, device=device,
                          overrides=overrides, resume=resume, stop_after=stop_after, progress=progress,
                          threads=threads)
+    fid = Fidelity.coerce(fidelity)
     overrides = dict(overrides or {})
     if iters is not None:
         overrides["total_iters"] = iters
@@ -139,15 +151,15 @@ def train_method(method: str, backlit_dir: str | Path, welllit_dir: str | Path, 
     dev = resolve_device(device)
     identity_encoder = identity_encoder or encoder
     base = {"method": method, "encoder": encoder, "identity_encoder": identity_encoder, "seed": seed,
-            "schedule": schedule, "device": str(dev), **make_deterministic(threads)}
+            "schedule": schedule, "device": str(dev), **make_deterministic(threads), "fidelity": fid.asdict()}
     try:
         genc = load_encoder(encoder, dev)
-        ienc = load_encoder(identity_encoder, dev)
-        ctx = MethodContext(genc, backlit, welllit, seed, sched.ref_preprocess, sched.shift_tokens)
+        ienc = load_encoder(identity_encoder, dev, fid.identity_precision(identity_encoder, dev.type))
+        ctx = MethodContext(genc, backlit, welllit, seed, sched.ref_preprocess, sched.shift_tokens, fid.vocabulary)
         guidance = cls(ctx).to(dev)
     except (MethodUnavailable, EncoderUnavailable) as exc:
         return _write_skipped(files, base, str(exc))
-    run = Run(guidance, genc, ienc, sched, backlit, welllit, files, seed, dev, base)
+    run = Run(guidance, genc, ienc, sched, backlit, welllit, files, seed, dev, base, fid)
     return run.train(resume=resume, stop_after=stop_after, progress=progress)
 
 
@@ -213,8 +225,8 @@ class Run:
 
     def __init__(self, guidance: GuidanceMethod, genc: Encoder, ienc: Encoder, sched: Schedule,
                  backlit: list[Path], welllit: list[Path], files: RunFiles, seed: int, dev: torch.device,
-                 base: dict) -> None:
-        self.g, self.genc, self.ienc, self.s = guidance, genc, ienc, sched
+                 base: dict, fidelity: Fidelity) -> None:
+        self.g, self.genc, self.ienc, self.s, self.fid = guidance, genc, ienc, sched, fidelity
         self.files, self.out, self.seed, self.dev, self.base = files, files.out, seed, dev, base
         self.prompt = isinstance(guidance, PromptMethod)
         self.total = total_iterations(sched, self.prompt, guidance.paper_total_iters)
@@ -222,10 +234,12 @@ class Run:
                        "schedule_values": {k: v for k, v in asdict(sched).items()
                                            if k not in ("total_iters", "checkpoint_every")},
                        "backlit": files_digest(backlit), "welllit": files_digest(welllit)}
-        self.b_train = preload(backlit, sched.crop)
-        self.b_rank = self.b_train if sched.rank_size == sched.crop else preload(backlit, sched.rank_size)
-        self.w_rank = preload(welllit, sched.rank_size) if self.prompt else None
+        rf = fidelity.resize_filter
+        self.b_train = preload(backlit, sched.crop, rf)
+        self.b_rank = self.b_train if sched.rank_size == sched.crop else preload(backlit, sched.rank_size, rf)
+        self.w_rank = preload(welllit, sched.rank_size, rf) if self.prompt else None
         self.results: dict[str, torch.Tensor | None] = {"new": None, "old": None}
+        self.snapshot: dict[str, torch.Tensor] | None = None  # the latest best enhancer (CPU)
         self.state = LoopState()
         self.timing = RunTiming()
         self.enhancer = self._new_enhancer()
@@ -258,6 +272,7 @@ class Run:
         if self.opt_g is not None:
             self.opt_g.load_state_dict(ckpt["opt_guidance"])
         self.results = {k: ckpt["results"].get(k) for k in ("new", "old")}
+        self.snapshot = ckpt.get("snapshot")
         restore_rng(ckpt["rng"])
         if self.state.phase == "enhance" and self.prompt:
             self.g.freeze_features(self.genc)
@@ -283,8 +298,10 @@ class Run:
         st.phase, st.phase_iter = phase, 0
         st.phase_len = {"ce_init": self.s.ce_iters, "warmup": self.s.warmup_iters,
                         "enhance": self.s.enhancer_iters, "prompt": self.s.prompt_iters}[phase]
-        if phase == "enhance" and self.prompt:
-            self.g.freeze_features(self.genc)
+        if phase == "enhance":
+            st.round_scores, st.best_score = [], None  # upstream resets its buffer and best each round
+            if self.prompt:
+                self.g.freeze_features(self.genc)
         if st.phase_len == 0:
             self._next_phase()
 
@@ -317,10 +334,31 @@ class Run:
         self.state.phase_len += n
         self.state.extensions[phase] += 1
 
+    def _exported(self) -> EnhanceNet:
+        """The enhancer that counts: the latest best snapshot (``best-running-loss``, when one was
+        taken), else the live one."""
+        if self.fid.snapshot == "last" or self.snapshot is None:
+            return self.enhancer
+        net = EnhanceNet(padding="zeros").to(self.dev)
+        net.load_state_dict(self.snapshot)
+        return net
+
     @torch.no_grad()
     def _intermediate_results(self) -> torch.Tensor:
-        """The enhancer's outputs on all training backlit images at rank size (uint8, like PNGs)."""
-        return torch.cat([to_uint8(self.enhancer(to_float(chunk).to(self.dev))).cpu() for chunk in self.b_rank.split(8)])
+        """The exported enhancer's outputs on all training backlit images at rank size (uint8, like PNGs)."""
+        net = self._exported()
+        return torch.cat([to_uint8(net(to_float(chunk).to(self.dev))).cpu() for chunk in self.b_rank.split(8)])
+
+    def _track_snapshot(self, loss: float) -> None:
+        """Upstream's best-model bookkeeping over the enhancer round (see the module docstring)."""
+        st, s = self.state, self.s
+        st.round_scores = (st.round_scores + [-loss])[-s.snapshot_window:]
+        if st.iteration % s.snapshot_every:
+            return
+        running = sum(st.round_scores) / s.snapshot_window
+        if st.best_score is None or running > st.best_score:
+            st.best_score, st.snapshot_iter = running, st.iteration
+            self.snapshot = {k: v.detach().cpu().clone() for k, v in self.enhancer.state_dict().items()}
 
     def _check_reinit(self, psnr: float) -> None:
         st, s = self.state, self.s
@@ -371,7 +409,7 @@ class Run:
         loss = self.g.guidance_weight * guide + W_IDENTITY * ident if guided else W_WARMUP * ident
         self._update(self.opt_e, loss)
         if not guided:
-            row["psnr"] = psnr_y(y.detach(), x).mean().item()
+            row["psnr"] = psnr_y(y.detach(), x, self.fid.warmup_monitor).mean().item()
         self._clock("step", t0)
         return {"loss": loss.item(), **row}
 
@@ -402,7 +440,7 @@ class Run:
         with torch.no_grad():
             emb = self.genc(aug.augment(to_float(torch.cat(members)).to(self.dev), params)).embedding
         p = negative_probability(emb, self.g.prompt_features(self.genc)).split(len(bi))
-        rank = ranking_loss(p[0], p[1], p[2], p[3] if len(p) == 4 else None)
+        rank = ranking_loss(p[0], p[1], p[2], p[3] if len(p) == 4 else None, self.fid.ranking_order)
         loss = W_RANK * rank
         self._update(self.opt_g, loss)
         return {"loss": loss.item(), "rank": rank.item()}
@@ -450,6 +488,8 @@ class Run:
                 st.last_loss = row["loss"]
                 if phase == "warmup":
                     self._check_reinit(row["psnr"])
+                elif phase == "enhance" and self.fid.snapshot == "best-running-loss":
+                    self._track_snapshot(row["loss"])
                 if st.phase_iter >= st.phase_len:
                     self._next_phase()
                 step_s = time.perf_counter() - t0
@@ -474,6 +514,7 @@ class Run:
             "opt_enhancer": self.opt_e.state_dict(), "guidance": self.g.state_dict(),
             "opt_guidance": self.opt_g.state_dict() if self.opt_g else None,
             "results": {k: v for k, v in self.results.items() if v is not None}, "rng": capture_rng(),
+            "snapshot": self.snapshot,
             "reference_cache_keys": self.g.info.get("reference_cache_keys"),
         })
         self._write_timing()
@@ -487,7 +528,8 @@ class Run:
         st = self.state
         if not (self.out / CHECKPOINT).is_file():
             self._save()
-        save_torch(self.out / ENHANCER, {k: v.detach().cpu() for k, v in self.enhancer.state_dict().items()})
+        exported = self._exported()
+        save_torch(self.out / ENHANCER, {k: v.detach().cpu() for k, v in exported.state_dict().items()})
         counts, rounds = phase_counts(self.out / LOG)
         summary = {
             **self.base, "status": "done", "reason": None,
@@ -497,7 +539,10 @@ class Run:
             "iterations": {"total": st.iteration, **counts},
             "rounds": rounds, "reinits": st.reinits, "extensions": st.extensions,
             "warmup_psnr": round(sum(st.psnr) / len(st.psnr), 2) if st.psnr else None,
-            "final_loss": st.last_loss, "enhancer_padding": "zeros", **{f"guidance_{k}": v for k, v in self.g.info.items()},
+            "final_loss": st.last_loss, "enhancer_padding": "zeros",
+            "exported": {"snapshot": "last" if exported is self.enhancer else "best-running-loss",
+                         "iteration": st.iteration if exported is self.enhancer else st.snapshot_iter},
+            **{f"guidance_{k}": v for k, v in self.g.info.items()},
         }
         write_json(self.out / SUMMARY, summary)
         write_json(self.files.provenance, collect_provenance(seed=self.seed, weights=[self.out / ENHANCER],

@@ -98,7 +98,7 @@ def test_tiny_clip_random_text_path() -> None:
     assert torch.allclose(enc.encode_tokens(tokens), full, atol=1e-5)  # truncated after EOT: same
     emb = enc.token_embeddings(tokens[:1, :18])
     assert torch.allclose(F.normalize(enc.encode_embeddings(emb, eot[:1]), dim=-1), full[:1], atol=1e-5)
-    vocab = enc.vocabulary_tokens()
+    vocab = enc.vocabulary_tokens("token-ids")
     assert vocab.shape == (enc.vocab_size - 2, 3) and enc.decode_token(vocab[1000, 1]) != ""
     out = enc(torch.rand(3, 3, 40, 40), features=True)
     assert out.embedding.shape == (3, enc.embed_dim) and len(out.features) == 5
@@ -151,3 +151,21 @@ def test_modified_resnet_levels_match_open_clip_forward() -> None:
     assert torch.allclose(out.embedding, ref, atol=1e-6)
     # stem after avg-pool, layer1..layer4 (channels: width, 4 x width x 1, 2, 4, 8)
     assert [tuple(f.shape[1:]) for f in out.features] == [(16, 16, 16), (64, 16, 16), (128, 8, 8), (256, 4, 4), (512, 2, 2)]
+
+
+def test_vocabulary_decoded_text_is_upstreams() -> None:
+    """RAVE's train_rave.py: ``clip.tokenize(tokenizer.decode([i]))`` for every id, keyed by the text."""
+    enc = load_encoder("tiny-clip-random")
+    labels = enc.vocabulary("decoded-text")
+    texts = [enc.tokenizer.decode([i]) for i in range(enc.vocab_size)]
+    assert labels == list(dict.fromkeys(texts)) and len(labels) < enc.vocab_size  # e.g. partial UTF-8 bytes
+    assert labels[0] == "!" and enc.tokenizer.decode([enc.tokenizer.sot_token_id]) in labels  # SOT/EOT kept
+    some = [labels.index(t) for t in ("cat ", "cat", "<end_of_text>")]
+    tokens = enc.vocabulary_tokens("decoded-text")
+    assert torch.equal(tokens[some], enc.tokenize([labels[i] for i in some]))
+    cat = enc.tokenizer.encoder["cat</w>"]
+    assert tokens[some[0], :3].tolist() == [enc.tokenizer.sot_token_id, cat, enc.tokenizer.eot_token_id]
+    ids = enc.vocabulary("token-ids")
+    assert len(ids) == enc.vocab_size - 2 and ids[cat] == "cat"  # SOT and EOT are the last two ids
+    with pytest.raises(ValueError, match="vocabulary must be one of decoded-text, token-ids"):
+        enc.vocabulary_tokens("ids")

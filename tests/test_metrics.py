@@ -140,3 +140,21 @@ def test_rave_paper_lpips_resizes_and_normalises(tmp_path: Path) -> None:
     assert normalize is False and gt.shape == (1, 3, 1536, 1024)  # shorter side 1024
     np.testing.assert_allclose(enh[0, :, 0, 0], (1 - np.array(M.IMAGENET_MEAN)) / np.array(M.IMAGENET_STD), atol=1e-5)
     np.testing.assert_allclose(gt[0, :, 0, 0], -np.array(M.IMAGENET_MEAN) / np.array(M.IMAGENET_STD), atol=1e-5)
+
+
+def test_ssim_has_a_y_and_an_rgb_protocol(calibra: Path) -> None:
+    """``ssim`` (luma, upstream-like) and ``ssim@rgb`` (methods-spec 6.1), the latter checked against
+    skimage's Gaussian SSIM (11 x 11, sigma 1.5, population covariance) averaged over the channels."""
+    from skimage.metrics import structural_similarity
+
+    y, rgb = M.load_metric("ssim"), M.load_metric("ssim@rgb")
+    assert rgb.protocol == "rgb" and y.protocol == "pyiqa" and rgb.spec.protocol.colour.startswith("RGB")
+    names = M.metric_names()
+    assert not rgb.lower_better and names.index("ssim") < names.index("ssim@rgb") < names.index("lpips")
+    for name in CALIBRATION_IMAGES[:3]:
+        pair = M.Pair(calibra / "dist_dir" / name, calibra / "ref_dir" / name)
+        img, ref = (np.asarray(Image.open(p).convert("RGB")) for p in (pair.image_path, pair.ref_path))
+        expected = structural_similarity(img, ref, channel_axis=-1, gaussian_weights=True, sigma=1.5,
+                                         use_sample_covariance=False, data_range=255)
+        assert rgb.score(pair) == pytest.approx(expected, abs=1e-3), name
+        assert abs(rgb.score(pair) - y.score(pair)) > 1e-4, name  # two protocols, two numbers

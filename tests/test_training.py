@@ -4,14 +4,16 @@ from __future__ import annotations
 
 import csv
 import json
+import math
 import os
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 from click.testing import CliRunner
 
-from benchmark.image_io import save_png
+from benchmark.image_io import load_image, save_png
 from benchmark.registry import UnknownNameError
 from methods.augment import ZOOM_PROMPT, AugmentParams, augment, sample_params
 from methods.base import MethodContext
@@ -90,7 +92,7 @@ def test_learns_on_sice_with_effnet(method: str, sice: dict[str, Path], tmp_path
     run = tmp_path / method
     summary = train_method(method, sice["low"], sice["high"], run, encoder="effnet-lite0", schedule="quick",
                            overrides={"crop": 64, "rank_size": 64, "warmup_iters": 10, "enhancer_iters": 140, "rounds": 1},
-                           progress=False)
+                           progress=False, fidelity={"snapshot": "last"})  # the trained one, not an early snapshot
     assert summary["status"] == "done" and summary["is_random"] is False
     assert summary["iterations"]["enhance"] == 140 and summary["warmup_psnr"] > 30
     net = load_enhancer(run / "enhancer.pth", padding="reflect")
@@ -109,7 +111,7 @@ def test_clip_lit_end_to_end_with_tiny_clip(small: dict[str, Path], tmp_path: Pa
     run = tmp_path / "clip-lit"
     args = ["train", "--method", "clip-lit", "--backlit", str(small["backlit"]), "--welllit", str(small["welllit"]),
             "--encoder", "tiny-clip-random", "--identity-encoder", "effnet-lite0", "--iters", "24", "--out", str(run),
-            "--crop", "32", "--batch-size", "2", "-q", "--guidance-lr", "1e-3"]
+            "--crop", "32", "--batch-size", "2", "-q", "--guidance-lr", "1e-3", "--fidelity", "ranking_order=old-then-new"]
     for key, value in TINY.items():
         if key not in ("crop", "batch_size"):
             args += ["--set", f"{key}={value}"]
@@ -129,6 +131,7 @@ def test_clip_lit_end_to_end_with_tiny_clip(small: dict[str, Path], tmp_path: Pa
     assert summary["iterations"] == {"total": 24, "ce_init": 3, "warmup": 3, "enhance": 12, "prompt": 6}
     assert set(summary["s_per_iter"]) == {"ce_init", "warmup", "enhance", "prompt"}
     assert summary["schedule_values"]["guidance_lr"] == 1e-3
+    assert summary["fidelity"]["ranking_order"] == "old-then-new" and summary["fidelity"]["snapshot"] == "best-running-loss"
     ckpt = torch.load(run / "checkpoint.pt", weights_only=True)
     assert ckpt["guidance"]["prompts"].shape == (2, 18, 64)  # SOT + 16 X + EOT, tiny width 64
     assert not torch.equal(ckpt["guidance"]["prompts"][0], ckpt["guidance"]["prompts"][1])  # CE separated them
@@ -154,8 +157,8 @@ def test_clip_lit_refused_with_image_only_encoder(small: dict[str, Path], tmp_pa
 
 @pytest.mark.parametrize("method, encoder", [("clip-lit", "tiny-clip-random"), ("rave", "effnet-lite0")])
 def test_killed_and_resumed_run_is_bit_identical(method: str, encoder: str, small: dict[str, Path], tmp_path: Path) -> None:
-    kw = {"encoder": encoder, "identity_encoder": "effnet-lite0", "iters": 20, "overrides": TINY, "progress": False,
-          "seed": 3}
+    kw = {"encoder": encoder, "identity_encoder": "effnet-lite0", "iters": 20, "progress": False, "seed": 3,
+          "overrides": {**TINY, "snapshot_every": 3, "snapshot_window": 4}}  # best snapshots within the kill window
     train_method(method, small["backlit"], small["welllit"], tmp_path / "straight", **kw)
     stopped = train_method(method, small["backlit"], small["welllit"], tmp_path / "resumed", stop_after=11, **kw)
     assert stopped["status"] == "stopped" and len(_log(tmp_path / "resumed")) == 11  # killed after 11, checkpoint at 8
@@ -163,7 +166,8 @@ def test_killed_and_resumed_run_is_bit_identical(method: str, encoder: str, smal
     train_method(method, small["backlit"], small["welllit"], tmp_path / "resumed", resume=True, **kw)
     a = torch.load(tmp_path / "straight" / "checkpoint.pt", weights_only=True)
     b = torch.load(tmp_path / "resumed" / "checkpoint.pt", weights_only=True)
-    for part in ("enhancer", "guidance"):
+    assert a["snapshot"] is not None and a["state"]["snapshot_iter"] > 11
+    for part in ("enhancer", "guidance", "snapshot"):
         assert a[part].keys() == b[part].keys()
         assert all(torch.equal(a[part][k], b[part][k]) for k in a[part]), part
     assert a["state"]["iteration"] == b["state"]["iteration"] == 20
@@ -184,6 +188,79 @@ def test_resume_with_other_settings_starts_afresh(small: dict[str, Path], tmp_pa
     more = train_method("rave", small["backlit"], small["welllit"], tmp_path, seed=1, resume=True,
                         **{**kw, "iters": 6})  # a larger budget continues the finished run
     assert more["iterations"]["total"] == 6 and [r["iter"] for r in _log(tmp_path)] == [str(i) for i in range(1, 7)]
+
+
+def _running_means(rows: list[dict[str, str]], every: int, window: int) -> dict[int, tuple[str, float]]:
+    """Upstream's check, recomputed from the log: iteration -> (round, mean of -loss over a zero-filled buffer)."""
+    out, buf, rnd = {}, [], None
+    for r in rows:
+        if r["phase"] != "enhance":
+            continue
+        if r["round"] != rnd:
+            buf, rnd = [], r["round"]
+        buf = (buf + [-float(r["loss"])])[-window:]
+        if int(r["iter"]) % every == 0:
+            out[int(r["iter"])] = (rnd, sum(buf) / window)
+    return out
+
+
+def test_best_snapshot_is_exported(small: dict[str, Path], tmp_path: Path) -> None:
+    over = {**TINY, "enhancer_iters": 8, "snapshot_every": 2, "snapshot_window": 3}
+    kw = {"encoder": "effnet-lite0", "iters": 3 + 2 * 8, "overrides": over, "progress": False}
+    best = train_method("rave", small["backlit"], small["welllit"], tmp_path / "best", **kw)
+    last = train_method("rave", small["backlit"], small["welllit"], tmp_path / "last", fidelity={"snapshot": "last"}, **kw)
+    assert best["fidelity"]["snapshot"] == "best-running-loss" and last["fidelity"]["snapshot"] == "last"
+    rows = _log(tmp_path / "best")
+    assert [r["loss"] for r in rows] == [r["loss"] for r in _log(tmp_path / "last")]  # RAVE trains the live enhancer
+    means = _running_means(rows, 2, 3)
+    final_round = {i: m for i, (rnd, m) in means.items() if rnd == "1"}
+    assert sorted(final_round) == [12, 14, 16, 18]  # round 1 is iterations 12-19
+    snap = best["exported"]["iteration"]
+    assert best["exported"]["snapshot"] == "best-running-loss" and snap in final_round
+    assert final_round[snap] == pytest.approx(max(final_round.values()), rel=1e-5)  # the log has 6 digits
+    ckpt = torch.load(tmp_path / "best" / "checkpoint.pt", weights_only=True)
+    assert ckpt["state"]["snapshot_iter"] == snap and ckpt["state"]["best_score"] is None  # iteration 19 began round 2
+    exported = torch.load(tmp_path / "best" / "enhancer.pth", weights_only=True)
+    assert all(torch.equal(exported[k], ckpt["snapshot"][k]) for k in exported)
+    assert not all(torch.equal(exported[k], ckpt["enhancer"][k]) for k in exported)  # not the live one (iteration 19)
+    assert last["exported"] == {"snapshot": "last", "iteration": 19}
+    live = torch.load(tmp_path / "last" / "enhancer.pth", weights_only=True)
+    assert all(torch.equal(live[k], ckpt["enhancer"][k]) for k in live)
+
+
+def test_fidelity_switches_reach_the_run(small: dict[str, Path], tmp_path: Path) -> None:
+    alternative = {"ranking_order": "old-then-new", "snapshot": "last", "vocabulary": "token-ids", "ssim_channel": "rgb",
+                   "clip_precision": "fp32", "warmup_monitor": "luma", "resize_filter": "bilinear"}
+    kw = {"encoder": "tiny-clip-random", "identity_encoder": "effnet-lite0", "iters": 14, "overrides": TINY,
+          "progress": False}
+    summary = train_method("clip-lit", small["backlit"], small["welllit"], tmp_path, fidelity=alternative, **kw)
+    assert summary["fidelity"] == alternative
+    assert torch.load(tmp_path / "checkpoint.pt", weights_only=True)["config"]["fidelity"] == alternative
+    luma_psnr = [float(r["psnr"]) for r in _log(tmp_path) if r["phase"] == "warmup"]
+    with pytest.warns(UserWarning, match="settings differ .*fidelity.*starting afresh"):
+        train_method("clip-lit", small["backlit"], small["welllit"], tmp_path, resume=True,
+                     fidelity={**alternative, "warmup_monitor": "pyiqa-y"}, **kw)
+    y_psnr = [float(r["psnr"]) for r in _log(tmp_path) if r["phase"] == "warmup"]
+    # same first step: studio-range Y scales the luma differences by 219/255 (PSNR's eps is 1e-8)
+    mse_luma = 10 ** (-luma_psnr[0] / 10) - 1e-8
+    assert y_psnr[0] == pytest.approx(-10 * math.log10(mse_luma * (219 / 255) ** 2 + 1e-8), abs=0.01)
+    assert y_psnr[0] > luma_psnr[0] + 0.5
+    with pytest.raises(ValueError, match="fidelity setting resize_filter must be one of lanczos, bilinear"):
+        train_method("rave", small["backlit"], small["welllit"], tmp_path, fidelity={"resize_filter": "bicubic"})
+
+
+def test_lanczos_resize_is_pils(small: dict[str, Path]) -> None:
+    from PIL import Image
+
+    from methods.data import resize_square, to_uint8
+
+    path = image_paths(small["welllit"])[0]
+    with Image.open(path) as img:
+        pil = torch.from_numpy(np.asarray(img.convert("RGB").resize((20, 20), Image.LANCZOS)).copy()).permute(2, 0, 1)
+    assert torch.equal(preload([path], 20, "lanczos")[0], pil)
+    bilinear = preload([path], 20, "bilinear")[0]
+    assert torch.equal(bilinear, to_uint8(resize_square(load_image(path), 20)))
+    assert not torch.equal(bilinear, pil)
 
 
 def test_nan_loss_stops_and_keeps_last_checkpoint(small: dict[str, Path], tmp_path: Path, monkeypatch) -> None:

@@ -68,6 +68,7 @@ def train(method: str, regime: str, seed: int) -> None:
         timing_dir=RESULTS / "timing" / "train" / _results_sub(system, seed),
         provenance_file=RESULTS / "provenance" / "train" / system / f"seed-{seed}.json",
         threads=p.get("threads") or None,
+        fidelity=p.get("fidelity") or None,
     )
     if summary.get("status") == "skipped":
         click.echo(f"{system} seed {seed}: skipped: {summary.get('reason')}")

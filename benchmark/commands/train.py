@@ -6,7 +6,7 @@ import sys
 import click
 
 
-def _parse_set(values: tuple[str, ...]) -> dict:
+def _parse_set(values: tuple[str, ...], option: str = "--set") -> dict:
     """``KEY=VALUE`` pairs; values parsed as YAML scalars (ints, floats, strings)."""
     import yaml
 
@@ -14,7 +14,7 @@ def _parse_set(values: tuple[str, ...]) -> dict:
     for item in values:
         key, sep, value = item.partition("=")
         if not sep or not key:
-            raise click.BadParameter(f"expected KEY=VALUE, got {item!r}", param_hint="--set")
+            raise click.BadParameter(f"expected KEY=VALUE, got {item!r}", param_hint=option)
         out[key.strip()] = yaml.safe_load(value)
     return out
 
@@ -38,6 +38,8 @@ def _parse_set(values: tuple[str, ...]) -> dict:
 @click.option("--crop", type=click.IntRange(min=1), default=None, help="Training image side (upstream: 512).")
 @click.option("--checkpoint-every", type=click.IntRange(min=1), default=None, help="Checkpoint interval (iterations).")
 @click.option("--set", "settings", multiple=True, metavar="KEY=VALUE", help="Any other schedule setting (repeatable).")
+@click.option("--fidelity", "fidelity", multiple=True, metavar="SWITCH=VALUE",
+              help="A fidelity switch of methods/fidelity.py, e.g. snapshot=last (repeatable; default: upstream's code).")
 @click.option("--out", "-o", required=True, type=click.Path(file_okay=False), help="Run directory.")
 @click.option("--resume", is_flag=True, help="Continue from OUT/checkpoint.pt.")
 @click.option("--allow-skip", is_flag=True, help="Exit 0 when the method cannot run here (recorded as skipped); else exit 3.")
@@ -45,7 +47,7 @@ def _parse_set(values: tuple[str, ...]) -> dict:
 def train(method: str, backlit: str, welllit: str | None, encoder: str, identity_encoder: str | None, schedule: str,
           iters: int | None, seed: int, device: str, lr: float | None, guidance_lr: float | None,
           batch_size: int | None, crop: int | None, checkpoint_every: int | None, settings: tuple[str, ...],
-          out: str, resume: bool, allow_skip: bool, quiet: bool) -> None:
+          fidelity: tuple[str, ...], out: str, resume: bool, allow_skip: bool, quiet: bool) -> None:
     """Train METHOD; writes checkpoint.pt, enhancer.pth, train_log.csv, train_summary.json, provenance.json."""
     from methods.registry import METHODS
     from methods.trainer import TrainingDiverged, train_method
@@ -60,7 +62,7 @@ def train(method: str, backlit: str, welllit: str | None, encoder: str, identity
     try:
         summary = train_method(method, backlit, welllit, out, encoder=encoder, identity_encoder=identity_encoder,
                                schedule=schedule, iters=iters, seed=seed, device=device, overrides=overrides,
-                               resume=resume, progress=not quiet)
+                               resume=resume, progress=not quiet, fidelity=_parse_set(fidelity, "--fidelity"))
     except (ValueError, FileNotFoundError, TrainingDiverged, RuntimeError) as exc:
         raise click.ClickException(str(exc)) from None
     if summary["status"] == "skipped":
@@ -75,14 +77,16 @@ def train(method: str, backlit: str, welllit: str | None, encoder: str, identity
 @click.option("--welllit", required=True, type=click.Path(exists=True, file_okay=False))
 @click.option("--top", type=click.IntRange(min=1), default=15, show_default=True)
 @click.option("--device", default="auto", show_default=True)
-def rave_explain(encoder: str, backlit: str, welllit: str, top: int, device: str) -> None:
+@click.option("--vocabulary", type=click.Choice(["decoded-text", "token-ids"]), default="decoded-text",
+              show_default=True, help="How the vocabulary is built (fidelity switch `vocabulary`).")
+def rave_explain(encoder: str, backlit: str, welllit: str, top: int, device: str, vocabulary: str) -> None:
     """Print the vocabulary tokens nearest to +r and -r (RAVE's residual vector)."""
     from methods.base import MethodUnavailable
     from methods.encoders import EncoderUnavailable
     from methods.rave_explain import explain
 
     try:
-        report = explain(encoder, backlit, welllit, top=top, device=device)
+        report = explain(encoder, backlit, welllit, top=top, device=device, vocabulary=vocabulary)
     except (MethodUnavailable, EncoderUnavailable, FileNotFoundError) as exc:
         raise click.ClickException(str(exc)) from None
     if report["is_random"]:
