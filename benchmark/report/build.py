@@ -64,6 +64,22 @@ def setup_rows(res: Results, params: dict | None, seed: int | None = None) -> li
     return rows
 
 
+def fidelity_table(params: dict | None) -> Table:
+    """The fidelity ledger: each switch of methods/fidelity.py, its value in this run, the upstream code's
+    value, what the paper says, and the effect where it was measured."""
+    from methods.fidelity import LEDGER, Fidelity
+
+    values = Fidelity.coerce((params or {}).get("fidelity") or None).asdict()
+    table = Table(["switch", "this run", "upstream code", "alternative", "paper's text", "what it changes",
+                   "measured effect"], [])
+    for e in LEDGER:
+        value = values.get(e.name, e.upstream)
+        table.rows.append([e.name, value + ("" if value == e.upstream else " (differs from upstream)"), e.upstream,
+                           e.alternative, e.paper, e.description, e.measured_effect or "not measured"])
+    table.notes.append("Switches live in params.yaml (fidelity:); docs/fidelity.md explains each.")
+    return table
+
+
 def protocol_table(res: Results) -> Table:
     table = Table(["metric", "direction", "protocol", "colour", "data range", "resolution", "implementation"], [])
     for name in res.metrics():
@@ -163,6 +179,7 @@ def build_report(results: str | Path = "results", params: dict | None = None, *,
         "created": _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
         "verdict": verdict(res), "systems": systems_table(res),
         "setup": setup_rows(res, params, seed), "random_encoders": random_encoders(runs), "protocols": protocol_table(res),
+        "fidelity": fidelity_table(params),
         "sections": sections, "training": training_table(runs, root), "ratios": ratio_table(runs, root),
         "timing": inference_table(root), "loss_png": plots.loss_curves(runs, figures / "training_loss.png"),
         "speed_png": plots.inference_speed(res, figures / "inference_speed.png"),
