@@ -2,16 +2,24 @@
 from __future__ import annotations
 
 import os
+import random
 
+import numpy as np
 import torch
 
 
-def make_deterministic(threads: int | None) -> dict[str, object]:
-    """Fix torch's intra-op threads (``None``/0 keeps torch's default) and turn on deterministic algorithms.
+def make_deterministic(threads: int | None, seed: int) -> dict[str, object]:
+    """Fix torch's intra-op threads (``None``/0 keeps torch's default), turn on deterministic algorithms
+    and seed the global RNGs (Python, NumPy, torch) from ``seed``.
 
-    Returns what was set, for the run's records. On CUDA, cuBLAS needs ``CUBLAS_WORKSPACE_CONFIG``
-    for deterministic results; it is set here unless the user set it.
+    The training code draws from its own seeded generators; the global states are seeded because the
+    checkpoint stores them, and an unseeded Python or NumPy state would make checkpoints differ
+    between processes. Returns what was set, for the run's records. On CUDA, cuBLAS needs
+    ``CUBLAS_WORKSPACE_CONFIG`` for deterministic results; it is set here unless the user set it.
     """
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
     if threads:
         torch.set_num_threads(threads)
     os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")

@@ -151,7 +151,7 @@ def train_method(method: str, backlit_dir: str | Path, welllit_dir: str | Path, 
     dev = resolve_device(device)
     identity_encoder = identity_encoder or encoder
     base = {"method": method, "encoder": encoder, "identity_encoder": identity_encoder, "seed": seed,
-            "schedule": schedule, "device": str(dev), **make_deterministic(threads), "fidelity": fid.asdict()}
+            "schedule": schedule, "device": str(dev), **make_deterministic(threads, seed), "fidelity": fid.asdict()}
     try:
         genc = load_encoder(encoder, dev)
         ienc = load_encoder(identity_encoder, dev, fid.identity_precision(identity_encoder, dev.type))

@@ -116,7 +116,7 @@ def train_zero_dce(backlit_dir: str | Path, files: RunFiles, *, schedule: str = 
     paths = image_paths(backlit_dir)
     dev = resolve_device(device)
     base = {"method": "zero-dce", "encoder": None, "identity_encoder": None, "seed": seed, "schedule": schedule,
-            "device": str(dev), **make_deterministic(threads)}
+            "device": str(dev), **make_deterministic(threads, seed)}
     return _Run(sched, paths, files, seed, dev, base).train(resume, stop_after, progress)
 
 
