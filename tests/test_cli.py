@@ -30,10 +30,12 @@ def test_typo_suggests_command() -> None:
 
 
 def test_bad_params_give_one_line_error(tmp_path: Path) -> None:
-    bad = Path("params.yaml").read_text().replace("seed: 0\n", "seed: -3\n", 1)
+    text = Path("params.yaml").read_text()
+    bad = text.replace("seeds: [0, 1, 2]", "seeds: [0, -3]", 1)
+    assert bad != text
     (tmp_path / "params.yaml").write_text(bad)
     proc = subprocess.run([sys.executable, "-m", "benchmark", "profile"], cwd=tmp_path, capture_output=True, text=True,
                           env={"PATH": "", "PYTHONPATH": str(Path(__file__).resolve().parents[1])})
     assert proc.returncode == 2
-    assert "params.yaml: seed: must be a non-negative integer, got -3" in proc.stderr
+    assert "params.yaml: seeds: must be a non-empty list of distinct non-negative integers, got [0, -3]" in proc.stderr
     assert "Traceback" not in proc.stderr

@@ -78,7 +78,7 @@ def test_text_method_with_image_only_encoder_is_skipped_with_reason(train_data: 
 
 
 def _params(**train: dict) -> dict:
-    return {"seed": 0, "data": {"train": "synthetic-backlit", "test": ["synthetic-backlit"]}, "methods": ["rave"],
+    return {"seeds": [0], "data": {"train": "synthetic-backlit", "test": ["synthetic-backlit"]}, "methods": ["rave"],
             "regimes": ["unpaired"], "encoders": {"guidance": "effnet-lite0", "identity": "effnet-lite0"},
             "schedule": "quick", "train": train}
 
