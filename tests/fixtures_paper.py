@@ -11,7 +11,10 @@ archive has the upstream archive type, folder layout and file naming, with a few
 - ``rave-baid/BAID.zip``: RAVE's BAID folder: ``BAID/train/{backlit,welllit}`` and ``BAID/test/...``;
 - ``rave-div2k/DIV2K.zip``: RAVE's DIV2K folder, ``DIV2K/0001.png``...;
 - ``div2k/DIV2K_train_HR.zip``: the official archive, ``DIV2K_train_HR/0001.png``...;
-- ``lsrw/LSRW.zip``: ``LSRW/Training data/{Huawei,Nikon}/{low,high}`` and ``LSRW/Eval/...``.
+- ``lsrw/LSRW.zip``: ``LSRW/Training data/{Huawei,Nikon}/{low,high}`` and ``LSRW/Eval/...``;
+- ``weights/<file>``: every released enhancer's file name (``rave_paired.pth``, ``Epoch99.pth``...)
+  holding a randomly initialised network of its kind, saved as upstream did (RAVE's with
+  DataParallel's ``module.`` prefix).
 
 The Drive folders are served zipped (a mirror serves files); their inner folder names are those
 the cards infer from the authors' code (see the cards' notes). Importable without pytest.
@@ -114,6 +117,26 @@ def paper_archives(n_train: int = 4, n_test: int = 2, seed: int = 0) -> dict[str
     }
 
 
+def released_weights(seed: int = 0) -> dict[str, bytes]:
+    """Released file name -> a state dict of the same network with seeded random weights."""
+    import torch
+
+    from benchmark.weights import RELEASED
+    from methods.network import EnhanceNet
+    from methods.zero_dce import ZeroDCENet
+
+    out = {}
+    with torch.random.fork_rng(devices=[]):
+        for i, w in enumerate(sorted(RELEASED.values(), key=lambda w: w.name)):
+            torch.manual_seed(seed + i)
+            net = ZeroDCENet() if w.network == "zero-dce" else EnhanceNet("zeros")
+            prefix = "module." if w.repo == "Atmyre/RAVE" else ""
+            buf = io.BytesIO()
+            torch.save({prefix + k: v for k, v in net.state_dict().items()}, buf)
+            out[w.filename] = buf.getvalue()
+    return out
+
+
 def listing(files: dict[str, bytes]) -> bytes:
     """``SHA256SUMS`` text of ``files`` (``sha256sum`` format)."""
     return "".join(f"{hashlib.sha256(data).hexdigest()}  {name}\n" for name, data in sorted(files.items())).encode()
@@ -122,7 +145,7 @@ def listing(files: dict[str, bytes]) -> bytes:
 def mirror_files(**kwargs: int) -> dict[str, bytes]:
     """URL path -> bytes of the whole mirror (``/<group>/<file>`` and ``/<group>/SHA256SUMS``)."""
     out = {}
-    for group, files in paper_archives(**kwargs).items():
+    for group, files in {**paper_archives(**kwargs), "weights": released_weights()}.items():
         out |= {f"/{group}/{name}": data for name, data in files.items()}
         out[f"/{group}/SHA256SUMS"] = listing(files)
     return out

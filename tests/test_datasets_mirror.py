@@ -47,7 +47,7 @@ def test_every_paper_card_is_prepared_from_the_mirror(mirror: Server, tmp_path: 
         assert _counts(dests[f"lsrw-{camera}"]) == {"train/backlit": 4, "train/welllit-paired": 4, "test/input": 2,
                                                    "test/gt": 2}
     # each group fetched once (lists + archives), although baid/backlit300 and the lsrw cards share theirs
-    assert sorted(mirror.requests) == sorted(mirror.files)
+    assert sorted(mirror.requests) == sorted(p for p in mirror.files if not p.startswith("/weights/"))
     # div2k's card checksum is upstream's: the mirror's differing one is used, with a warning
     fixture = paper_archives()["div2k"]["DIV2K_train_HR.zip"]
     assert any("DIV2K_train_HR.zip has sha256 " + hashlib.sha256(fixture).hexdigest() in r.getMessage()
@@ -78,3 +78,21 @@ def test_a_group_missing_from_the_mirror_says_where_it_was_expected(mirror: Serv
 def test_without_the_mirror_nothing_changes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv(MIRROR_ENV, raising=False)
     assert status(bd.load_card("lsrw-huawei"), tmp_path).state == "manual"
+
+
+def test_released_weights_come_from_the_mirror(mirror: Server, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                               caplog: pytest.LogCaptureFixture) -> None:
+    from benchmark.weights import RELEASED, WeightsUnavailable, download
+    from methods.enhancers import checkpoint_network, open_checkpoint
+
+    monkeypatch.setenv("BACKLIT_BENCH_WEIGHTS", str(tmp_path / "cache"))
+    caplog.set_level(logging.WARNING, "benchmark.data")
+    for name, network in (("rave-unpaired-shifted", "enhance-net"), ("zero-dce", "zero-dce")):
+        w = RELEASED[name]
+        path = download(w)
+        assert path == tmp_path / "cache" / name / w.filename and checkpoint_network(path) == network
+        open_checkpoint(path, device="cpu")  # the stand-in holds the right network
+        assert f"/weights/{w.filename}" in mirror.requests and w.sha256 in caplog.text  # upstream's, warned about
+    del mirror.files["/weights/SHA256SUMS"]
+    with pytest.raises(WeightsUnavailable, match="weights/SHA256SUMS.*404"):
+        download(RELEASED["rave-paired"])

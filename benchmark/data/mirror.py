@@ -1,4 +1,4 @@
-"""A mirror of the datasets' upstream files, chosen with ``$BACKLIT_BENCH_MIRROR`` (a base URL).
+"""A mirror of the upstream downloads, chosen with ``$BACKLIT_BENCH_MIRROR`` (a base URL).
 
 With a mirror set, ``prepare`` fetches every raw folder (source group: the ``into`` of a card's
 sources) from ``<mirror>/<group>/`` instead of the card's sources, whatever their type (HTTP,
@@ -6,11 +6,15 @@ Google Drive, Baidu, manual): a mirror also provides the files of manual-only so
 ``<mirror>/<group>/SHA256SUMS`` lists the group's files (``sha256sum`` format, plain file names);
 each is downloaded (resumable), checked against that list and extracted like any download.
 
-Checksums: the list states what the mirror serves. A file that a card source names (``filename``)
-with another sha256 than the list's is used with a warning: the mirror holds other files than
-upstream (the test fixtures do). A mirror of the real files lists upstream's checksums and agrees
+Checksums: the list states what the mirror serves. A file whose upstream checksum (a card
+source's ``sha256`` for its ``filename``) differs from the list's is used with a warning: the
+mirror holds other files than upstream (the test fixtures do). A mirror of the real files lists upstream's checksums and agrees
 with the cards. Which mirror and which files were used is recorded in ``<raw folder>/.mirror.json``
 and in each prepared dataset's ``prepared.json``. Without the mirror nothing changes.
+
+The released enhancers (:mod:`benchmark.weights`) come from the group ``weights`` of the same
+mirror (``<mirror>/weights/<file name>``, listed in its ``SHA256SUMS``) when they are not found
+locally, under the same checksum rule.
 """
 from __future__ import annotations
 
@@ -58,6 +62,23 @@ def _listing(base: str, group: str, timeout: float) -> dict[str, str]:
     return files
 
 
+def _check(group: str, name: str, listed: str, expected: str | None) -> None:
+    if expected and expected != listed:
+        log.warning("%s: the mirror's %s has sha256 %s, upstream's has %s; checking it against the mirror's %s "
+                    "instead (%s is set)", group, name, listed, expected, LISTING, MIRROR_ENV)
+
+
+def fetch_listed(base: str, group: str, name: str, dest: Path, expected: str | None, timeout: float = 60.0) -> str:
+    """Download the mirror's ``<group>/<name>`` to ``dest``, verified against the group's list;
+    return its listed sha256 (``expected``: upstream's, compared with a warning)."""
+    files = _listing(base, group, timeout)
+    if name not in files:
+        raise SourceUnavailable(f"{group_url(base, group)}{LISTING}: does not list {name}; {MIRROR_ENV}={base}")
+    _check(group, name, files[name], expected)
+    fetch_http(group_url(base, group) + name, dest, files[name], timeout=timeout)
+    return files[name]
+
+
 def fetch_group(base: str, group: str, raw: Path, card_sha256: dict[str, str], timeout: float = 60.0) -> dict[str, str]:
     """Download the files of ``group`` listed by the mirror into ``raw``, verified, and extract them.
 
@@ -66,10 +87,7 @@ def fetch_group(base: str, group: str, raw: Path, card_sha256: dict[str, str], t
     """
     files = _listing(base, group, timeout)
     for name, sha in sorted(files.items()):
-        expected = card_sha256.get(name)
-        if expected and expected != sha:
-            log.warning("%s: the mirror's %s has sha256 %s, the card lists %s (upstream's file); checking it "
-                        "against the mirror's %s instead", group, name, sha, expected, LISTING)
+        _check(group, name, sha, card_sha256.get(name))
         fetch_http(group_url(base, group) + name, raw / name, sha, timeout=timeout)
     extract_all(raw)
     write_json(raw / RECORD, {"mirror": base, "group": group, "files": files})
