@@ -7,7 +7,8 @@ baseline's (``network``: which one, :mod:`methods.enhancers` loads either).
 Released files are looked up, in order, in the cache (``$BACKLIT_BENCH_WEIGHTS``, default
 ``~/.cache/backlit_bench/weights``), in local mirror folders (``$BACKLIT_BENCH_WEIGHTS_MIRRORS``,
 ``os.pathsep``-separated, plus ``../shared/reference/checkpoints`` beside the checkout when it
-exists), and finally downloaded. Every file is sha256-verified before use.
+exists), and finally downloaded: from upstream, or from ``$BACKLIT_BENCH_MIRROR/weights/`` when
+that mirror is set (:mod:`benchmark.data.mirror`). Every file is sha256-verified before use.
 """
 from __future__ import annotations
 
@@ -126,9 +127,14 @@ def download(w: ReleasedWeights, timeout: float = 30.0) -> Path:
     """Download ``w`` into the cache (resumable, sha256-verified, retried once on a mismatch)."""
     from benchmark.data.download import fetch_http
     from benchmark.data.errors import ChecksumError, SourceUnavailable
+    from benchmark.data.mirror import fetch_listed, mirror_url
 
     target = cached_path(w)
+    mirror = mirror_url()
     try:
+        if mirror:
+            fetch_listed(mirror, "weights", w.filename, target, w.sha256, timeout=timeout)
+            return target
         return fetch_http(w.url, target, w.sha256, w.size, timeout=timeout)
     except ChecksumError as exc:
         raise WeightsUnavailable(str(exc)) from None

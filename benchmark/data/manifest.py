@@ -37,14 +37,19 @@ def read_manifest(file: str | Path) -> dict[str, str]:
     file = Path(file)
     if not file.is_file():
         raise DatasetError(f"{file}: manifest not found")
+    return parse_manifest(file.read_text(), str(file))
+
+
+def parse_manifest(text: str, origin: str) -> dict[str, str]:
+    """relative path -> sha256 of manifest ``text``; a bad line raises naming ``origin`` and the line."""
     entries: dict[str, str] = {}
-    for n, line in enumerate(file.read_text().splitlines(), 1):
+    for n, line in enumerate(text.splitlines(), 1):
         if not line.strip() or line.startswith("#"):
             continue
         sha, sep, rel = line.partition("  ")
         rel = rel.lstrip("*")
         if not sep or len(sha) != 64 or not rel:
-            raise DatasetError(f"{file}:{n}: expected '<sha256>  <relative path>', got {line!r}")
+            raise DatasetError(f"{origin}:{n}: expected '<sha256>  <relative path>', got {line!r}")
         entries[rel] = sha.lower()
     return entries
 

@@ -21,6 +21,7 @@ from benchmark.data.download import extract_all, fetch_gdrive, fetch_gdrive_fold
 from benchmark.data.errors import DatasetError, SourceUnavailable
 from benchmark.data.folder import detect, slug
 from benchmark.data.manifest import read_manifest, verify_manifest
+from benchmark.data.mirror import MIRROR_ENV, fetch_group, group_url, mirror_record, mirror_url
 from benchmark.data.pairs import images_in
 from benchmark.data.paths import PROJECT_ROOT, data_root, dataset_dir, raw_dir
 
@@ -159,8 +160,14 @@ def _fetch(source: Any, raw: Path) -> None:
         fetch_gdrive_folder(source.gdrive_id, raw)
 
 
+def _fetch_from_mirror(card: Card, group: str, raw: Path, base: str) -> None:
+    known = {s.filename: s.sha256 for s in card.sources_for(group) if s.filename and s.sha256}
+    fetch_group(base, group, raw, known)
+
+
 def prepare_card(card: Card, root: Path) -> Path:
-    """Fetch (where possible), extract, lay out and verify a download or manual card."""
+    """Fetch (where possible: the card's automatic sources, or every group from the mirror of
+    :mod:`benchmark.data.mirror` when one is set), extract, lay out and verify a download or manual card."""
     dest = dataset_dir(card.name, root)
     key = f"card:{card.digest}"
     if _fresh(dest, key):
@@ -170,8 +177,15 @@ def prepare_card(card: Card, root: Path) -> Path:
         if raw.is_dir():
             extract_all(raw)
     failures: dict[str, list[str]] = {}
+    mirror = mirror_url()
     for group in _missing_groups(card, root):
         raw = raw_dir(group, root)
+        if mirror:
+            try:
+                _fetch_from_mirror(card, group, raw, mirror)
+            except SourceUnavailable as exc:
+                failures.setdefault(group, []).append(f"mirror: {exc}")
+            continue
         for source in (s for s in card.sources_for(group) if s.automatic):
             try:
                 _fetch(source, raw)
@@ -185,7 +199,11 @@ def prepare_card(card: Card, root: Path) -> Path:
     if still:
         raise SourceUnavailable("\n\n".join(how_to_get(card, g, root, failures.get(g, [])) for g in still))
     found, _ = _find(card, root)
-    report = layout.materialise(found, dest, extra={"key": key, "dataset": card.name})
+    extra = {"key": key, "dataset": card.name}
+    mirrored = {g: rec for g in card.groups if (rec := mirror_record(raw_dir(g, root)))}
+    if mirrored:
+        extra["mirror"] = mirrored
+    report = layout.materialise(found, dest, extra=extra)
     _check_counts(card, report)
     _log_report(card.name, report)
     if card.manifest is not None and card.manifest.is_file():
@@ -216,7 +234,12 @@ def how_to_get(card: Card, group: str, root: Path | None = None, failures: list[
     lines = [f"{card.name}: the upstream files for '{group}' are not in {raw}/."]
     if failures:
         lines += ["Automatic download failed:"] + [f"  - {f}" for f in failures]
-    lines.append("Get them from any one of:")
+    mirror = mirror_url()
+    if mirror:
+        lines.append(f"{MIRROR_ENV} is set: the files and their list ({group_url(mirror, group)}SHA256SUMS) are "
+                     f"expected there. Else unset it and get them from any one of:")
+    else:
+        lines.append("Get them from any one of:")
     for s in card.sources_for(group):
         extra = [f"extraction code {s.code}" if s.code else "", f"file {s.filename}" if s.filename else "",
                  f"sha256 {s.sha256}" if s.sha256 else ""]
@@ -264,6 +287,9 @@ def status(card: Card, root: Path | None = None) -> Status:
     groups = [g for g in _missing_groups(card, root) if not (raw_dir(g, root).is_dir() and pending_archives(raw_dir(g, root)))]
     if not groups:
         return Status("ready", f"{run}  (upstream files or archives found in {raw_dir('', root)})")
+    mirror = mirror_url()
+    if mirror:
+        return Status("missing", f"{run}  (downloads {', '.join(group_url(mirror, g) for g in groups)}: {MIRROR_ENV})")
     if all(any(s.automatic for s in card.sources_for(g)) for g in groups):
         links = ", ".join(s.link for g in groups for s in card.sources_for(g) if s.automatic)
         return Status("missing", f"{run}  (downloads {links})")

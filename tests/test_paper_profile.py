@@ -1,0 +1,183 @@
+"""The paper profile end to end on stand-ins for its downloads and CLIP weights (issue 14 item 4).
+
+A git-tracked copy of the project is switched to the paper profile (`bench profile paper`), and
+`dvc exp run` (`dvc repro` of the workspace with `-S` overrides) runs every stage: download
+(from a local HTTP server through ``$BACKLIT_BENCH_MIRROR``, checksums from the mirror's
+``SHA256SUMS``), prepare, train (CLIP-LIT, latent-prompt, RAVE, rave-shifted, Zero-DCE, both
+regimes), enhance (trained, released, operators), evaluate, time-inference and report.
+
+What differs from a real paper run, and nothing else:
+- URLs: the mirror serves fixture archives shaped like the real BAID, Backlit300, DIV2K and LSRW
+  downloads (tests/fixtures_paper.py) and, for the released enhancers, randomly initialised
+  files of the same networks;
+- sizes: a few 48x64 images per split; training crops, batches and timing sizes shrunk (`-S`);
+- iteration counts: training phases, timing repeats, bootstrap resamples (`-S`);
+- CLIP weights: tiny OpenAI-format TorchScript archives (tests/fixtures_clip.py) passed as
+  ``clip:tiny-openai-{vit,rn}:<file>`` (`-S encoders.*`): the real ViT-B/32 and RN101 are
+  ~600 MB and far too slow for a CPU test;
+- `device=cpu` and `seeds=[0]` (the paper profile says cuda and three seeds).
+Metrics whose weights are not available offline are reported unavailable with their reason.
+"""
+from __future__ import annotations
+
+import json
+import os
+import re
+import resource
+import shutil
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+from local_server import Server
+
+ROOT = Path(__file__).resolve().parents[1]
+RUNNING = re.compile(r"Running stage '([^']+)'")
+METHODS = ("clip-lit", "latent-prompt", "rave", "rave-shifted", "zero-dce")
+# Iteration counts and sizes only (plus device and seeds); every other setting is profiles/paper.yaml's.
+ITERS = 6
+CLIP_GUIDED = {"iters": ITERS, "ce_iters": 2, "warmup_iters": 2, "enhancer_iters": 2, "prompt_iters": 1,
+               "checkpoint_every": 3, "crop": 32, "rank_size": 32, "batch_size": 2, "prompt_batch_size": 2}
+TRAIN_OVERRIDES = {m: CLIP_GUIDED for m in METHODS[:-1]} | {
+    "zero-dce": {"iters": ITERS, "checkpoint_every": 3, "crop": 32, "batch_size": 2}}
+OVERRIDES = ["device=cpu", "seeds=[0]", "timing.sizes_mp=[0.01]", "timing.repeats=1", "evaluate.bootstrap=20"] + [
+    f"++train.{m}.{k}={v}" for m, values in TRAIN_OVERRIDES.items() for k, v in values.items()]
+
+fixtures_clip = pytest.importorskip("fixtures_clip", reason="tests/fixtures_clip.py (tiny OpenAI-format CLIP) missing")
+pytestmark = [pytest.mark.slow,  # 196 stages, ~21 CPU minutes; plain `pytest` (make test, CI) runs it
+              pytest.mark.skipif(shutil.which("dvc", path=os.path.dirname(sys.executable)) is None
+                                 and shutil.which("dvc") is None, reason="dvc is not installed")]
+
+
+def _copy_project(dst: Path) -> None:
+    tracked = subprocess.run(["git", "ls-files", "-co", "--exclude-standard"], cwd=ROOT, capture_output=True,
+                             text=True, check=True).stdout.split("\n")
+    for rel in filter(None, tracked):
+        src = ROOT / rel
+        if rel == "dvc.lock" or rel.startswith(("results/", "datasets/data/")) or not src.is_file():
+            continue
+        (dst / rel).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(src, dst / rel)
+
+
+def _env(mirror: str, home: Path) -> dict[str, str]:
+    env = dict(os.environ, HF_HUB_OFFLINE="1", DVC_NO_ANALYTICS="1", PYTHONUNBUFFERED="1",
+               BACKLIT_BENCH_MIRROR=mirror, BACKLIT_BENCH_WEIGHTS=str(home / "weights-cache"),
+               BACKLIT_BENCH_CACHE=str(home / "cache"))
+    env["PATH"] = os.pathsep.join([os.path.dirname(sys.executable), env.get("PATH", "")])
+    for var in ("BACKLIT_BENCH_DATA", "BACKLIT_BENCH_PARAMS", "BACKLIT_BENCH_WEIGHTS_MIRRORS"):
+        env.pop(var, None)
+    return env
+
+
+@pytest.fixture(scope="module")
+def paper_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list[str], str]:
+    """(project, stages run, time taken) of one `dvc exp run` of the paper profile on the fixtures."""
+    from fixtures_paper import mirror_files
+
+    home = tmp_path_factory.mktemp("paper")
+    project = home / "project"
+    _copy_project(project)
+    clip_vit = fixtures_clip.build_openai_jit_clip(home / "clip" / "ViT-B-32.pt", "vit")
+    clip_rn = fixtures_clip.build_openai_jit_clip(home / "clip" / "RN101.pt", "rn")
+    server = Server()
+    server.files.update(mirror_files())
+    thread = threading.Thread(target=server.httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+    thread.start()
+    env = _env(server.url, home)
+    try:
+        for cmd in (["bench", "profile", "paper"], ["git", "init", "-q"], ["git", "add", "-A"],
+                    ["git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "paper profile"]):
+            subprocess.run(cmd, cwd=project, env=env, check=True, capture_output=True)
+        sets = [*OVERRIDES, f"encoders.guidance={fixtures_clip.encoder_name(clip_vit, 'vit')}",
+                f"encoders.identity={fixtures_clip.encoder_name(clip_rn, 'rn')}"]
+        t0, cpu0 = time.monotonic(), resource.getrusage(resource.RUSAGE_CHILDREN)
+        done = subprocess.run(["dvc", "exp", "run", *[a for s in sets for a in ("-S", s)]], check=False, cwd=project,
+                              env=env, capture_output=True, text=True, timeout=3600)
+        cpu1 = resource.getrusage(resource.RUSAGE_CHILDREN)
+        took = (f"{time.monotonic() - t0:.0f} s wall, {cpu1.ru_utime - cpu0.ru_utime + cpu1.ru_stime - cpu0.ru_stime:.0f}"
+                " s CPU")
+    finally:
+        server.httpd.shutdown()
+        server.httpd.server_close()
+    (home / "dvc-exp-run.log").write_text(done.stdout + done.stderr)
+    assert done.returncode == 0, done.stdout[-6000:] + done.stderr[-4000:]
+    return project, RUNNING.findall(done.stdout), took
+
+
+def test_params_differ_from_the_paper_profile_only_where_stated(paper_run: tuple[Path, list[str], str]) -> None:
+    project, _, _ = paper_run
+    paper = yaml.safe_load((ROOT / "profiles" / "paper.yaml").read_text())
+    used = yaml.safe_load((project / "params.yaml").read_text())
+    changed = {k for k in paper if paper[k] != used.get(k)}
+    assert changed == {"device", "seeds", "timing", "evaluate", "train", "encoders"}
+    assert used["evaluate"]["metrics"] == paper["evaluate"]["metrics"]
+    for m in METHODS:
+        assert used["train"][m] == {**(paper["train"][m] or {}), **TRAIN_OVERRIDES[m]}
+    assert {k: v for k, v in used.items() if k not in changed} == {k: v for k, v in paper.items() if k not in changed}
+
+
+def test_every_stage_runs(paper_run: tuple[Path, list[str], str]) -> None:
+    _, ran, took = paper_run
+    paper = yaml.safe_load((ROOT / "profiles" / "paper.yaml").read_text())
+    tests, regimes = paper["data"]["test"], paper["regimes"]
+    expected = {f"prepare@{d}" for d in paper["datasets"]} | {"time-inference", "report"}
+    for m in METHODS:
+        for r in regimes:
+            expected.add(f"train@{m}-{r}-0")
+            expected |= {f"{stage}@{m}-{r}-0-{d}" for stage in ("enhance", "evaluate") for d in tests}
+    expected |= {f"{stage}@{w}-{d}" for stage in ("enhance-released", "evaluate-released")
+                 for w in paper["released"] for d in tests}
+    expected |= {f"{stage}@{o}-{d}" for stage in ("enhance-operator", "evaluate-operator")
+                 for o in paper["operators"] for d in tests}
+    expected |= {f"evaluate-input@{d}" for d in tests}
+    assert set(ran) == expected, (sorted(expected - set(ran)), sorted(set(ran) - expected))
+    print(f"\npaper profile on the fixtures: {len(ran)} stages, {took}")
+
+
+def test_downloads_came_from_the_mirror_and_were_verified(paper_run: tuple[Path, list[str], str]) -> None:
+    project, _, _ = paper_run
+    data = project / "datasets" / "data"
+    groups = {"baid": {"clip-lit-test", "rave-baid", "rave-div2k"}, "backlit300": {"clip-lit-test"},
+              "lsrw-huawei": {"lsrw"}, "lsrw-nikon": {"lsrw"}}
+    for name, expected in groups.items():
+        stamp = json.loads((data / name / "prepared.json").read_text())
+        assert set(stamp["mirror"]) == expected
+        for group in expected:
+            listed = stamp["mirror"][group]["files"]
+            assert listed and all(len(sha) == 64 for sha in listed.values())
+    baid = json.loads((data / "baid" / "prepared.json").read_text())
+    assert baid["counts"] == {"train/backlit": 4, "train/welllit-paired": 4, "train/welllit-unpaired": 4,
+                              "test/input": 2, "test/gt": 2}
+
+
+def test_every_clip_method_trained_with_the_clip_files(paper_run: tuple[Path, list[str], str]) -> None:
+    project, _, _ = paper_run
+    for m in METHODS:
+        for r in ("paired", "unpaired"):
+            summary = json.loads((project / "results/train" / f"{m}-{r}" / "seed-0" / "train_summary.json").read_text())
+            assert summary["status"] == "done", (m, r, summary.get("reason"))
+            assert summary["iterations"]["total"] == ITERS
+            if m != "zero-dce":
+                assert summary["encoder"].startswith("clip:tiny-openai-vit:")
+                assert summary["identity_encoder"].startswith("clip:tiny-openai-rn:")
+    shifted = json.loads((project / "results/train/rave-shifted-unpaired/seed-0/train_summary.json").read_text())
+    assert len(shifted["guidance_tokens_top"]) == 15  # the direction was shifted by 15 vocabulary tokens
+
+
+def test_the_report_lists_every_system(paper_run: tuple[Path, list[str], str]) -> None:
+    project, _, _ = paper_run
+    paper = yaml.safe_load((ROOT / "profiles" / "paper.yaml").read_text())
+    scores = (project / "results" / "scores.csv").read_text()
+    report = (project / "results" / "report.md").read_text()
+    systems = ([f"{m}-{r}" for m in METHODS for r in paper["regimes"]] + [f"released-{w}" for w in paper["released"]]
+               + paper["operators"] + ["input"])
+    for system in systems:
+        assert f",{system}," in scores, f"{system}: no scores"
+        assert system in report, f"{system}: not in the report"
+    for dataset in paper["data"]["test"]:
+        assert f"{dataset}," in scores
