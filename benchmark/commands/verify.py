@@ -42,7 +42,10 @@ def verify(project: Path, workdir: Path | None, keep: bool) -> None:
     from benchmark.verify import verify as run_verify
 
     click.echo(f"verifying {project.resolve()} (HEAD) in a scratch clone: `dvc repro` from nothing ...", err=True)
-    locks, metrics, clone = run_verify(project.resolve(), workdir, keep)
+    try:
+        locks, metrics, clone = run_verify(project.resolve(), workdir, keep)
+    except (RuntimeError, OSError) as exc:
+        raise click.ClickException(str(exc)) from None
     rows = _summary_rows(locks, metrics)
     width = max(len(r[0]) for r in rows)
     click.echo(f"{'what':<{width}}  checked  failed  detail")
