@@ -2,8 +2,8 @@
 
 Each experiment (``dvc exp run --queue -S seeds=[3]`` ...) runs the whole pipeline in its own
 workspace and records its ``params.yaml`` and ``results/metrics.json``; this module flattens them
-to rows ``experiment, rev, changed_params, key, value`` (``key`` is the metrics.json path, e.g.
-``synthetic-backlit/rave-unpaired/psnr/mean``) for ``results/experiments.csv`` and the report.
+to rows ``experiment, rev, changed_params, key, value`` (``key`` is the metrics file and the path in
+it, e.g. ``results/metrics.json/synthetic-backlit/rave-unpaired/psnr/mean``) for ``results/experiments.csv`` and the report.
 """
 from __future__ import annotations
 
@@ -48,10 +48,10 @@ def _files_data(section: object) -> dict:
     return merged
 
 
-def _flatten(data: object, prefix: str = "") -> Iterator[tuple[str, object]]:
+def _flatten(data: object, prefix: str = "", sep: str = "/") -> Iterator[tuple[str, object]]:
     if isinstance(data, dict):
         for k, v in data.items():
-            yield from _flatten(v, f"{prefix}/{k}" if prefix else str(k))
+            yield from _flatten(v, f"{prefix}{sep}{k}" if prefix else str(k), sep)
     else:
         yield prefix, data
 
@@ -60,15 +60,17 @@ def experiments_frame(exp_json: list) -> pd.DataFrame:
     """Long table of every record's numeric metrics, with the params that differ from the workspace."""
     records = list(_records(exp_json))
     base = next((r for r in records if r["rev"] == "workspace"), records[0] if records else None)
-    base_params = dict(_flatten(_files_data(base["data"].get("params")))) if base else {}
+    base_params = dict(_flatten(_files_data(base["data"].get("params")), sep=".")) if base else {}
     rows = []
     for rec in records:
         if rec["rev"] == "workspace":
             continue
-        params = dict(_flatten(_files_data(rec["data"].get("params"))))
+        params = dict(_flatten(_files_data(rec["data"].get("params")), sep="."))  # as `-S` names them
         changed = "; ".join(f"{k}={v}" for k, v in sorted(params.items()) if base_params.get(k) != v)
         name = rec.get("name") or rec["rev"][:7]
-        for key, value in _flatten(_files_data(rec["data"].get("metrics"))):
+        metrics = {f: e["data"] for f, e in (rec["data"].get("metrics") or {}).items() if isinstance(e, dict)
+                   and isinstance(e.get("data"), dict)}  # one metrics file's keys never shadow another's
+        for key, value in _flatten(metrics):
             if isinstance(value, (int, float)) and not isinstance(value, bool):
                 rows.append({"experiment": name, "rev": rec["rev"], "changed_params": changed, "key": key,
                              "value": float(value)})
