@@ -10,7 +10,7 @@ import torch
 from torch import nn
 
 from methods.encoders import Encoder
-from methods.losses import prompt_guidance_loss
+from methods.losses import LOGIT_SCALE, prompt_guidance_loss
 
 
 class MethodUnavailable(RuntimeError):
@@ -32,6 +32,7 @@ class MethodContext:
     ref_preprocess: str = "center-crop"
     shift_tokens: int = 15
     vocabulary: str = "decoded-text"  # rave-shifted's vocabulary (methods.fidelity)
+    latent_logit_scale: float | str = LOGIT_SCALE  # a number or "calibrated" (latent-prompt only)
 
 
 class GuidanceMethod(nn.Module):
@@ -59,13 +60,17 @@ class GuidanceMethod(nn.Module):
 
 
 class PromptMethod(GuidanceMethod):
-    """A learnable negative/positive pair; the enhancer minimises P(negative) of its output."""
+    """A learnable negative/positive pair; the enhancer minimises P(negative) of its output.
+
+    ``logit_scale`` is the similarity scale of every phase (CE, enhancer guidance, ranking).
+    """
 
     prompt_phases = True
 
     def __init__(self, ctx: MethodContext) -> None:
         super().__init__(ctx)
         self._frozen: torch.Tensor | None = None
+        self.logit_scale = LOGIT_SCALE
 
     def prompt_features(self, encoder: Encoder) -> torch.Tensor:
         """The pair's features (2 x D, not normalised), differentiable in the learnable parameters."""
@@ -79,4 +84,4 @@ class PromptMethod(GuidanceMethod):
     def guidance_loss(self, emb: torch.Tensor) -> torch.Tensor:
         if self._frozen is None:
             raise RuntimeError("freeze_features() must be called before an enhancer phase")
-        return prompt_guidance_loss(emb, self._frozen)
+        return prompt_guidance_loss(emb, self._frozen, self.logit_scale)

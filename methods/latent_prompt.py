@@ -1,8 +1,13 @@
 """CLIP-LIT-Latent (Gaintseva et al., ECCV 2024): the guidance pair learned directly in the
 embedding space (methods-spec 4.1).
 
-G (2 x D, D = the encoder's embedding size) starts as N(0, 1); s_k(I) = 100 <e, n(G_k)>. No
+G (2 x D, D = the encoder's embedding size) starts as N(0, 1); s_k(I) = scale <e, n(G_k)>. No
 text tower, so any encoder works. Otherwise identical to CLIP-LIT, with guidance lr 5e-4.
+
+The scale is upstream's 100 unless the schedule's ``latent_logit_scale`` says otherwise; with
+``calibrated`` it is :func:`methods.losses.calibrated_logit_scale` of the class means of the training
+embeddings (RAVE's cached reference embeddings), so that no pair can saturate the softmax on this
+encoder (see docs/methods.md, "Why latent-prompt saturated").
 """
 from __future__ import annotations
 
@@ -10,8 +15,11 @@ import torch
 from torch import nn
 
 from methods.base import MethodContext, PromptMethod
-from methods.data import generator
+from methods.data import generator, reference_embeddings
 from methods.encoders import Encoder
+from methods.losses import calibrated_logit_scale
+
+CALIBRATED = "calibrated"
 
 
 class LatentPrompt(PromptMethod):
@@ -24,6 +32,13 @@ class LatentPrompt(PromptMethod):
         super().__init__(ctx)
         init = torch.randn(2, ctx.encoder.embed_dim, generator=generator(ctx.seed, "latent-init"))
         self.latent = nn.Parameter(init.to(ctx.encoder.mean.device))
+        if ctx.latent_logit_scale == CALIBRATED:
+            b, _ = reference_embeddings(ctx.encoder, ctx.backlit_paths, ctx.ref_preprocess)
+            w, _ = reference_embeddings(ctx.encoder, ctx.welllit_paths, ctx.ref_preprocess)
+            self.logit_scale = calibrated_logit_scale(b, w)
+        else:
+            self.logit_scale = float(ctx.latent_logit_scale)
+        self.info["logit_scale"] = self.logit_scale
 
     def prompt_features(self, encoder: Encoder) -> torch.Tensor:
         return self.latent

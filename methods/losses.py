@@ -5,12 +5,14 @@ negative (backlit) and row 1 the positive (well-lit) prompt, normalised here.
 """
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 import torch
 import torch.nn.functional as F
 
 LOGIT_SCALE = 100.0  # fixed temperature of CLIP-LIT's similarity (not CLIP's learned scale)
+CALIBRATED_P = 0.95  # ``calibrated_logit_scale``: class-average P(negative) of the best possible pair
 ALPHA_GUIDED = (1.0, 1.0, 1.0, 1.0, 0.5)  # identity level weights while CLIP-guided
 ALPHA_WARMUP = (1.0, 1.0, 1.0, 1.0, 1.0)  # identity level weights in the reconstruction warm-up
 MARGIN_FAR = 0.9  # backlit vs well-lit, backlit vs result
@@ -48,24 +50,37 @@ def psnr_y(x: torch.Tensor, y: torch.Tensor, monitor: str = "pyiqa-y", eps: floa
     return 10 * torch.log10(1.0 / (mse + eps))
 
 
-def prompt_logits(emb: torch.Tensor, text: torch.Tensor) -> torch.Tensor:
-    """``100 * <e, T_k>`` for the two prompts: B x 2."""
-    return LOGIT_SCALE * emb @ F.normalize(text, dim=-1).t()
+def prompt_logits(emb: torch.Tensor, text: torch.Tensor, scale: float = LOGIT_SCALE) -> torch.Tensor:
+    """``scale * <e, T_k>`` (upstream: 100) for the two prompts: B x 2."""
+    return scale * emb @ F.normalize(text, dim=-1).t()
 
 
-def prompt_ce_loss(emb: torch.Tensor, text: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+def prompt_ce_loss(emb: torch.Tensor, text: torch.Tensor, labels: torch.Tensor,
+                   scale: float = LOGIT_SCALE) -> torch.Tensor:
     """Prompt initialisation: cross-entropy with label 0 = backlit, 1 = well-lit."""
-    return F.cross_entropy(prompt_logits(emb, text), labels)
+    return F.cross_entropy(prompt_logits(emb, text, scale), labels)
 
 
-def negative_probability(emb: torch.Tensor, text: torch.Tensor) -> torch.Tensor:
+def negative_probability(emb: torch.Tensor, text: torch.Tensor, scale: float = LOGIT_SCALE) -> torch.Tensor:
     """P(I) = softmax over the two prompts, probability of the negative (backlit) one: B."""
-    return prompt_logits(emb, text).softmax(dim=-1)[:, 0]
+    return prompt_logits(emb, text, scale).softmax(dim=-1)[:, 0]
 
 
-def prompt_guidance_loss(emb: torch.Tensor, text: torch.Tensor) -> torch.Tensor:
+def prompt_guidance_loss(emb: torch.Tensor, text: torch.Tensor, scale: float = LOGIT_SCALE) -> torch.Tensor:
     """Enhancer guidance of CLIP-LIT / latent-prompt: mean probability of the negative prompt."""
-    return negative_probability(emb, text).mean()
+    return negative_probability(emb, text, scale).mean()
+
+
+def calibrated_logit_scale(backlit: torch.Tensor, welllit: torch.Tensor, p: float = CALIBRATED_P) -> float:
+    """The similarity scale at which no guidance pair can saturate on these embeddings (N x D, normalised).
+
+    For any pair, ``mean_b(s_0 - s_1) - mean_w(s_0 - s_1) = scale * <m_b - m_w, n(G_0) - n(G_1)>
+    <= 2 * scale * |m_b - m_w|`` (m: the class means of the embeddings, not renormalised). With
+    ``scale = logit(p) / |m_b - m_w|`` the class-average logit gaps can therefore be at most
+    +-logit(p) apart from each other's mirror: P(negative) 0.95 vs 0.05 for p = 0.95, exactly the
+    ranking margin 0.9 between backlit and well-lit.
+    """
+    return math.log(p / (1 - p)) / float((backlit.mean(0) - welllit.mean(0)).norm())
 
 
 def margin_rank(p_a: torch.Tensor, p_b: torch.Tensor, margin: float) -> torch.Tensor:

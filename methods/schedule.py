@@ -11,7 +11,10 @@ prompt round for the prompt methods). Its phases are ~10-80x shorter than the pa
 enhancer lr is 10x (2e-4) and the guidance lr 100x the paper's; rounds are not extended (the
 thresholds are calibrated for CLIP's loss scale). Its enhancer starts with the last conv's bias at 1
 (L ~ 1, the identity the warm-up aims for): upstream's default bias often gives L = 0 or tiny L, a
-white output with no gradient, which re-initialisations escape only by luck.
+white output with no gradient, which re-initialisations escape only by luck. Latent-prompt's
+similarity scale is calibrated to the encoder (``latent_logit_scale``): upstream's 100 saturates the
+latent pair with effnet-lite0, and the enhancer's guidance gradient then vanishes (see
+docs/methods.md, "Why latent-prompt saturated").
 
 Overrides are validated; ``prompt_lr`` is accepted as an alias of ``guidance_lr`` and ``iters`` of
 ``total_iters``.
@@ -56,6 +59,7 @@ class Schedule:
     snapshot_every: int = 20  # best-snapshot check interval (upstream's display_iter)
     snapshot_window: int = 30  # running-loss buffer of the best-snapshot check
     ref_preprocess: str = "center-crop"  # RAVE reference embeddings: center-crop | resize
+    latent_logit_scale: float | str = 100.0  # latent-prompt similarity scale, or "calibrated" (upstream: 100)
 
 
 SCHEDULES: dict[str, Schedule] = {
@@ -64,7 +68,8 @@ SCHEDULES: dict[str, Schedule] = {
     "quick": Schedule(total_iters=None, rounds=2, ce_iters=40, warmup_iters=40, enhancer_iters=100, prompt_iters=20,
                       batch_size=4, prompt_batch_size=8, crop=96, rank_size=96, checkpoint_every=50,
                       lr=2e-4, guidance_lr_scale=100.0, train_threshold=None, prompt_threshold=None,
-                      reinit_after=20, psnr_window=5, reinit_extension=20, output_bias_init=1.0),
+                      reinit_after=20, psnr_window=5, reinit_extension=20, output_bias_init=1.0,
+                      latent_logit_scale="calibrated"),
 }
 
 _POSITIVE_INT = {"enhancer_iters", "prompt_iters", "batch_size", "prompt_batch_size",
@@ -100,6 +105,9 @@ def validate(s: Schedule) -> None:
             raise ValueError(f"training setting {key} must be positive, got {value!r}")
     if s.weight_decay < 0:
         raise ValueError(f"training setting weight_decay must not be negative, got {s.weight_decay!r}")
+    scale = s.latent_logit_scale
+    if scale != "calibrated" and (isinstance(scale, bool) or not isinstance(scale, (int, float)) or not scale > 0):
+        raise ValueError(f"latent_logit_scale must be a positive number or 'calibrated', got {scale!r}")
     if s.ref_preprocess not in ("center-crop", "resize"):
         raise ValueError(f"ref_preprocess must be 'center-crop' or 'resize', got {s.ref_preprocess!r}")
 

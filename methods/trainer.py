@@ -155,7 +155,8 @@ def train_method(method: str, backlit_dir: str | Path, welllit_dir: str | Path, 
     try:
         genc = load_encoder(encoder, dev)
         ienc = load_encoder(identity_encoder, dev, fid.identity_precision(identity_encoder, dev.type))
-        ctx = MethodContext(genc, backlit, welllit, seed, sched.ref_preprocess, sched.shift_tokens, fid.vocabulary)
+        ctx = MethodContext(genc, backlit, welllit, seed, sched.ref_preprocess, sched.shift_tokens, fid.vocabulary,
+                            sched.latent_logit_scale)
         guidance = cls(ctx).to(dev)
     except (MethodUnavailable, EncoderUnavailable) as exc:
         return _write_skipped(files, base, str(exc))
@@ -423,7 +424,7 @@ class Run:
         params = aug.sample_params(len(q), generator(self.seed, "ce-aug", it), aug.ZOOM_PROMPT)
         with torch.no_grad():
             emb = self.genc(aug.augment(to_float(imgs).to(self.dev), params)).embedding
-        loss = prompt_ce_loss(emb, self.g.prompt_features(self.genc), labels.to(self.dev))
+        loss = prompt_ce_loss(emb, self.g.prompt_features(self.genc), labels.to(self.dev), self.g.logit_scale)
         self._update(self.opt_g, loss)
         return {"loss": loss.item(), "ce": loss.item()}
 
@@ -439,7 +440,7 @@ class Run:
         params = aug.sample_params(len(bi), generator(self.seed, "rank-aug", it), aug.ZOOM_PROMPT)
         with torch.no_grad():
             emb = self.genc(aug.augment(to_float(torch.cat(members)).to(self.dev), params)).embedding
-        p = negative_probability(emb, self.g.prompt_features(self.genc)).split(len(bi))
+        p = negative_probability(emb, self.g.prompt_features(self.genc), self.g.logit_scale).split(len(bi))
         rank = ranking_loss(p[0], p[1], p[2], p[3] if len(p) == 4 else None, self.fid.ranking_order)
         loss = W_RANK * rank
         self._update(self.opt_g, loss)

@@ -179,8 +179,9 @@ def test_trained_run_travels_through_a_local_remote(project: Path, first_run: li
     for args in (["dvc", "remote", "add", "-f", "-d", "store", str(remote)], ["dvc", "push"]):
         done = _run(args, project)
         assert done.returncode == 0, done.stdout + done.stderr
-    _git(project, "add", ".dvc/config")
-    _git(project, "commit", "-qm", "remote")
+    # As a user shares a run: commit dvc.lock (earlier tests reran stages), the timings and the remote, then push.
+    _git(project, "add", "-A")
+    _git(project, "commit", "-qm", "run and remote")
     other = tmp_path / "other"
     _git(tmp_path, "clone", "-q", str(project), str(other))
     pulled = _run(["dvc", "pull"], other)
