@@ -44,8 +44,8 @@ install: $(VENV)/.installed
 demo: install
 	dvc repro
 
-test: install
-	$(PY) -m pytest
+test: install  # two workers, whole files each (the longest start first: tests/conftest.py)
+	$(PY) -m pytest -n 2 --dist loadfile --no-loadscope-reorder --durations=20
 
 benchmarks: install  # CPU figures into benchmarks/results/ (GPU: python benchmarks/bench_gpu_inference.py)
 	for b in cpu_inference scaling training pipeline; do $(PY) benchmarks/bench_$$b.py || exit 1; done

@@ -18,6 +18,19 @@ PROJECT_ROOT = Path(__file__).resolve().parents[1]
 REFERENCE_DIR = Path(os.environ.get("BACKLIT_BENCH_REFERENCE", PROJECT_ROOT.parent / "shared" / "reference"))
 
 
+# The longest modules first, so that with `pytest -n 2 --dist loadfile` (make test) they start at once
+# on different workers and the short ones fill in around them.
+LONGEST_FIRST = ("test_paper_profile.py", "test_pipeline.py", "test_methods_act.py")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    def rank(item: pytest.Item) -> int:
+        name = item.path.name
+        return LONGEST_FIRST.index(name) if name in LONGEST_FIRST else len(LONGEST_FIRST)
+
+    items.sort(key=rank)
+
+
 @pytest.fixture(scope="session")
 def reference_dir() -> Path:
     """``../shared/reference``; tests that need it skip when it is absent."""

@@ -43,3 +43,17 @@ def test_docs_table_lists_every_switch(project_root) -> None:
     rows = [line for line in (project_root / "docs" / "fidelity.md").read_text().splitlines() if line.startswith("| `")]
     cells = [[c.strip().strip("`") for c in row.strip("|").split("|")][:3] for row in rows]
     assert cells == [[e.name, e.upstream, e.alternative] for e in LEDGER]
+
+
+def test_ledger_shows_measured_effects_with_their_run() -> None:
+    from benchmark.report.build import fidelity_table
+
+    measured = {"environment": {"git_commit": "abc1234", "time": "2026-12-05T01:00:00", "cpu": "Some CPU", "cores": 2},
+                "switches": {"snapshot": {"effect": "last, seed 0: latent-prompt: PSNR +0.10 dB"}}}
+    table = fidelity_table({"fidelity": {"snapshot": "last"}}, measured)
+    rows = {row[0]: row for row in table.rows}
+    assert rows["snapshot"][1] == "last (differs from upstream)"
+    assert rows["snapshot"][-1] == "last, seed 0: latent-prompt: PSNR +0.10 dB"
+    assert rows["vocabulary"][-1] == "not measured"
+    assert any("commit abc1234" in note for note in table.notes)
+    assert not any("Measured effects" in note for note in fidelity_table(None).notes)

@@ -13,7 +13,14 @@ from benchmark.evaluate import system_info
 from benchmark.report import grids, plots
 from benchmark.report.data import Results, load_results, write_tables
 from benchmark.report.links import link_tables
-from benchmark.report.performance import DEFAULT_DIR, inference_table, other_runs, ratio_table, training_table
+from benchmark.report.performance import (
+    DEFAULT_DIR,
+    inference_table,
+    other_runs,
+    provenance_line,
+    ratio_table,
+    training_table,
+)
 from benchmark.report.published import published_for
 from benchmark.report.tables import Table, decision_table, fmt, fmt_p, metric_table, systems_table, unit
 from benchmark.report.verdict import verdict
@@ -64,19 +71,25 @@ def setup_rows(res: Results, params: dict | None, seed: int | None = None) -> li
     return rows
 
 
-def fidelity_table(params: dict | None) -> Table:
+def fidelity_table(params: dict | None, measured: dict | None = None) -> Table:
     """The fidelity ledger: each switch of methods/fidelity.py, its value in this run, the upstream code's
-    value, what the paper says, and the effect where it was measured."""
+    value, what the paper says, and the effect where it was measured (``measured``: the record of
+    benchmarks/bench_fidelity.py, benchmarks/results/fidelity.json)."""
     from methods.fidelity import LEDGER, Fidelity
 
     values = Fidelity.coerce((params or {}).get("fidelity") or None).asdict()
+    effects = (measured or {}).get("switches") or {}
     table = Table(["switch", "this run", "upstream code", "alternative", "paper's text", "what it changes",
                    "measured effect"], [])
     for e in LEDGER:
         value = values.get(e.name, e.upstream)
+        effect = (effects.get(e.name) or {}).get("effect") or e.measured_effect or "not measured"
         table.rows.append([e.name, value + ("" if value == e.upstream else " (differs from upstream)"), e.upstream,
-                           e.alternative, e.paper, e.description, e.measured_effect or "not measured"])
+                           e.alternative, e.paper, e.description, effect])
     table.notes.append("Switches live in params.yaml (fidelity:); docs/fidelity.md explains each.")
+    if effects:
+        table.notes.append("Measured effects: benchmarks/bench_fidelity.py on the embedded pipeline, "
+                           f"{provenance_line(measured)} (another run: compare its commit with this report's).")
     return table
 
 
@@ -179,7 +192,7 @@ def build_report(results: str | Path = "results", params: dict | None = None, *,
         "created": _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
         "verdict": verdict(res), "systems": systems_table(res),
         "setup": setup_rows(res, params, seed), "random_encoders": random_encoders(runs), "protocols": protocol_table(res),
-        "fidelity": fidelity_table(params),
+        "fidelity": fidelity_table(params, res.benchmarks.get("fidelity")),
         "sections": sections, "training": training_table(runs, root), "ratios": ratio_table(runs, root),
         "timing": inference_table(root), "loss_png": plots.loss_curves(runs, figures / "training_loss.png"),
         "speed_png": plots.inference_speed(res, figures / "inference_speed.png"),
