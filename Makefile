@@ -7,7 +7,7 @@ export TRANSFORMERS_OFFLINE := 1
 export DVC_NO_ANALYTICS := 1
 export PATH := $(abspath $(VENV))/bin:$(PATH)
 
-.PHONY: install demo test benchmarks verify lock lock-cpu FORCE
+.PHONY: install demo test perf verify lock lock-cpu FORCE
 
 # The venv holds exactly the pins of $(LOCK) (no resolving at install time); pip-sync removes anything the lock
 # lacks and `pip check` proves the lock complete. .installed names the lock it was installed from.
@@ -47,8 +47,8 @@ demo: install
 test: install  # two workers, whole files each (the longest start first: tests/conftest.py)
 	$(PY) -m pytest -n 2 --dist loadfile --no-loadscope-reorder --durations=20
 
-benchmarks: install  # CPU figures into benchmarks/results/ (GPU: python benchmarks/bench_gpu_inference.py)
-	for b in cpu_inference scaling training pipeline; do $(PY) benchmarks/bench_$$b.py || exit 1; done
+perf: install  # CPU figures into perf/results/ (GPU: python perf/bench_gpu_inference.py)
+	for b in cpu_inference scaling training pipeline; do $(PY) perf/bench_$$b.py || exit 1; done
 
 verify: install  # rerun the embedded pipeline in a scratch clone; compare with the committed dvc.lock and metrics
 	$(VENV)/bin/bench verify

@@ -71,8 +71,8 @@ def cli() -> None:
 
 def main() -> None:
     """Entry point: known user errors print one line instead of a traceback."""
+    from backlit_core.registry import UnknownNameError
     from benchmark.params import ParamsError
-    from benchmark.registry import UnknownNameError
 
     try:
         cli()

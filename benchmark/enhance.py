@@ -8,8 +8,8 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from benchmark.atomic import remove_stale_temporaries, write_json
-from benchmark.image_io import IMAGE_EXTENSIONS, ImageReadError, is_image_file, list_images, load_image, save_png
+from backlit_core.atomic import remove_stale_temporaries, write_json
+from backlit_core.image_io import IMAGE_EXTENSIONS, ImageReadError, is_image_file, list_images, load_image, save_png
 
 if TYPE_CHECKING:
     from methods.enhancers import Enhancer
@@ -71,8 +71,9 @@ def open_system(weights: str | Path, *, padding: str = "reflect", device: str = 
     ``weights``: a training-free operator (``gamma``, ``hist-eq``, ``clahe``), a released name
     (``bench weights list``), a checkpoint file or a training run directory.
     """
-    from benchmark.registry import UnknownNameError, unknown_name_message
-    from benchmark.weights import RELEASED, resolve_weights, sha256_of
+    from backlit_core.hashing import sha256_of
+    from backlit_core.registry import UnknownNameError, unknown_name_message
+    from benchmark.weights import RELEASED, resolve_weights
     from methods.enhancers import open_checkpoint, training_free, training_free_names
 
     operator = None if Path(str(weights)).exists() else training_free(str(weights))

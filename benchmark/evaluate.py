@@ -17,8 +17,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from benchmark.atomic import atomic_path, remove_stale_temporaries, write_json
-from benchmark.image_io import list_images
+from backlit_core.atomic import atomic_path, remove_stale_temporaries, write_json
+from backlit_core.image_io import list_images
 from benchmark.metrics import (
     DEFAULT_METRICS,
     DIAGNOSTIC_PROTOCOL,
@@ -69,9 +69,9 @@ def resolve_test_set(dataset: str | Path) -> TestSet:
             raise FileNotFoundError(f"{path}: no test images found (expected one of "
                                     f"{', '.join(f'{i}/ + {g}/' for i, g in LAYOUTS)})")
     else:
+        from backlit_core.registry import unknown_name_message
         from benchmark.data import dataset_dir
         from benchmark.data.cards import card_names
-        from benchmark.registry import unknown_name_message
 
         root = Path(dataset_dir(str(dataset)))
         if not root.is_dir() and str(dataset) not in card_names():
@@ -121,7 +121,7 @@ def match_pairs(enhanced: Path, gt: Path | None, stems: Iterable[str] | None = N
 
 def _fingerprint(*paths: Path | None) -> str:
     """Content hashes (not times: the sidecar is a DVC output and must be the same on every machine)."""
-    from benchmark.weights import sha256_of
+    from backlit_core.hashing import sha256_of
 
     return "|".join(sha256_of(p)[:16] if p else "-" for p in paths)
 
@@ -270,7 +270,7 @@ def _diagnostics(pair: Pair, source: Path | None, old: dict, stem: str) -> dict[
     stored = {name: float(old[(stem, name)]) for name in DIAGNOSTICS if (stem, name) in old}
     if stored:
         return stored
-    from benchmark.image_io import load_image
+    from backlit_core.image_io import load_image
 
     try:
         return diagnostics(pair.image, load_image(source)[None] if source is not None else None)

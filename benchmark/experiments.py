@@ -79,7 +79,7 @@ def experiments_frame(exp_json: list) -> pd.DataFrame:
 
 def gather(project: Path, out_csv: Path) -> pd.DataFrame:
     """``dvc exp show`` of ``project`` -> ``out_csv`` (the report shows it when present)."""
-    from benchmark.atomic import atomic_path
+    from backlit_core.atomic import atomic_path
 
     frame = experiments_frame(exp_show(project))
     with atomic_path(out_csv) as tmp:

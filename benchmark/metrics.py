@@ -21,14 +21,16 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from benchmark.registry import Registry, UnknownNameError, unknown_name_message
+from backlit_core.device import resolve_device
+from backlit_core.paths import SHARED_DIR
+from backlit_core.registry import Registry, UnknownNameError, unknown_name_message
 
 if TYPE_CHECKING:
     import torch
 
 DEFAULT_METRICS = ("psnr", "ssim", "lpips", "musiq", "niqe", "brisque", "piqe")
 WEIGHTS_ENV = "BACKLIT_BENCH_METRIC_WEIGHTS"
-SHARED_METRIC_WEIGHTS = Path(__file__).resolve().parents[2] / "shared" / "reference" / "metric-weights"
+SHARED_METRIC_WEIGHTS = SHARED_DIR / "reference" / "metric-weights"
 DOWNLOAD_TIMEOUT_S = 10.0
 RAVE_LPIPS_SHORT_SIDE = 1024
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -166,13 +168,13 @@ class Pair:
 
     @cached_property
     def image(self) -> torch.Tensor:
-        from benchmark.image_io import load_image
+        from backlit_core.image_io import load_image
 
         return load_image(self.image_path)[None]
 
     @cached_property
     def ref(self) -> torch.Tensor:
-        from benchmark.image_io import load_image
+        from backlit_core.image_io import load_image
 
         return load_image(self.required_ref())[None]
 
@@ -332,14 +334,6 @@ def _fail_fast_downloads(seconds: float) -> Iterator[None]:
         socket.setdefaulttimeout(old)
 
 
-def _resolve_device(device: str) -> str:
-    if device == "auto":
-        import torch
-
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    return device
-
-
 def _create(spec: MetricSpec, device: str, weights_dir: Path | None) -> Metric | Unavailable:
     import torch
 
@@ -374,7 +368,7 @@ def load_metric(name: str, *, device: str = "cpu", weights_dir: str | Path | Non
     """Create ``name`` once per process (cached); an :class:`Unavailable` when it cannot run here."""
     spec = get_spec(name)
     wdir = metric_weights_dir(weights_dir)
-    dev = _resolve_device(device)
+    dev = str(resolve_device(device))
     key = (name, dev, str(wdir))
     if key not in _LOADED:
         _LOADED[key] = _create(spec, dev, wdir)

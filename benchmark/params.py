@@ -7,8 +7,6 @@ from typing import Any
 
 import yaml
 
-PROJECT_ROOT = Path(__file__).resolve().parents[1]
-
 
 class ParamsError(ValueError):
     """A settings file is missing or holds an invalid value; the message names the file and key."""

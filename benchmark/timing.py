@@ -22,7 +22,7 @@ from typing import Any
 
 import pandas as pd
 
-from benchmark.atomic import write_json
+from backlit_core.atomic import write_json
 
 
 # ------------------------------------------------------------------------------------- machine

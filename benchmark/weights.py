@@ -12,17 +12,17 @@ that mirror is set (:mod:`benchmark.data.mirror`). Every file is sha256-verified
 """
 from __future__ import annotations
 
-import hashlib
 import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from benchmark.registry import UnknownNameError, unknown_name_message
+from backlit_core.hashing import sha256_of
+from backlit_core.paths import SHARED_DIR
+from backlit_core.registry import UnknownNameError, unknown_name_message
 
 CLIP_LIT_COMMIT = "25ed5be6086cd34d2bc1020c6088ac3f9d3a9522"
 RAVE_COMMIT = "a207067663394491f9dea6db9c9fc87333d004a9"
 ZERO_DCE_COMMIT = "e0f4adc54d0f23348c4a9b84acc08fe8778d5bfd"
-PROJECT_ROOT = Path(__file__).resolve().parents[1]
 
 
 @dataclass(frozen=True)
@@ -97,16 +97,8 @@ def cache_dir() -> Path:
 
 def mirror_dirs() -> list[Path]:
     dirs = [Path(p) for p in os.environ.get("BACKLIT_BENCH_WEIGHTS_MIRRORS", "").split(os.pathsep) if p]
-    dirs.append(PROJECT_ROOT.parent / "shared" / "reference" / "checkpoints")
+    dirs.append(SHARED_DIR / "reference" / "checkpoints")
     return [d for d in dirs if d.is_dir()]
-
-
-def sha256_of(path: str | Path, chunk: int = 1 << 20) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        while block := f.read(chunk):
-            h.update(block)
-    return h.hexdigest()
 
 
 def cached_path(w: ReleasedWeights) -> Path:

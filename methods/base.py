@@ -9,7 +9,7 @@ from typing import ClassVar
 import torch
 from torch import nn
 
-from methods.encoders import Encoder
+from methods.encoder_base import Encoder
 from methods.losses import LOGIT_SCALE, prompt_guidance_loss
 
 

@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from benchmark.atomic import save_torch
+from backlit_core.atomic import save_torch
 
 CHECKPOINT_VERSION = 1
 

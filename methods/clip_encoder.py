@@ -38,7 +38,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from methods.encoders import N_LEVELS, Encoder, EncoderUnavailable
+from methods.encoder_base import N_LEVELS, Encoder, EncoderUnavailable
 
 TINY_NAME = "tiny-clip-random"
 TINY_SEED = 0
@@ -321,7 +321,7 @@ def _check_arch(arch: str) -> None:
     if arch in TINY_ARCHS:
         register_tiny_configs()
     if arch not in open_clip.list_models():
-        from benchmark.registry import UnknownNameError, unknown_name_message
+        from backlit_core.registry import UnknownNameError, unknown_name_message
 
         raise UnknownNameError(unknown_name_message("open_clip architecture", arch, open_clip.list_models()))
 
@@ -395,7 +395,7 @@ def build_open_clip(arch: str, tag: str, precision: str = "fp32") -> OpenClipEnc
     """The encoder ``clip:<arch>:<tag>`` (``arch`` = ``hf-hub`` for ``clip:hf-hub:<org/repo>``)."""
     import open_clip
 
-    from benchmark.weights import sha256_of
+    from backlit_core.hashing import sha256_of
 
     if precision not in ("fp32", "fp16"):
         raise ValueError(f"CLIP precision must be fp32 or fp16, got {precision!r}")

@@ -20,7 +20,7 @@ import torch
 from torch import nn
 
 from methods.base import MethodContext, PromptMethod
-from methods.encoders import Encoder
+from methods.encoder_base import Encoder
 
 PROMPT_LENGTH = 16
 PROMPT_WORD = "X"

@@ -12,8 +12,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from benchmark.atomic import save_torch
-from benchmark.image_io import list_images, load_image
+from backlit_core.atomic import save_torch
+from backlit_core.image_io import list_images, load_image
 
 CACHE_VERSION = 1
 

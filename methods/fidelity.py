@@ -11,7 +11,7 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass, fields
 
-from benchmark.registry import UnknownNameError, unknown_name_message
+from backlit_core.registry import UnknownNameError, unknown_name_message
 
 
 @dataclass(frozen=True)

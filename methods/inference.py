@@ -31,6 +31,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from backlit_core.device import resolve_device
 from methods.network import EnhanceNet, ResidualBlock, apply_illumination
 
 Precision = Literal["fp32", "bf16", "fp16"]
@@ -43,27 +44,12 @@ TOTAL_RADIUS = HEAD_RADIUS + TAIL_RADIUS
 HALO = 20  # > TOTAL_RADIUS: tile cores are exact when the head is recomputed
 TAIL_HALO = 16  # > TAIL_RADIUS: tile cores are exact when the head comes from the pass-1 cache
 # Default tile by device type. CPU: 384 px tiles ran 1.25x faster than 1024 px ones on a 1 MP image
-# (1 and 2 threads; 256-512 px measured too; benchmarks/README.md); GPU: large tiles keep kernels busy.
+# (1 and 2 threads; 256-512 px measured too; perf/README.md); GPU: large tiles keep kernels busy.
 DEFAULT_TILE = {"cpu": 384, "cuda": 2048}
 HEAD_CACHE_BYTES = 2 << 30  # keep pass-1 head features up to this size; else recompute them
 CUDA_GRAPH_CACHE = 4  # captured CUDA graphs kept (one per input shape)
 
 _CL = torch.channels_last
-
-
-def resolve_device(device: str | torch.device = "auto") -> torch.device:
-    """``auto`` picks CUDA when available (with several GPUs, one not claimed by a concurrent job: see
-    :mod:`methods.gpu_claim`); errors clearly when CUDA is asked for but absent."""
-    if str(device) == "auto":
-        if not torch.cuda.is_available():
-            return torch.device("cpu")
-        from methods.gpu_claim import claim_gpu
-
-        return torch.device(f"cuda:{claim_gpu(torch.cuda.device_count())}")
-    dev = torch.device(device)
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise RuntimeError("device 'cuda' requested but no CUDA device is available; use --device cpu")
-    return dev
 
 
 def resolve_precision(precision: Precision | None, dtype: torch.dtype) -> torch.dtype:
@@ -159,7 +145,7 @@ def choose_backend(device: torch.device, dtype: torch.dtype) -> Backend:
     """oneDNN on CPU (fp32, or bf16 where supported), else plain torch (cuDNN on CUDA).
 
     Triton is opt-in: on an H100 it was the fastest fp32-exact engine but no faster than cuDNN in
-    fp16/bf16, and it compiles for minutes on first use (benchmarks/README.md).
+    fp16/bf16, and it compiles for minutes on first use (perf/README.md).
     """
     onednn_dtype = dtype == torch.float32 or (dtype == torch.bfloat16 and torch.ops.mkldnn._is_mkldnn_bf16_supported())
     return "onednn" if device.type == "cpu" and torch.backends.mkldnn.is_available() and onednn_dtype else "torch"
@@ -459,7 +445,7 @@ class TiledEnhancer:
 
     ``precision`` names the compute dtype and overrides ``dtype``: ``"fp32"`` matches the
     reference to ~1e-6 (on CUDA ~3e-4 while PyTorch's default ``cudnn.allow_tf32`` is on);
-    ``"bf16"``/``"fp16"`` trade ~1e-2/~1e-3 for speed (see benchmarks/README.md). ``reference=True`` runs the plain eager modules (the baseline the
+    ``"bf16"``/``"fp16"`` trade ~1e-2/~1e-3 for speed (see perf/README.md). ``reference=True`` runs the plain eager modules (the baseline the
     fast path is checked against). ``backend`` forces a :class:`FusedEnhanceNet` backend.
     ``tile`` (the largest side run in one pass) defaults to :data:`DEFAULT_TILE` of the device.
     ``cuda_graphs`` replays single-pass CUDA forwards from captured graphs. ``compile`` runs

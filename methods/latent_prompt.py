@@ -16,7 +16,7 @@ from torch import nn
 
 from methods.base import MethodContext, PromptMethod
 from methods.data import generator, reference_embeddings
-from methods.encoders import Encoder
+from methods.encoder_base import Encoder
 from methods.losses import calibrated_logit_scale
 
 CALIBRATED = "calibrated"

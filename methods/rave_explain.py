@@ -13,7 +13,7 @@ from methods.rave import RaveShifted, nearest_tokens
 def explain(encoder: str, backlit_dir: str | Path, welllit_dir: str | Path, top: int = 15,
             device: str = "auto", vocabulary: str = "decoded-text") -> dict:
     """Tokens nearest to +r and -r (with cosines), tau before and after the shift, cos(r', r)."""
-    from methods.inference import resolve_device
+    from backlit_core.device import resolve_device
 
     enc = load_encoder(encoder, resolve_device(device))
     ctx = MethodContext(enc, image_paths(backlit_dir), image_paths(welllit_dir), seed=0, shift_tokens=top,

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, fields, replace
 
-from benchmark.registry import UnknownNameError, unknown_name_message
+from backlit_core.registry import UnknownNameError, unknown_name_message
 
 ALIASES = {"prompt_lr": "guidance_lr", "iters": "total_iters"}
 

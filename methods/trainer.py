@@ -34,7 +34,7 @@ from pathlib import Path
 import psutil
 import torch
 
-from benchmark.atomic import remove_stale_temporaries, save_torch, write_json, write_text
+from backlit_core.atomic import remove_stale_temporaries, save_torch, write_json, write_text
 from methods import augment as aug
 from methods.base import GuidanceMethod, MethodContext, MethodUnavailable, PromptMethod
 from methods.checkpoint import (
@@ -53,7 +53,8 @@ from methods.data import (
     to_float,
     to_uint8,
 )
-from methods.encoders import Encoder, EncoderUnavailable, load_encoder
+from methods.encoder_base import Encoder, EncoderUnavailable
+from methods.encoders import load_encoder
 from methods.fidelity import Fidelity
 from methods.losses import (
     ALPHA_GUIDED,
@@ -129,8 +130,8 @@ def train_method(method: str, backlit_dir: str | Path, welllit_dir: str | Path, 
     Raises UnknownNameError (unknown method, encoder, schedule, setting or fidelity switch),
     ValueError (invalid numbers or values), FileNotFoundError (no images), TrainingDiverged (NaN/inf loss).
     """
+    from backlit_core.device import resolve_device
     from methods.determinism import make_deterministic
-    from methods.inference import resolve_device
 
     cls = METHODS.get(method)
     files = RunFiles(Path(out_dir), Path(timing_dir or out_dir), Path(provenance_file or Path(out_dir) / PROVENANCE))
@@ -184,7 +185,7 @@ class RunFiles:
 def write_timing(files: RunFiles, base: dict, dev: torch.device, iterations: int, timing: RunTiming,
                  shares: bool) -> None:
     """``train_timing.json``: wall time, s/iter by phase, memory, forward-time shares (this machine)."""
-    from benchmark.provenance import device_info
+    from backlit_core.provenance import device_info
 
     parts = timing.shares if shares and timing.shares["step"] > 0 else None
     write_json(files.timing / TIMING, {
@@ -207,7 +208,7 @@ def restore_timing(files: RunFiles) -> RunTiming:
 
 
 def _write_skipped(files: RunFiles, base: dict, reason: str) -> dict:
-    from benchmark.provenance import collect_provenance
+    from backlit_core.provenance import collect_provenance
 
     files.make()
     for stale in (files.out / CHECKPOINT, files.out / ENHANCER, files.out / LOG):
@@ -524,7 +525,7 @@ class Run:
         write_timing(self.files, self.base, self.dev, self.state.iteration, self.timing, shares=self.cpu_timing)
 
     def _finish(self) -> dict:
-        from benchmark.provenance import collect_provenance
+        from backlit_core.provenance import collect_provenance
 
         st = self.state
         if not (self.out / CHECKPOINT).is_file():

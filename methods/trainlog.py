@@ -6,7 +6,7 @@ import csv
 from collections import defaultdict
 from pathlib import Path
 
-from benchmark.atomic import write_text
+from backlit_core.atomic import write_text
 
 COLUMNS = ["iter", "phase", "round", "loss", "guidance", "identity", "ce", "rank", "psnr"]
 STEP_COLUMNS = ["iter", "phase", "step_s", "wall_s"]

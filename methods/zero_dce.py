@@ -5,23 +5,20 @@ Seven 3x3 convolutions (32 channels, zero padding, skip concatenations) predict 
 light-enhancement curve ``x <- x + A_n (x^2 - x)``. 79,416 parameters; parameter names match the
 released checkpoint (``e_conv1`` ... ``e_conv7``), which loads with ``strict=True``.
 
-Training (:mod:`methods.zero_dce_train`) needs no reference images: four losses on the input and
-output only (:func:`zero_dce_loss`). Inference (:class:`ZeroDCEEnhancer`) runs at full resolution;
-the net has no global operation, so large images run in tiles with a halo wider than its
-receptive field (7 px), which is exact.
+Training (:mod:`methods.zero_dce_train`, registered as :class:`methods.zero_dce_method.ZeroDCE`)
+needs no reference images: four losses on the input and output only (:func:`zero_dce_loss`).
+Inference (:class:`ZeroDCEEnhancer`) runs at full resolution; the net has no global operation, so
+large images run in tiles with a halo wider than its receptive field (7 px), which is exact.
 """
 from __future__ import annotations
 
 import copy
 from pathlib import Path
-from typing import TYPE_CHECKING, ClassVar
+from typing import ClassVar
 
 import torch
 import torch.nn.functional as F
 from torch import nn
-
-if TYPE_CHECKING:
-    from methods.trainer import RunFiles
 
 N_CURVES = 8
 WIDTH = 32
@@ -183,7 +180,8 @@ class ZeroDCEEnhancer:
 
     def __init__(self, net: ZeroDCENet, device: str | torch.device = "auto", tile: int | None = None,
                  precision: str = "fp32") -> None:
-        from methods.inference import DEFAULT_TILE, resolve_device, resolve_precision
+        from backlit_core.device import resolve_device
+        from methods.inference import DEFAULT_TILE, resolve_precision
 
         self.device = resolve_device(device)
         self.dtype = resolve_precision(precision, torch.float32)
@@ -214,22 +212,3 @@ class ZeroDCEEnhancer:
             outer = _grow(t, HALO, h, w)
             _crop(out, t).copy_(_crop(self._enhance(_crop(x, outer)), t, outer))
         return out.clamp(0, 1)[0].cpu()
-
-
-class ZeroDCE:
-    """Zero-DCE in the method registry: a trained baseline with its own network, loss and loop."""
-
-    name: ClassVar[str] = "zero-dce"
-    kind: ClassVar[str] = "trained baseline"
-    needs_text: ClassVar[bool] = False
-    source: ClassVar[str] = "Guo et al., CVPR 2020 (Li-Chongyi/Zero-DCE@e0f4adc)"
-    # each logged term's weight in the logged total, by phase (its one phase: "train")
-    loss_weights: ClassVar[dict[str, dict[str, float]]] = {"train": {"tv": W_TV, "spa": W_SPA, "col": W_COL,
-                                                                     "exp": W_EXP}}
-
-    @staticmethod
-    def train(backlit_dir: str | Path, files: RunFiles, **kwargs: object) -> dict:
-        """:func:`methods.zero_dce_train.train_zero_dce` (well-lit images are not used)."""
-        from methods.zero_dce_train import train_zero_dce
-
-        return train_zero_dce(backlit_dir, files, **kwargs)

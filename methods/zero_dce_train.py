@@ -22,8 +22,8 @@ from pathlib import Path
 import psutil
 import torch
 
-from benchmark.atomic import remove_stale_temporaries, save_torch, write_json
-from benchmark.registry import UnknownNameError, unknown_name_message
+from backlit_core.atomic import remove_stale_temporaries, save_torch, write_json
+from backlit_core.registry import UnknownNameError, unknown_name_message
 from methods.checkpoint import capture_rng, load_checkpoint, restore_rng, save_checkpoint
 from methods.data import batch_indices, files_digest, image_paths, preload, stable_seed, to_float
 from methods.trainer import (
@@ -102,8 +102,8 @@ def train_zero_dce(backlit_dir: str | Path, files: RunFiles, *, schedule: str = 
     ``checkpoint.pt`` when its settings match, ``stop_after`` stops as if killed; timings go to
     ``files.timing``. Returns the summary written to train_summary.json plus the run's ``wall_s``.
     """
+    from backlit_core.device import resolve_device
     from methods.determinism import make_deterministic
-    from methods.inference import resolve_device
 
     overrides = dict(overrides or {})
     if iters is not None:
@@ -215,7 +215,7 @@ class _Run:
         write_timing(self.files, self.base, self.dev, self.iteration, self.timing, shares=False)
 
     def _finish(self) -> dict:
-        from benchmark.provenance import collect_provenance
+        from backlit_core.provenance import collect_provenance
 
         if not (self.out / CHECKPOINT).is_file():
             self._save()

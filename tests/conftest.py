@@ -9,13 +9,14 @@ from pathlib import Path
 import pytest
 from local_server import Server
 
+from backlit_core.paths import PROJECT_ROOT, SHARED_DIR
+
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # as the packages set it, before torch loads
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("DVC_NO_ANALYTICS", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
-PROJECT_ROOT = Path(__file__).resolve().parents[1]
-REFERENCE_DIR = Path(os.environ.get("BACKLIT_BENCH_REFERENCE", PROJECT_ROOT.parent / "shared" / "reference"))
+REFERENCE_DIR = Path(os.environ.get("BACKLIT_BENCH_REFERENCE", SHARED_DIR / "reference"))
 
 
 # The longest modules first, so that with `pytest -n 2 --dist loadfile` (make test) they start at once

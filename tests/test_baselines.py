@@ -12,10 +12,10 @@ import torch
 import torch.nn.functional as F
 from click.testing import CliRunner
 
+from backlit_core.image_io import list_images, load_image, save_png
+from backlit_core.registry import UnknownNameError
 from benchmark.cli import cli
 from benchmark.enhance import downscale, enhance_folder, open_system
-from benchmark.image_io import list_images, load_image, save_png
-from benchmark.registry import UnknownNameError
 from benchmark.weights import RELEASED, resolve_weights
 from methods.classical import Clahe, Gamma, HistEq
 from methods.network import count_parameters

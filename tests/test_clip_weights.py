@@ -13,10 +13,11 @@ import torch
 import torch.nn.functional as F
 from fixtures_clip import build_openai_jit_clip, encoder_name
 
-from benchmark.image_io import save_png
-from benchmark.weights import sha256_of
+from backlit_core.hashing import sha256_of
+from backlit_core.image_io import save_png
 from methods.clip_encoder import build_open_clip, needs_quickgelu, read_state_dict, resolve_checkpoint, weights_format
-from methods.encoders import EncoderUnavailable, load_encoder
+from methods.encoder_base import EncoderUnavailable
+from methods.encoders import load_encoder
 from methods.trainer import train_method
 
 

@@ -8,9 +8,9 @@ import yaml
 from click.testing import CliRunner
 
 import benchmark.data as bd
+from backlit_core.registry import UnknownNameError
 from benchmark.cli import cli
 from benchmark.data.cards import TARGETS, load_card_file
-from benchmark.registry import UnknownNameError
 
 EXPECTED = {"baid", "baid-380", "backlit300", "div2k", "lsrw-huawei", "lsrw-nikon", "lol-v1", "synthetic-backlit",
             "sice-pairs", "backlit-samples"}

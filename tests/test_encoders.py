@@ -6,8 +6,9 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from benchmark.registry import UnknownNameError
-from methods.encoders import EncoderUnavailable, load_encoder, map_lukemelas_state_dict
+from backlit_core.registry import UnknownNameError
+from methods.encoder_base import EncoderUnavailable
+from methods.encoders import load_encoder, map_lukemelas_state_dict
 
 CAT_CLASSES = range(281, 286)  # tabby, tiger cat, Persian, Siamese, Egyptian cat
 # ImageNet classes that name each skimage photo

@@ -10,8 +10,8 @@ import torch
 from click.testing import CliRunner
 from PIL import Image
 
+from backlit_core.image_io import load_image
 from benchmark.cli import cli
-from benchmark.image_io import load_image
 from methods.inference import TiledEnhancer
 from methods.network import EnhanceNet
 

@@ -5,7 +5,7 @@ from dataclasses import fields
 
 import pytest
 
-from benchmark.registry import UnknownNameError
+from backlit_core.registry import UnknownNameError
 from methods.fidelity import LEDGER, Fidelity
 
 

@@ -1,4 +1,4 @@
-"""One GPU per concurrent job: claims by file lock (methods/gpu_claim.py), no GPU needed."""
+"""One GPU per concurrent job: claims by file lock (backlit_core/gpu_claim.py), no GPU needed."""
 from __future__ import annotations
 
 import subprocess
@@ -10,7 +10,7 @@ import pytest
 
 CLAIM = textwrap.dedent("""
     import sys, time
-    from methods.gpu_claim import claim_gpu
+    from backlit_core.gpu_claim import claim_gpu
     print(claim_gpu(int(sys.argv[1])), flush=True)
     time.sleep(float(sys.argv[2]))
 """)
@@ -53,6 +53,6 @@ def test_visible_devices_name_the_lock_files(env: dict, tmp_path: Path) -> None:
 
 
 def test_single_gpu_needs_no_claim(env: dict, tmp_path: Path) -> None:
-    from methods.gpu_claim import claim_gpu
+    from backlit_core.gpu_claim import claim_gpu
 
     assert claim_gpu(1) == 0 and not list(tmp_path.glob("*.lock"))

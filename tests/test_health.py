@@ -149,7 +149,7 @@ def test_no_effect_flag_and_verdict_on_held_out_pairs(tmp_path: Path, reference_
 
     from benchmark.report import build_report
 
-    build_report(results, {"evaluate": {"bootstrap": 200}}, benchmarks_dir=tmp_path / "none")
+    build_report(results, {"evaluate": {"bootstrap": 200}}, perf_dir=tmp_path / "none")
     page = (results / "report.html").read_text()
     verdict = re.search(r'<div id="verdict">(.*?)</div>', page, re.DOTALL)
     assert verdict and page.index('id="verdict"') < page.index('id="metrics"')  # the verdict comes first
@@ -209,7 +209,7 @@ def test_report_with_seeds_scenes_and_flags(tmp_path: Path) -> None:
     from benchmark.report import build_report
     from benchmark.report.data import load_results
 
-    res = load_results(root, n_boot=200, benchmarks_dir=None, profile="embedded", project_root=tmp_path)
+    res = load_results(root, n_boot=200, perf_dir=None, profile="embedded", project_root=tmp_path)
     rave = res.aggregates.set_index(["system", "metric"]).loc[("rave-unpaired", "psnr")]
     assert (rave["n"], rave["n_scenes"], rave["n_seeds"]) == (8, 2, 3)
     assert rave["mean"] == pytest.approx(np.mean(base) + 0.5) and rave["seed_sd"] == pytest.approx(0.5)
@@ -223,7 +223,7 @@ def test_report_with_seeds_scenes_and_flags(tmp_path: Path) -> None:
     assert not res.aggregates["best"].any()
 
     build_report(root, {"profile": "embedded", "evaluate": {"bootstrap": 200}}, n_images=0,
-                 benchmarks_dir=tmp_path / "none")
+                 perf_dir=tmp_path / "none")
     seeds = pd.read_csv(root / "tables" / "seeds.csv")
     assert sorted(seeds[seeds["system"] == "rave-unpaired"]["seed"]) == [0, 1, 2] and len(seeds) == 6
     page = (root / "report.html").read_text()

@@ -9,7 +9,7 @@ import pytest
 import torch
 from PIL import Image
 
-from benchmark.image_io import ImageReadError, list_images, load_image, save_png
+from backlit_core.image_io import ImageReadError, list_images, load_image, save_png
 
 RNG = np.random.default_rng(0)
 RGB8 = RNG.integers(0, 256, size=(6, 10, 3), dtype=np.uint8)

@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 import torch
 
+from backlit_core.image_io import list_images, load_image
 from benchmark.enhance import downscale
-from benchmark.image_io import list_images, load_image
 from benchmark.weights import resolve_weights
 from methods import inference
 from methods.inference import TiledEnhancer

@@ -10,8 +10,9 @@ from pathlib import Path
 import pytest
 from packaging.requirements import Requirement
 
-from benchmark import provenance
-from benchmark.provenance import PROJECT_ROOT, canonical_name, lock_differences, read_lock
+from backlit_core import provenance
+from backlit_core.paths import PROJECT_ROOT
+from backlit_core.provenance import canonical_name, lock_differences, read_lock
 
 tomllib = pytest.importorskip("tomllib")
 LOCK = PROJECT_ROOT / provenance.DEFAULT_LOCK

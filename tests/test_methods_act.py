@@ -13,7 +13,7 @@ import torch
 import yaml
 
 import benchmark.data as bd
-from benchmark.image_io import list_images, load_image
+from backlit_core.image_io import list_images, load_image
 from methods import losses as L
 from methods.base import MethodContext
 from methods.data import image_paths, reference_embeddings

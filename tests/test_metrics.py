@@ -77,7 +77,7 @@ def test_missing_weights_are_unavailable_with_reason(tmp_path: Path, monkeypatch
 
 
 def test_unknown_metric_suggests() -> None:
-    from benchmark.registry import UnknownNameError
+    from backlit_core.registry import UnknownNameError
 
     with pytest.raises(UnknownNameError, match="did you mean 'psnr@rave-paper'"):
         M.parse_metric_list("psnr@rave-papr")

@@ -7,7 +7,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from benchmark.image_io import list_images, load_image
+from backlit_core.image_io import list_images, load_image
 from benchmark.weights import RELEASED, resolve_weights
 from methods.network import MACS_PER_PIXEL, EnhanceNet, count_parameters, load_enhancer
 

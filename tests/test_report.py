@@ -160,14 +160,14 @@ def results(tmp_path_factory: pytest.TempPathFactory) -> Path:
         _train_run(root, "latent-prompt-unpaired", seed, [], 0, {}, status="skipped")
     time_run(root, PARAMS)
     (root / "provenance.json").write_text(json.dumps({"seed": 0, "profile": "embedded", "packages": {"torch": "x"}}))
-    bench = base / "benchmarks"
+    bench = base / "perf"
     bench.mkdir()
     (bench / "pipeline.json").write_text(json.dumps({
         "environment": {"cpu": "test-cpu", "cores": 2, "git_commit": "abc1234", "time": "2026-01-02T03:04:05+0000"},
         "by_family_s": {"train": 321.5, "report": 9.25}, "total_s": 400.0}))
     from benchmark.report import build_report
 
-    build_report(root, PARAMS, benchmarks_dir=bench)
+    build_report(root, PARAMS, perf_dir=bench)
     return root
 
 
@@ -286,7 +286,7 @@ def test_figures_and_grids(results: Path) -> None:
     from benchmark.report.grids import build_grids, detail_box
     from benchmark.report.plots import loss_weights, outlier_image, weighted_terms
 
-    res = load_results(results, n_boot=20, benchmarks_dir=None)
+    res = load_results(results, n_boot=20, perf_dir=None)
     rows = build_grids(res, "baid", results)
     assert len(rows) == 4 and {r.scene for r in rows} == {"a", "b"}  # every test image, with its scene
     for row in rows:

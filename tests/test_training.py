@@ -13,8 +13,8 @@ import pytest
 import torch
 from click.testing import CliRunner
 
-from benchmark.image_io import load_image, save_png
-from benchmark.registry import UnknownNameError
+from backlit_core.image_io import load_image, save_png
+from backlit_core.registry import UnknownNameError
 from methods.augment import ZOOM_PROMPT, AugmentParams, augment, sample_params
 from methods.base import MethodContext
 from methods.data import (

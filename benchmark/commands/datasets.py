@@ -11,8 +11,8 @@ from click_didyoumean import DYMGroup
 
 
 def _errors():  # the exceptions every subcommand turns into a clean message
+    from backlit_core.registry import UnknownNameError
     from benchmark.data.errors import DatasetError
-    from benchmark.registry import UnknownNameError
 
     return (DatasetError, UnknownNameError)
 

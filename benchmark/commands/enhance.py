@@ -26,8 +26,8 @@ import click
 def enhance(weights: str, input_: str, output: str, padding: str, device: str, max_side: int | None, tile: int | None,
             precision: str, bits: str, force: bool, fail_on_error: bool) -> None:
     """Enhance every image in INPUT into OUTPUT/<stem>.png (resumes; a bad image fails alone)."""
+    from backlit_core.registry import UnknownNameError
     from benchmark.enhance import enhance_folder
-    from benchmark.registry import UnknownNameError
     from benchmark.weights import WeightsUnavailable
 
     try:

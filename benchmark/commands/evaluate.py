@@ -33,8 +33,8 @@ def _params() -> dict:
 
 
 def _metric_list(text: str | None) -> list[str]:
+    from backlit_core.registry import UnknownNameError
     from benchmark.metrics import DEFAULT_METRICS, parse_metric_list
-    from benchmark.registry import UnknownNameError
 
     try:
         return parse_metric_list(text or _params().get("evaluate", {}).get("metrics") or list(DEFAULT_METRICS))
@@ -43,8 +43,8 @@ def _metric_list(text: str | None) -> list[str]:
 
 
 def _save_provenance(results: Path, seed: int) -> None:
-    from benchmark.atomic import write_json
-    from benchmark.provenance import collect_provenance
+    from backlit_core.atomic import write_json
+    from backlit_core.provenance import collect_provenance
 
     write_json(results / "provenance.json", collect_provenance(seed=seed, profile=_params().get("profile")))
 
@@ -86,7 +86,7 @@ def evaluate(dataset: str, system: str, enhanced: str | None, force: bool, resul
 
 def _resolve_systems(methods: str, weights: str, results: Path) -> list[tuple[str, str]]:
     """``--methods`` -> [(system, weights name or run dir)]; released names, method names or ``all``."""
-    from benchmark.registry import unknown_name_message
+    from backlit_core.registry import unknown_name_message
     from benchmark.weights import RELEASED
 
     names = [m.strip() for m in methods.split(",") if m.strip()]
@@ -164,8 +164,8 @@ def compare(methods: str, datasets: tuple[str, ...], weights: str, fmt: str, tim
     With --weights released and a dataset directory, each released model enhances the test inputs
     first (images already done are skipped). The unprocessed input is scored as the baseline.
     """
+    from backlit_core.image_io import list_images
     from benchmark.evaluate import evaluate_system, resolve_test_set
-    from benchmark.image_io import list_images
     from benchmark.report.data import load_results, write_tables
     from benchmark.report.tables import aggregates_frame, aggregates_records, metric_table
 

@@ -47,7 +47,7 @@ def _names(kind: str) -> list[str]:
 @click.command("sys-info")
 def sys_info() -> None:
     """Print versions, device and git state as JSON (what every run records)."""
-    from benchmark.provenance import collect_provenance
+    from backlit_core.provenance import collect_provenance
 
     click.echo(json.dumps(collect_provenance(), indent=2, sort_keys=True))
 
@@ -56,8 +56,8 @@ def sys_info() -> None:
 @click.argument("name", required=False)
 def profile(name: str | None) -> None:
     """Show the active profile, or switch params.yaml to profiles/NAME.yaml (embedded | paper)."""
+    from backlit_core.registry import unknown_name_message
     from benchmark.params import load_params
-    from benchmark.registry import unknown_name_message
 
     profiles = {p.stem: p for p in Path("profiles").glob("*.yaml")}
     if name is None:

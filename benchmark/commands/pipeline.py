@@ -8,7 +8,7 @@ from pathlib import Path
 import click
 from click_didyoumean import DYMGroup
 
-from benchmark.atomic import write_json
+from backlit_core.atomic import write_json
 
 RESULTS = Path("results")
 DATA = Path("datasets") / "data"  # DVC outs live in the project that runs the pipeline (its cwd)
@@ -168,7 +168,7 @@ def time_inference() -> None:
 @run_stage.command()
 def report() -> None:
     """Write results/provenance.json, report.{md,html}, scores.csv, metrics.json, figures/, tables/."""
-    from benchmark.provenance import collect_provenance
+    from backlit_core.provenance import collect_provenance
     from benchmark.report import build_report
 
     p = _params()

@@ -7,14 +7,14 @@ import click
 @click.command()
 @click.option("--results", type=click.Path(file_okay=False, exists=True), default="results", show_default=True,
               help="Results folder to read (and write the report into).")
-@click.option("--benchmarks", type=click.Path(file_okay=False), default="benchmarks/results", show_default=True,
-              help="Folder of performance benchmark JSON files shown in the report, if present.")
+@click.option("--perf", type=click.Path(file_okay=False), default="perf/results", show_default=True,
+              help="Folder of the perf/ scripts' JSON files shown in the report, if present.")
 @click.option("--images", type=click.IntRange(min=0), default=40, show_default=True,
               help="Test images per dataset in the HTML grids (all of them up to this many).")
 @click.option("--bootstrap", type=click.IntRange(min=10), default=None,
               help="Bootstrap resamples [default: params.yaml evaluate.bootstrap, else 1000].")
 @click.option("--seed", type=int, default=None, help="Bootstrap seed [default: params.yaml seed, else 0].")
-def report(results: str, benchmarks: str, images: int, bootstrap: int | None, seed: int | None) -> None:
+def report(results: str, perf: str, images: int, bootstrap: int | None, seed: int | None) -> None:
     """Write <results>/report.md and a self-contained <results>/report.html from the results files alone."""
     from benchmark.params import ParamsError, load_params
     from benchmark.report import build_report
@@ -23,5 +23,5 @@ def report(results: str, benchmarks: str, images: int, bootstrap: int | None, se
         params = load_params()
     except ParamsError:
         params = {}
-    out = build_report(results, params, n_boot=bootstrap, seed=seed, n_images=images, benchmarks_dir=benchmarks)
+    out = build_report(results, params, n_boot=bootstrap, seed=seed, n_images=images, perf_dir=perf)
     click.echo(f"wrote {out['md']} and {out['html']}")

@@ -82,7 +82,7 @@ def train(method: str, backlit: str, welllit: str | None, encoder: str, identity
 def rave_explain(encoder: str, backlit: str, welllit: str, top: int, device: str, vocabulary: str) -> None:
     """Print the vocabulary tokens nearest to +r and -r (RAVE's residual vector)."""
     from methods.base import MethodUnavailable
-    from methods.encoders import EncoderUnavailable
+    from methods.encoder_base import EncoderUnavailable
     from methods.rave_explain import explain
 
     try:

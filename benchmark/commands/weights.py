@@ -27,7 +27,7 @@ def list_weights() -> None:
 @click.argument("names", nargs=-1)
 def download_weights(names: tuple[str, ...]) -> None:
     """Fetch NAMES (default: all) into the cache, verifying sha256."""
-    from benchmark.registry import UnknownNameError
+    from backlit_core.registry import UnknownNameError
     from benchmark.weights import RELEASED, WeightsUnavailable, resolve_weights
 
     failures = 0

@@ -15,9 +15,9 @@ from typing import Any
 
 import yaml
 
+from backlit_core.registry import UnknownNameError, unknown_name_message
 from benchmark.data.errors import CardError
 from benchmark.data.paths import CARDS_DIR, RAW
-from benchmark.registry import UnknownNameError, unknown_name_message
 
 TARGETS = ("train/backlit", "train/welllit-paired", "train/welllit-unpaired", "test/input", "test/gt")
 PAIRS = (("train/backlit", "train/welllit-paired"), ("test/input", "test/gt"))  # input target, its ground truth

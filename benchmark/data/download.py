@@ -13,8 +13,8 @@ import zipfile
 from collections.abc import Callable
 from pathlib import Path
 
+from backlit_core.hashing import sha256_of
 from benchmark.data.errors import ChecksumError, SourceUnavailable
-from benchmark.data.manifest import sha256_file
 
 log = logging.getLogger("benchmark.data")
 ARCHIVE_SUFFIXES = (".zip", ".tar", ".tar.gz", ".tgz", ".tar.bz2", ".tbz2", ".tar.xz", ".txz")
@@ -27,7 +27,7 @@ def _part(dest: Path) -> Path:
 def _is_complete(dest: Path, sha256: str | None, size: int | None) -> bool:
     if not dest.is_file() or (size is not None and dest.stat().st_size != size):
         return False
-    return sha256 is None or sha256_file(dest) == sha256
+    return sha256 is None or sha256_of(dest) == sha256
 
 
 def _checked(fetch: Callable[[Path], None], dest: Path, sha256: str | None, origin: str) -> Path:
@@ -36,7 +36,7 @@ def _checked(fetch: Callable[[Path], None], dest: Path, sha256: str | None, orig
     got = ""
     for attempt in (1, 2):
         fetch(part)
-        got = sha256_file(part) if sha256 else ""
+        got = sha256_of(part) if sha256 else ""
         if got == (sha256 or ""):
             os.replace(part, dest)
             return dest

@@ -14,7 +14,7 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-from benchmark.atomic import write_json
+from backlit_core.atomic import write_json
 from benchmark.data.cards import PAIRS, TARGETS
 from benchmark.data.errors import DatasetError
 from benchmark.data.pairs import PairReport, images_in, match

@@ -4,10 +4,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from benchmark.atomic import write_text
+from backlit_core.atomic import write_text
+from backlit_core.hashing import sha256_of
 from benchmark.data.cards import TARGETS
 from benchmark.data.errors import DatasetError
-from benchmark.weights import sha256_of as sha256_file
 
 
 def layout_files(dataset: Path) -> list[str]:
@@ -22,7 +22,7 @@ def layout_files(dataset: Path) -> list[str]:
 
 def build_manifest(dataset: Path) -> dict[str, str]:
     """relative path -> sha256 for every standard-layout file of ``dataset``."""
-    return {rel: sha256_file(dataset / rel) for rel in layout_files(dataset)}
+    return {rel: sha256_of(dataset / rel) for rel in layout_files(dataset)}
 
 
 def write_manifest(file: str | Path, entries: dict[str, str], title: str = "") -> Path:
@@ -85,6 +85,6 @@ def verify_manifest(dataset: Path, entries: dict[str, str]) -> Verification:
             result.missing.append(rel)
             continue
         result.checked += 1
-        if sha256_file(dataset / rel) != sha:
+        if sha256_of(dataset / rel) != sha:
             result.corrupted.append(rel)
     return result

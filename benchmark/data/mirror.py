@@ -23,7 +23,7 @@ import logging
 import os
 from pathlib import Path
 
-from benchmark.atomic import write_json
+from backlit_core.atomic import write_json
 from benchmark.data.download import extract_all, fetch_http
 from benchmark.data.errors import SourceUnavailable
 from benchmark.data.manifest import parse_manifest

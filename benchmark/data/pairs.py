@@ -11,10 +11,10 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from backlit_core.image_io import IMAGE_EXTENSIONS
 from benchmark.data.errors import DatasetError
 
 log = logging.getLogger("benchmark.data")
-IMAGE_EXTENSIONS = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp"}  # as benchmark.image_io
 _COPY_RE = re.compile(r"^(?P<base>.*?)\s*\((?P<n>\d+)\)$")
 
 

@@ -4,7 +4,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-PROJECT_ROOT = Path(__file__).resolve().parents[2]
+from backlit_core.paths import PROJECT_ROOT
+
 CARDS_DIR = PROJECT_ROOT / "datasets"
 RAW = "raw"  # <data root>/raw/<group>/: downloads and user-placed upstream files, shared between cards
 

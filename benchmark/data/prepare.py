@@ -14,7 +14,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from benchmark.atomic import write_json
+from backlit_core.atomic import write_json
 from benchmark.data import layout
 from benchmark.data.cards import Card, card_names, load_card
 from benchmark.data.download import extract_all, fetch_gdrive, fetch_gdrive_folder, fetch_http, pending_archives
@@ -38,7 +38,7 @@ def prepare(name_or_path: str, root: Path | None = None, seed: int | None = None
     """Prepare a card (by name) or a user folder (by path); return its standard-layout directory.
 
     ``seed`` and ``generator`` override the card's generator parameters of ``synthetic-backlit``
-    (ignored for other datasets). Unknown names raise :class:`benchmark.registry.UnknownNameError`;
+    (ignored for other datasets). Unknown names raise :class:`backlit_core.registry.UnknownNameError`;
     everything else that goes wrong raises :class:`DatasetError` (or a subclass) saying what to do.
     """
     root = Path(root) if root else data_root()

@@ -24,7 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
-from benchmark.atomic import write_json
+from backlit_core.atomic import write_json
 
 VERSION = 2  # bump when the output for a given seed changes
 TRAIN_PHOTOS = ("coffee", "motorcycle_left", "motorcycle_right", "grace_hopper")

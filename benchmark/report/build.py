@@ -8,7 +8,7 @@ from pathlib import Path
 
 from jinja2 import Environment, PackageLoader, select_autoescape
 
-from benchmark.atomic import write_text
+from backlit_core.atomic import write_text
 from benchmark.evaluate import system_info
 from benchmark.report import grids, plots
 from benchmark.report.data import Results, load_results, write_tables
@@ -160,7 +160,7 @@ def paired_table(res: Results, dataset: str) -> Table:
 
 def build_report(results: str | Path = "results", params: dict | None = None, *, n_boot: int | None = None,
                  seed: int | None = None, n_images: int | None = MAX_GRID_IMAGES,
-                 benchmarks_dir: str | Path = DEFAULT_DIR) -> dict[str, Path]:
+                 perf_dir: str | Path = DEFAULT_DIR) -> dict[str, Path]:
     """Write ``report.md``, ``report.html``, ``figures/*.png`` and the tables under ``results``
     (grids of the first ``n_images`` test images of each dataset, those the systems disagree on most first)."""
     root = Path(results)
@@ -168,7 +168,7 @@ def build_report(results: str | Path = "results", params: dict | None = None, *,
     n_boot = n_boot or int(params.get("evaluate", {}).get("bootstrap", 1000))
     if seed is None:
         seed = int(params.get("seed", (params.get("seeds") or [0])[0]))
-    res = load_results(root, n_boot=n_boot, seed=seed, benchmarks_dir=benchmarks_dir, profile=params.get("profile"))
+    res = load_results(root, n_boot=n_boot, seed=seed, perf_dir=perf_dir, profile=params.get("profile"))
     write_tables(res)
     figures = root / "figures"
     metrics = res.metrics()
@@ -196,7 +196,7 @@ def build_report(results: str | Path = "results", params: dict | None = None, *,
         "sections": sections, "training": training_table(runs, root), "ratios": ratio_table(runs, root),
         "timing": inference_table(root), "loss_png": plots.loss_curves(runs, figures / "training_loss.png"),
         "speed_png": plots.inference_speed(res, figures / "inference_speed.png"),
-        "other_runs": other_runs(res.benchmarks, root), "skipped": res.skipped, "unavailable": res.unavailable,
+        "other_runs": other_runs(res.perf, root), "skipped": res.skipped, "unavailable": res.unavailable,
         "md_grid_images": MD_GRID_IMAGES, "has_provenance": (root / "provenance.json").is_file(),
         "b64": _b64_file, "rel": lambda p: p.relative_to(root).as_posix() if p else None,
     }

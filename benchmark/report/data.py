@@ -9,7 +9,7 @@ from typing import Any
 
 import pandas as pd
 
-from benchmark.atomic import atomic_path, write_json
+from backlit_core.atomic import atomic_path, write_json
 from benchmark.evaluate import SCORE_COLUMNS, merge_scores, read_scores, system_info
 from benchmark.health import Flag, output_flags, stale_flags, training_flags
 from benchmark.metrics import DIAGNOSTICS
@@ -52,7 +52,7 @@ class Results:
     inference: dict[str, dict] = field(default_factory=dict)
     ratios: list[dict] = field(default_factory=list)
     provenance: dict = field(default_factory=dict)
-    benchmarks: dict[str, Any] = field(default_factory=dict)
+    perf: dict[str, Any] = field(default_factory=dict)
     diagnostics: pd.DataFrame = field(default_factory=pd.DataFrame)  # psnr_vs_input etc. (health, not quality)
     seed_aggregates: pd.DataFrame = field(default_factory=pd.DataFrame)  # per-seed rows: tables/seeds.csv
     decisions: pd.DataFrame = field(default_factory=pd.DataFrame)  # best or tie per (dataset, metric)
@@ -222,7 +222,7 @@ def _ratio_pairs(runs: dict[str, dict]) -> list[tuple[str, str]]:
 
 
 def load_results(root: str | Path = "results", *, n_boot: int = 1000, seed: int = 0,
-                 benchmarks_dir: str | Path | None = Path("benchmarks") / "results", profile: str | None = None,
+                 perf_dir: str | Path | None = Path("perf") / "results", profile: str | None = None,
                  project_root: str | Path | None = None) -> Results:
     """Read scores, sidecars, training logs, timings and provenance; merge and aggregate scores; run the
     health checks (``stale`` against the DVC project at ``project_root``, default the working directory)
@@ -253,8 +253,8 @@ def load_results(root: str | Path = "results", *, n_boot: int = 1000, seed: int 
     training, train_skips = _training(root)
     skipped = train_skips + _enhanced_skips(root) + skipped
     quality = {f"{p}{m}": bool(i["lower_better"]) for m, i in info.items() for p in ("", "val_", "eval_")}
-    bench_files = sorted(Path(benchmarks_dir).glob("*.json")) if benchmarks_dir is not None else []
-    benchmarks = {p.stem: data for p in bench_files if (data := _any_json(p)) is not None}
+    perf_files = sorted(Path(perf_dir).glob("*.json")) if perf_dir is not None else []
+    perf = {p.stem: data for p in perf_files if (data := _any_json(p)) is not None}
     scenes = _scenes(root, sidecars)
     dirs, summaries = _runs(root)
     skipped += [{"kind": "method", "what": f"{system} seed {k} (training)", "reason": str(t.get("reason") or "skipped")}
@@ -265,7 +265,7 @@ def load_results(root: str | Path = "results", *, n_boot: int = 1000, seed: int 
         paired=paired_comparison(scores, scenes=scenes, n_boot=n_boot, seed=seed), metric_info=info,
         unavailable=unavailable, skipped=skipped, sidecars=sidecars, training=training,
         inference=read_inference_timings(root), ratios=speed_ratios(training, _ratio_pairs(training), quality),
-        provenance=_json(root / "provenance.json"), benchmarks=benchmarks, diagnostics=diagnostics,
+        provenance=_json(root / "provenance.json"), perf=perf, diagnostics=diagnostics,
         seed_aggregates=seed_aggregate(scores, scenes=scenes, n_boot=n_boot, seed=seed), scenes=scenes, runs=summaries,
     )
     _health(res, dirs, Path(project_root) if project_root is not None else Path.cwd())

@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw
 
-from benchmark.image_io import ImageReadError, load_image
+from backlit_core.image_io import ImageReadError, load_image
 from benchmark.report.data import Results
 
 THUMB_WIDTH = 240

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from benchmark.atomic import atomic_path
+from backlit_core.atomic import atomic_path
 from benchmark.report.tables import Table
 
 FOLDER = "tables/report"  # cells of tables that have no file of their own

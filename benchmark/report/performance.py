@@ -3,7 +3,7 @@
 One source of truth per figure: every ms/MP of this run comes from ``results/timing/inference.json``
 (all enhancer systems timed together, one machine, one sample set each); training cost per method
 and seed from ``results/timing/train`` (or the older train logs), compared at equal iteration counts.
-``benchmarks/results/*.json`` (the ``benchmarks/bench_*.py`` scripts) are *other runs*, from other
+``perf/results/*.json`` (the ``perf/bench_*.py`` scripts) are *other runs*, from other
 commits and often other machines: shown only in their own section, each with its commit and machine,
 and copied into ``results/tables/other-runs/`` so that their links work wherever results/ goes.
 """
@@ -16,12 +16,12 @@ from typing import Any
 
 import pandas as pd
 
-from benchmark.atomic import atomic_path, write_json
+from backlit_core.atomic import atomic_path, write_json
 from benchmark.evaluate import system_info
 from benchmark.report.tables import Table, fmt
 from benchmark.timing import convergence, read_inference_run, read_inference_timings, speed_ratios
 
-DEFAULT_DIR = Path("benchmarks") / "results"
+DEFAULT_DIR = Path("perf") / "results"
 METHOD_ORDER = ("clip-lit", "latent-prompt", "rave", "rave-shifted")
 
 
@@ -273,16 +273,16 @@ SECTIONS: dict[str, tuple[str, Callable[[dict], Table]]] = {
 }
 
 
-def other_runs(benchmarks: dict[str, Any], root: Path) -> list[tuple[str, str, Table]]:
+def other_runs(perf: dict[str, Any], root: Path) -> list[tuple[str, str, Table]]:
     """``(title, provenance, table)`` for every known benchmark file present, in a fixed order; each file is
     copied to ``results/tables/other-runs/<name>.json`` (the table's raw-data link)."""
     out = []
     for stem, (title, render) in SECTIONS.items():
-        data = benchmarks.get(stem)
+        data = perf.get(stem)
         if isinstance(data, dict):
             table = render(data)
             table.source = f"tables/other-runs/{stem}.json"
             write_json(root / table.source, data)
-            out.append((f"{title} — benchmarks/results/{stem}.json", provenance_line(data), table))
+            out.append((f"{title} — perf/results/{stem}.json", provenance_line(data), table))
     return out
 

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from benchmark.image_io import save_png
+from backlit_core.image_io import save_png
 from methods.network import EnhanceNet
 
 

@@ -13,10 +13,10 @@ from click.testing import CliRunner
 from PIL import Image
 from rel_helpers import scene, write_image
 
+from backlit_core.image_io import ImageReadError, load_image
 from benchmark.cli import cli
 from benchmark.enhance import enhance_folder
 from benchmark.evaluate import evaluate_system, read_scores
-from benchmark.image_io import ImageReadError, load_image
 from methods.inference import TiledEnhancer
 from methods.network import EnhanceNet, apply_illumination
 
@@ -180,7 +180,7 @@ def test_report_lists_failed_images(enhanced: tuple[object, Path], evaluation, i
     dest = results / "enhanced" / "mine" / "toy"
     dest.mkdir(parents=True)
     (dest / "summary.json").write_text((enhanced[1] / "summary.json").read_text())
-    out = build_report(results, {"seed": 0}, n_boot=20, n_images=0, benchmarks_dir=results / "none")
+    out = build_report(results, {"seed": 0}, n_boot=20, n_images=0, perf_dir=results / "none")
     md = out["md"].read_text()
     skipped = md.split("## Skipped methods, metrics and images")[1]
     for name in BROKEN:

@@ -10,11 +10,11 @@ import yaml
 from click.testing import CliRunner
 from rel_helpers import run_bench
 
+from backlit_core.registry import UnknownNameError
 from benchmark.cli import cli
 from benchmark.data import load_card
 from benchmark.metrics import get_spec
 from benchmark.params import ParamsError, validate_params
-from benchmark.registry import UnknownNameError
 from benchmark.report.data import load_results
 from methods.encoders import ENCODERS
 from methods.registry import METHODS
@@ -70,7 +70,7 @@ def test_text_method_with_image_only_encoder_is_skipped_with_reason(train_data: 
     on_disk = json.loads((run / "train_summary.json").read_text())
     assert on_disk["status"] == "skipped" and on_disk["reason"] == reason and "\n" not in reason
     assert not (run / "enhancer.pth").exists() and not (run / "checkpoint.pt").exists()
-    skips = load_results(tmp_path / "results", n_boot=10, benchmarks_dir=None).skipped
+    skips = load_results(tmp_path / "results", n_boot=10, perf_dir=None).skipped
     assert {"kind": "method", "what": "clip-lit-unpaired (training)", "reason": reason} in skips  # in the report
     res = CliRunner().invoke(cli, ["train", "-m", "clip-lit", "--backlit", str(train_data["backlit"]), "--welllit",
                                    str(train_data["welllit"]), "--out", str(tmp_path / "cli"), "--allow-skip", "-q"])

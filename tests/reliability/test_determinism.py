@@ -68,6 +68,6 @@ def test_seeds_are_recorded_in_run_files_provenance_and_report(runs: dict[str, P
     results = tmp_path / "results"
     shutil.copytree(runs["a"], results / "train" / "rave-unpaired")
     shutil.copytree(runs["other"], results / "train" / "rave-paired")
-    md = build_report(results, {"seed": 11}, n_boot=20, n_images=0, benchmarks_dir=tmp_path / "none")["md"].read_text()
+    md = build_report(results, {"seed": 11}, n_boot=20, n_images=0, perf_dir=tmp_path / "none")["md"].read_text()
     assert "| bootstrap seed | 11 |" in md
     assert "| run rave-unpaired | status done, seed 5," in md and "| run rave-paired | status done, seed 6," in md

@@ -1,6 +1,6 @@
 """CPU inference benchmark of the enhancer: ms per megapixel and fraction of the measured peak.
 
-``python benchmarks/bench_cpu_inference.py [--size 1024x1024] [--rounds 7]``
+``python perf/bench_cpu_inference.py [--size 1024x1024] [--rounds 7]``
 
 Each round times, for every intra-op thread count in ``--threads``, back to back: the
 machine's fp32 and bf16 matrix-multiply rate (:class:`_common.CpuPeak`) and one forward of every

@@ -8,12 +8,15 @@ from __future__ import annotations
 
 import warnings
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
-import torch
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from benchmark.atomic import atomic_path
+from backlit_core.atomic import atomic_path
+
+if TYPE_CHECKING:
+    import torch  # imported where used: listing images needs no torch
 
 IMAGE_EXTENSIONS = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp"}
 Image.MAX_IMAGE_PIXELS = 400_000_000  # allow very large photos; decompression bombs beyond that
@@ -78,6 +81,8 @@ def _pil_to_array(img: Image.Image) -> np.ndarray:
 
 def load_image(path: str | Path) -> torch.Tensor:
     """Read ``path`` as an RGB float tensor (3 x H x W) in [0, 1]; raise :class:`ImageReadError`."""
+    import torch
+
     path = Path(path)
     if not path.is_file():
         raise ImageReadError(path, "no such file")

@@ -1,12 +1,12 @@
 """Whole-pipeline benchmark: wall time of ``dvc repro``, stage by stage.
 
-``python benchmarks/bench_pipeline.py [--force] [-- DVC_REPRO_ARGS...]``
+``python perf/bench_pipeline.py [--force] [-- DVC_REPRO_ARGS...]``
 
 Runs ``dvc repro`` in the project root, reads its output as it streams and timestamps each
 "Running stage '<name>'" line; a stage's time runs from its line to the next stage's (or to the
 end), so it includes DVC's own hashing and lock-file work for that stage. Stages DVC skips as
 unchanged are listed with 0 s. Results (per stage, per stage family such as ``train``, total):
-benchmarks/results/pipeline.json. The command's output is echoed as it runs.
+perf/results/pipeline.json. The command's output is echoed as it runs.
 """
 from __future__ import annotations
 

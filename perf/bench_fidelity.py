@@ -1,6 +1,6 @@
 """Fidelity switches: what each alternative changes in the embedded pipeline (issue 14, item 5).
 
-``python benchmarks/bench_fidelity.py [--seed 0]`` after ``dvc repro`` (it reads results/).
+``python perf/bench_fidelity.py [--seed 0]`` after ``dvc repro`` (it reads results/).
 
 Switches that can change a trained result here (``snapshot``, ``resize_filter``) are measured by
 training latent-prompt and RAVE once more with the alternative (seed 0, params.yaml's settings
@@ -8,7 +8,7 @@ otherwise) and scoring the test set exactly as the pipeline does; the difference
 own seed-0 run is set beside the seed-to-seed spread of the committed runs. The others are settled
 from the committed runs themselves: ``ranking_order`` needs a second prompt round, ``warmup_monitor``
 a warm-up PSNR near 8 dB, ``ssim_channel`` is both scored; ``vocabulary`` and ``clip_precision``
-need CLIP (and CUDA). Results: benchmarks/results/fidelity.json, which the report's fidelity ledger
+need CLIP (and CUDA). Results: perf/results/fidelity.json, which the report's fidelity ledger
 shows as the measured effect (with this file's commit).
 """
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """GPU inference benchmark of the enhancer: ms per 1920x1080 frame by engine and precision.
 
-Run on a CUDA machine: ``python benchmarks/bench_gpu_inference.py [--out DIR]``. Every variant is
+Run on a CUDA machine: ``python perf/bench_gpu_inference.py [--out DIR]``. Every variant is
 timed with CUDA events (warm-up runs, then ``--repeats`` timed frames; median and quartiles),
 its output checked against the fp32 CPU reference path on a real photo, and set against the
 device's measured fp16/bf16 matmul rate and copy bandwidth, measured in the same run. Results

@@ -12,7 +12,9 @@ from importlib import metadata
 from pathlib import Path
 from typing import Iterable
 
-PROJECT_ROOT = Path(__file__).resolve().parents[1]
+from backlit_core.hashing import sha256_of
+from backlit_core.paths import PROJECT_ROOT
+
 PROJECT = "backlit-bench"
 DEFAULT_LOCK = "requirements/lock-cuda.txt"
 PACKAGES = (PROJECT, "torch", "torchvision", "open_clip_torch", "pyiqa", "timm", "numpy", "pillow",
@@ -122,8 +124,6 @@ def device_info() -> dict[str, object]:
 
 def collect_provenance(seed: int | None = None, weights: Iterable[str | Path] = (), **extra: object) -> dict:
     """A JSON-ready record of the environment; ``weights`` files are listed with their sha256."""
-    from benchmark.weights import sha256_of
-
     status = _git("status", "--porcelain", "--untracked-files=no")
     return {
         "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),

@@ -1,6 +1,6 @@
 """Scaling of CPU inference with image size (0.25 to 12 megapixels): time and peak memory.
 
-``python benchmarks/bench_scaling.py [--sizes 0.25,0.5,1,2,4,8,12] [--repeats 2] [--threads N]``
+``python perf/bench_scaling.py [--sizes 0.25,0.5,1,2,4,8,12] [--repeats 2] [--threads N]``
 
 Each size runs in a fresh process (so its peak RSS is its own): load the network, one warm-up
 call on a one-tile image, then ``--repeats`` timed calls of the default engine
@@ -8,7 +8,7 @@ call on a one-tile image, then ``--repeats`` timed calls of the default engine
 random 4:3 image. Reported: ms per image and per megapixel (median, spread), peak RSS, and a
 least-squares line ms = a + b * MP with its R^2. ``--untiled`` adds one single-pass run (tile
 larger than the image) at that size, for the memory a full-image forward needs.
-Results: benchmarks/results/scaling.json.
+Results: perf/results/scaling.json.
 """
 from __future__ import annotations
 
@@ -50,7 +50,7 @@ print(json.dumps({{"seconds": seconds, "peak_rss_kib": resource.getrusage(resour
 def run_size(mp: float, repeats: int, threads: int | None, tile: int) -> dict:
     h = round(math.sqrt(mp * 1e6 * 3 / 4))
     w = round(h * 4 / 3)
-    code = CHILD.format(root=str(ROOT), bench=str(ROOT / "benchmarks"), threads=threads or 0, h=h, w=w,
+    code = CHILD.format(root=str(ROOT), bench=str(ROOT / "perf"), threads=threads or 0, h=h, w=w,
                         repeats=repeats, tile=tile)
     res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
     if res.returncode != 0:

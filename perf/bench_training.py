@@ -1,6 +1,6 @@
 """Training-step benchmark: seconds per iteration of every method, and where a step's time goes.
 
-``python benchmarks/bench_training.py [--schedule quick] [--iters N] [--device cpu]``
+``python perf/bench_training.py [--schedule quick] [--iters N] [--device cpu]``
 
 Runs :func:`methods.trainer.train_method` for each method on the training dataset named in
 params.yaml (the ``prepare`` stage must have run: ``dvc repro prepare``), with the encoders of
@@ -8,7 +8,7 @@ params.yaml, into a temporary directory (the DVC outputs under results/train are
 Per method it reports the wall seconds per iteration overall and by phase (from the run's
 train_log.csv via train_summary.json), and on CPU the share of enhancer steps spent in the
 enhancer, the guidance encoder and the identity encoder (the trainer times these on CPU only:
-CUDA work is asynchronous). Results: benchmarks/results/training.json.
+CUDA work is asynchronous). Results: perf/results/training.json.
 GPU: ``--device cuda --schedule paper --iters 200`` times the paper settings (batch 8, 512 px).
 """
 from __future__ import annotations

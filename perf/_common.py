@@ -13,13 +13,15 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
-RESULTS = ROOT / "benchmarks" / "results"
-if str(ROOT) not in sys.path:  # run as `python benchmarks/<script>.py` without installing
+RESULTS = ROOT / "perf" / "results"
+if str(ROOT) not in sys.path:  # run as `python perf/<script>.py` without installing
     sys.path.insert(0, str(ROOT))
 
 import torch
 
-REFERENCE = Path(os.environ.get("BACKLIT_BENCH_REFERENCE", ROOT.parent / "shared" / "reference"))
+from backlit_core.paths import SHARED_DIR
+
+REFERENCE = Path(os.environ.get("BACKLIT_BENCH_REFERENCE", SHARED_DIR / "reference"))
 
 
 def summary(samples: list[float]) -> dict[str, Any]:
@@ -90,7 +92,7 @@ class CpuPeak:
 
 
 def write_result(name: str, record: dict[str, Any], out_dir: Path | None = None) -> Path:
-    """Write ``<out_dir or benchmarks/results>/<name>.json`` (atomically) and return its path."""
+    """Write ``<out_dir or perf/results>/<name>.json`` (atomically) and return its path."""
     out = (out_dir or RESULTS) / f"{name}.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_suffix(".json.tmp")
@@ -101,8 +103,8 @@ def write_result(name: str, record: dict[str, Any], out_dir: Path | None = None)
 
 def sample_photo(max_side: int | None = None, path: Path | None = None) -> torch.Tensor | None:
     """A real backlit photo (3 x H x W in [0, 1]) from the reference samples, or None if absent."""
+    from backlit_core.image_io import load_image
     from benchmark.enhance import downscale
-    from benchmark.image_io import load_image
 
     path = path or REFERENCE / "backlit-samples" / "110_51093502029_o.jpg"
     if not path.is_file():
