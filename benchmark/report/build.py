@@ -74,7 +74,7 @@ def setup_rows(res: Results, params: dict | None, seed: int | None = None) -> li
 def fidelity_table(params: dict | None, measured: dict | None = None) -> Table:
     """The fidelity ledger: each switch of methods/fidelity.py, its value in this run, the upstream code's
     value, what the paper says, and the effect where it was measured (``measured``: the record of
-    benchmarks/bench_fidelity.py, benchmarks/results/fidelity.json)."""
+    perf/bench_fidelity.py, perf/results/fidelity.json)."""
     from methods.fidelity import LEDGER, Fidelity
 
     values = Fidelity.coerce((params or {}).get("fidelity") or None).asdict()
@@ -88,7 +88,7 @@ def fidelity_table(params: dict | None, measured: dict | None = None) -> Table:
                            e.alternative, e.paper, e.description, effect])
     table.notes.append("Switches live in params.yaml (fidelity:); docs/fidelity.md explains each.")
     if effects:
-        table.notes.append("Measured effects: benchmarks/bench_fidelity.py on the embedded pipeline, "
+        table.notes.append("Measured effects: perf/bench_fidelity.py on the embedded pipeline, "
                            f"{provenance_line(measured)} (another run: compare its commit with this report's).")
     return table
 
@@ -192,7 +192,7 @@ def build_report(results: str | Path = "results", params: dict | None = None, *,
         "created": _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
         "verdict": verdict(res), "systems": systems_table(res),
         "setup": setup_rows(res, params, seed), "random_encoders": random_encoders(runs), "protocols": protocol_table(res),
-        "fidelity": fidelity_table(params, res.benchmarks.get("fidelity")),
+        "fidelity": fidelity_table(params, res.perf.get("fidelity")),
         "sections": sections, "training": training_table(runs, root), "ratios": ratio_table(runs, root),
         "timing": inference_table(root), "loss_png": plots.loss_curves(runs, figures / "training_loss.png"),
         "speed_png": plots.inference_speed(res, figures / "inference_speed.png"),
