@@ -283,12 +283,16 @@ class Run:
         ckpt_path = self.out / CHECKPOINT
         if resume and ckpt_path.is_file():
             ckpt = load_checkpoint(ckpt_path)
-            if ckpt.get("config") == self.config:
+            done = ckpt["state"]["iteration"]
+            if ckpt.get("config") == self.config and done > self.total:  # a shorter run is not a prefix of this one
+                warnings.warn(f"{ckpt_path}: {done} iterations done, {self.total} asked; starting afresh", stacklevel=3)
+            elif ckpt.get("config") == self.config:
                 self._restore(ckpt)
                 self.timing = restore_timing(self.files)
                 return
-            changed = sorted(k for k in self.config if ckpt.get("config", {}).get(k) != self.config[k])
-            warnings.warn(f"{ckpt_path}: settings differ ({', '.join(changed)}); starting afresh", stacklevel=3)
+            else:
+                changed = sorted(k for k in self.config if ckpt.get("config", {}).get(k) != self.config[k])
+                warnings.warn(f"{ckpt_path}: settings differ ({', '.join(changed)}); starting afresh", stacklevel=3)
         for stale in (self.out / CHECKPOINT, self.out / ENHANCER, self.out / LOG, self.out / SUMMARY,
                       self.files.timing / TIMING, self.files.timing / STEPS):
             stale.unlink(missing_ok=True)

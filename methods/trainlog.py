@@ -3,6 +3,7 @@ timings, so it is byte-identical across machines) and the step-time log (seconds
 from __future__ import annotations
 
 import csv
+import io
 from collections import defaultdict
 from pathlib import Path
 
@@ -32,8 +33,11 @@ class TrainLog:
             return
         with open(self.path, newline="") as f:
             rows = [r for r in csv.DictReader(f) if r.get("iter", "").isdigit() and int(r["iter"]) <= keep_until]
-        lines = [",".join(self.columns)] + [",".join(r.get(c, "") or "" for c in self.columns) for r in rows]
-        write_text(self.path, "\n".join(lines) + "\n")
+        text = io.StringIO(newline="")
+        writer = csv.DictWriter(text, fieldnames=self.columns, extrasaction="ignore")  # as append() writes: \r\n
+        writer.writeheader()
+        writer.writerows(rows)
+        write_text(self.path, text.getvalue())
 
     def append(self, row: dict) -> None:
         self._writer.writerow({k: _fmt(v) for k, v in row.items()})

@@ -39,15 +39,16 @@ def committed_means(results: Path, system: str, dataset: str) -> pd.DataFrame:
     return scores[scores.metric.isin(SCORED)].pivot_table(index="seed", columns="metric", values="value")
 
 
-def rerun(method: str, switch: str, value: str, params: dict, seed: int, work: Path) -> dict[str, float]:
-    """Train ``method`` with one switch changed, enhance and score the test set: mean per metric."""
+def rerun(method: str, params: dict, seed: int, run: Path, *, fidelity: dict | None = None,
+          threads: int | None = None) -> dict[str, float]:
+    """Train ``method`` with params.yaml's settings except ``fidelity`` changes and ``threads``, enhance and
+    score the test set as the pipeline does: the mean of each metric."""
     data = ROOT / "datasets" / "data"
     train, test = data / params["data"]["train"] / "train", params["data"]["test"][0]
-    run = work / f"{method}-{switch}"
     train_method(method, train / "backlit", train / "welllit-unpaired", run,
                  encoder=params["encoders"]["guidance"], identity_encoder=params["encoders"]["identity"],
                  schedule=params["schedule"], seed=seed, device="cpu", overrides=(params["train"].get(method) or {}),
-                 threads=params.get("threads"), fidelity={**(params.get("fidelity") or {}), switch: value},
+                 threads=threads or params.get("threads"), fidelity={**(params.get("fidelity") or {}), **(fidelity or {})},
                  progress=True)
     enhance_folder(run / "enhancer.pth", data / test / "test" / "input", run / "enhanced", device="cpu",
                    padding=params["enhance"]["padding"], progress=False)
@@ -64,7 +65,7 @@ def retrained_effects(params: dict, seed: int) -> dict[str, dict]:
             rows = {}
             for method in TRAINED:
                 base = committed_means(results, f"{method}-unpaired", test)
-                alt = rerun(method, switch, value, params, seed, Path(tmp))
+                alt = rerun(method, params, seed, Path(tmp) / f"{method}-{switch}", fidelity={switch: value})
                 rows[method] = {m: {"upstream": float(base.loc[str(seed), m]), "alternative": alt[m],
                                     "difference": alt[m] - float(base.loc[str(seed), m]),
                                     "seed_sd": float(base[m].std())} for m in SCORED}

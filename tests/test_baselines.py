@@ -171,7 +171,7 @@ def test_zero_dce_resume_is_exact(tmp_path: Path) -> None:
     train_method("zero-dce", data, None, tmp_path / "b", resume=True, **kw)
     a, b = (torch.load(tmp_path / r / "enhancer.pth", weights_only=True) for r in ("a", "b"))
     assert all(torch.equal(a[k], b[k]) for k in a)
-    assert (tmp_path / "a" / "train_log.csv").read_text() == (tmp_path / "b" / "train_log.csv").read_text()
+    assert (tmp_path / "a" / "train_log.csv").read_bytes() == (tmp_path / "b" / "train_log.csv").read_bytes()
 
 
 def test_zero_dce_settings_are_checked(tmp_path: Path) -> None:
@@ -227,3 +227,23 @@ def test_names_and_errors(tmp_path: Path) -> None:
     assert train.exit_code != 0 and "training-free" in train.output
     train = CliRunner().invoke(cli, ["train", "--method", "rave", "--backlit", str(tmp_path), "--out", str(tmp_path)])
     assert train.exit_code != 0 and "--welllit" in train.output
+
+
+def test_resuming_a_longer_run_with_fewer_iterations_starts_afresh(tmp_path: Path) -> None:
+    """A finished 6-iteration run is no prefix of a 4-iteration one: `--resume` retrains (it once kept the 6)."""
+    from methods.trainer import train_method
+
+    data = tmp_path / "data"
+    data.mkdir()
+    g = torch.Generator().manual_seed(0)
+    for i in range(3):
+        save_png(torch.rand(3, 24, 24, generator=g) * 0.3, data / f"{i}.png")
+    kw = {"overrides": {"crop": 16, "batch_size": 2, "checkpoint_every": 2}, "progress": False}
+    train_method("zero-dce", data, None, tmp_path / "short", iters=4, **kw)
+    train_method("zero-dce", data, None, tmp_path / "b", iters=6, **kw)
+    with pytest.warns(UserWarning, match="6 iterations done, 4 asked; starting afresh"):
+        summary = train_method("zero-dce", data, None, tmp_path / "b", iters=4, resume=True, **kw)
+    assert summary["status"] == "done"
+    short, b = (torch.load(tmp_path / r / "enhancer.pth", weights_only=True) for r in ("short", "b"))
+    assert all(torch.equal(short[k], b[k]) for k in short)
+    assert (tmp_path / "short" / "train_log.csv").read_bytes() == (tmp_path / "b" / "train_log.csv").read_bytes()

@@ -176,6 +176,8 @@ def test_killed_and_resumed_run_is_bit_identical(method: str, encoder: str, smal
     rows_a, rows_b = _log(tmp_path / "straight"), _log(tmp_path / "resumed")
     terms = ("iter", "phase", "round", "loss", "guidance", "identity", "ce", "rank", "psnr")
     assert [[r[t] for t in terms] for r in rows_a] == [[r[t] for t in terms] for r in rows_b]  # rows 9-11 rewritten
+    # and byte for byte (the rewrite once used other line endings, so DVC saw a resumed log as changed)
+    assert (tmp_path / "straight" / "train_log.csv").read_bytes() == (tmp_path / "resumed" / "train_log.csv").read_bytes()
     enh_a = torch.load(tmp_path / "straight" / "enhancer.pth", weights_only=True)
     enh_b = torch.load(tmp_path / "resumed" / "enhancer.pth", weights_only=True)
     assert all(torch.equal(enh_a[k], enh_b[k]) for k in enh_a)
