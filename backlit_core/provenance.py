@@ -124,7 +124,8 @@ def device_info() -> dict[str, object]:
 
 def collect_provenance(seed: int | None = None, weights: Iterable[str | Path] = (), **extra: object) -> dict:
     """A JSON-ready record of the environment; ``weights`` files are listed with their sha256."""
-    status = _git("status", "--porcelain", "--untracked-files=no")
+    # dirty: tracked code or settings differ from the commit (the pipeline's own outputs do not count)
+    status = _git("status", "--porcelain", "--untracked-files=no", "--", ".", ":!results", ":!dvc.lock", ":!perf/results")
     return {
         "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
         "command": " ".join(sys.argv),

@@ -176,6 +176,9 @@ def _health(res: Results, dirs: dict[str, dict[str, Path]], project_root: Path) 
                                 + " (no diagnostic score rows: rescore with this version)")
 
 
+SKIPPED_LABEL = "not trained (skipped): "
+
+
 def system_label(system: str, summaries: dict[str, dict], profile: str | None) -> str:
     """Where a system comes from: released (whose checkpoint, paper settings) or trained here (how)."""
     info = system_info(system)
@@ -187,11 +190,14 @@ def system_label(system: str, summaries: dict[str, dict], profile: str | None) -
         w = RELEASED.get(system.removeprefix("released-"))
         return f"released ({w.repo}): {w.note}, paper settings" if w else "released checkpoint"
     if info["source"] != "trained":
-        return "external outputs"
+        from methods.enhancers import training_free
+
+        operator = training_free(system)
+        return f"training-free operator: {operator.describe()}" if operator is not None else "external outputs"
     done = {k: v for k, v in summaries.items() if v.get("status") == "done"}
     if not done:
         reasons = {str(v.get("reason") or v.get("status") or "no summary") for v in summaries.values()}
-        return "trained here: " + ("; ".join(sorted(reasons)) or "no training run")
+        return SKIPPED_LABEL + ("; ".join(sorted(reasons)) or "no training run")
     first = next(iter(done.values()))
     sched = first.get("schedule_values") or {}
     encoders = [first.get("encoder"), first.get("identity_encoder")]

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 import pandas as pd
 
 from benchmark.health import RULES
-from benchmark.report.data import Results
+from benchmark.report.data import SKIPPED_LABEL, Results
 
 NA = "n/a"
 EMPTY = ("–", "")
@@ -183,7 +183,9 @@ def systems_table(res: Results) -> Table:
     for i, system in enumerate(res.systems()):
         flags = [(d, f) for d in res.datasets for f in res.flags(d, system)]
         text = "; ".join(f"{d + ': ' if several else ''}{f.text()} (rule: {f.rule})" for d, f in flags)
-        table.rows.append([system, res.labels.get(system, ""), text or ("ok" if system != "input" else "–")])
+        label = res.labels.get(system, "")
+        quiet = "–" if system == "input" else "skipped: no outputs" if label.startswith(SKIPPED_LABEL) else "ok"
+        table.rows.append([system, label, text or quiet])
         if flags:
             table.grey.add(i)
     table.notes += res.health_notes

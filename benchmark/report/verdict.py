@@ -106,11 +106,11 @@ def _seeds(res: Results, dataset: str) -> list[str]:
 
 
 def _caveats(res: Results) -> str:
-    trained = sorted({res.labels.get(s, "").removeprefix("trained here: ") for s in res.systems()
-                      if system_info(s)["source"] == "trained"} - {""})
+    trained = [f"{s}: {res.labels[s].removeprefix('trained here: ')}" for s in res.systems()
+               if system_info(s)["source"] == "trained" and res.labels.get(s, "").startswith("trained here: ")]
     parts = []
     if trained:
-        parts.append(f"trained-here systems used {'; '.join(trained)}, not the papers' settings ({PAPER})")
+        parts.append(f"trained-here systems used {'; '.join(trained)}; not the papers' settings ({PAPER})")
     if any(system_info(s)["source"] == "released" for s in res.systems()):
         parts.append("released systems are the authors' checkpoints, trained at paper settings")
     sizes = [f"{d}: {res.n_images(d)} images from {res.n_scenes(d)} scenes" for d in res.datasets]
