@@ -391,3 +391,13 @@ def test_report_renders_in_chromium(results: Path, tmp_path: Path) -> None:
     assert check["nan"] is False
     assert check["unlinked"] == [], check["unlinked"]  # every table but the image grids links its raw data
     assert 'class="grid"' in dom and dom.count('src="data:image/png;base64,') == 5 and "psnr ↑" in dom
+
+
+def test_labels_say_skipped_and_training_free() -> None:
+    from benchmark.report.data import SKIPPED_LABEL, system_label
+
+    skipped = system_label("clip-lit-unpaired", {"0": {"status": "skipped", "reason": "clip-lit needs a text encoder"}},
+                           "embedded")
+    assert skipped == SKIPPED_LABEL + "clip-lit needs a text encoder"
+    assert system_label("gamma", {}, "embedded").startswith("training-free operator: gamma 0.5")
+    assert system_label("clahe", {}, "embedded").startswith("training-free operator: ")

@@ -139,7 +139,7 @@ def metric_table(res: Results, dataset: str, metrics: list[str] | None = None, s
                     table.bold.add((i, j))
         ns = [r.n for (s, _), r in by.items() if s == system]
         flags = res.flags(dataset, system)
-        row += [str(max(ns)) if ns else "0", "; ".join(f.text() for f in flags) or ("ok" if system != "input" else "–")]
+        row += [str(max(ns)) if ns else "0", "; ".join(f.text() for f in flags) or quiet_health(res, system)]
         if flags:
             table.grey.add(i)
         if with_timing:
@@ -176,6 +176,13 @@ def decision_table(res: Results, dataset: str) -> Table:
     return table
 
 
+def quiet_health(res: Results, system: str) -> str:
+    """The health cell of an unflagged system: ``ok``, or why there is nothing to judge."""
+    if system == "input":
+        return "–"
+    return "skipped: no outputs" if res.labels.get(system, "").startswith(SKIPPED_LABEL) else "ok"
+
+
 def systems_table(res: Results) -> Table:
     """Every system: where it comes from, and its health per dataset (each flag with rule and value)."""
     table = Table(["system", "from", "health"], [])
@@ -183,9 +190,7 @@ def systems_table(res: Results) -> Table:
     for i, system in enumerate(res.systems()):
         flags = [(d, f) for d in res.datasets for f in res.flags(d, system)]
         text = "; ".join(f"{d + ': ' if several else ''}{f.text()} (rule: {f.rule})" for d, f in flags)
-        label = res.labels.get(system, "")
-        quiet = "–" if system == "input" else "skipped: no outputs" if label.startswith(SKIPPED_LABEL) else "ok"
-        table.rows.append([system, label, text or quiet])
+        table.rows.append([system, res.labels.get(system, ""), text or quiet_health(res, system)])
         if flags:
             table.grey.add(i)
     table.notes += res.health_notes
