@@ -94,12 +94,16 @@ def scratch_clone(project: Path, dest: Path) -> Path:
 
 def run_repro(clone: Path, log: Path) -> int:
     """``dvc repro`` in ``clone`` with the clone's own code, the current environment's tools, and the
-    released checkpoints the original project finds beside it (``../shared/reference``)."""
+    released checkpoints and metric parameter files the original project finds beside it
+    (``../shared/reference``)."""
+    from benchmark.metrics import WEIGHTS_ENV, metric_weights_dir
     from benchmark.weights import mirror_dirs
 
     env = dict(os.environ, DVC_NO_ANALYTICS="1", HF_HUB_OFFLINE="1", PYTHONPATH=str(clone))
     env["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", "")])
     env["BACKLIT_BENCH_WEIGHTS_MIRRORS"] = os.pathsep.join(str(d.resolve()) for d in mirror_dirs())
+    if (metric_weights := metric_weights_dir()) is not None:  # NIQE/BRISQUE parameters etc.
+        env[WEIGHTS_ENV] = str(metric_weights.resolve())
     env.pop("BACKLIT_BENCH_PARAMS", None)
     env.pop("BACKLIT_BENCH_DATA", None)
     with open(log, "w") as f:
