@@ -32,6 +32,15 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     items.sort(key=rank)
 
 
+@pytest.fixture(scope="module")
+def embedding_cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """A fresh ``$BACKLIT_BENCH_CACHE`` for one test module (reference embeddings computed anew)."""
+    cache = tmp_path_factory.mktemp("cache")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("BACKLIT_BENCH_CACHE", str(cache))
+        yield cache
+
+
 @pytest.fixture(scope="session")
 def reference_dir() -> Path:
     """``../shared/reference``; tests that need it skip when it is absent."""

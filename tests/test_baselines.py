@@ -156,14 +156,19 @@ def test_train_zero_dce_brightens_held_out_photos(reference_dir: Path, heldout: 
         assert after > 1.5 * before
 
 
+def _dark_images(folder: Path, n: int = 3) -> Path:
+    """``n`` random dark 24 x 24 PNGs (seeded) in ``folder``: tiny Zero-DCE training data."""
+    folder.mkdir()
+    g = torch.Generator().manual_seed(0)
+    for i in range(n):
+        save_png(torch.rand(3, 24, 24, generator=g) * 0.3, folder / f"{i}.png")
+    return folder
+
+
 def test_zero_dce_resume_is_exact(tmp_path: Path) -> None:
     from methods.trainer import train_method
 
-    data = tmp_path / "data"
-    data.mkdir()
-    g = torch.Generator().manual_seed(0)
-    for i in range(3):
-        save_png(torch.rand(3, 24, 24, generator=g) * 0.3, data / f"{i}.png")
+    data = _dark_images(tmp_path / "data")
     kw = {"iters": 6, "overrides": {"crop": 16, "batch_size": 2, "checkpoint_every": 2}, "progress": False}
     train_method("zero-dce", data, None, tmp_path / "a", **kw)
     stopped = train_method("zero-dce", data, None, tmp_path / "b", stop_after=3, **kw)
@@ -233,11 +238,7 @@ def test_resuming_a_longer_run_with_fewer_iterations_starts_afresh(tmp_path: Pat
     """A finished 6-iteration run is no prefix of a 4-iteration one: `--resume` retrains (it once kept the 6)."""
     from methods.trainer import train_method
 
-    data = tmp_path / "data"
-    data.mkdir()
-    g = torch.Generator().manual_seed(0)
-    for i in range(3):
-        save_png(torch.rand(3, 24, 24, generator=g) * 0.3, data / f"{i}.png")
+    data = _dark_images(tmp_path / "data")
     kw = {"overrides": {"crop": 16, "batch_size": 2, "checkpoint_every": 2}, "progress": False}
     train_method("zero-dce", data, None, tmp_path / "short", iters=4, **kw)
     train_method("zero-dce", data, None, tmp_path / "b", iters=6, **kw)

@@ -20,12 +20,8 @@ from methods.encoder_base import EncoderUnavailable
 from methods.encoders import load_encoder
 from methods.trainer import train_method
 
+pytestmark = pytest.mark.usefixtures("embedding_cache")  # tests/conftest.py: a fresh cache per module
 
-@pytest.fixture(scope="module", autouse=True)
-def embedding_cache(tmp_path_factory):
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("BACKLIT_BENCH_CACHE", str(tmp_path_factory.mktemp("cache")))
-        yield
 
 
 @pytest.fixture(scope="module")

@@ -24,18 +24,14 @@ from methods.schedule import make_schedule
 from methods.trainer import train_method
 from methods.zero_dce_train import PHASE as ZERO_DCE_PHASE
 
+pytestmark = pytest.mark.usefixtures("embedding_cache")  # tests/conftest.py: a fresh cache per module
+
 # The embedded schedule (quick, with params.yaml's overrides) as it is, except a 5-iteration warm-up (the quick
 # enhancer starts at the identity) and no checkpoints; Zero-DCE: its 100 iterations.
 SHORT = {"warmup_iters": 5, "checkpoint_every": 1000}
 SHORT_ZERO_DCE = {"checkpoint_every": 1000}
 GUIDANCE_COLUMN = {"latent-prompt": "guidance", "rave": "guidance", "zero-dce": "loss"}
 
-
-@pytest.fixture(scope="module", autouse=True)
-def embedding_cache(tmp_path_factory):
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("BACKLIT_BENCH_CACHE", str(tmp_path_factory.mktemp("cache")))
-        yield
 
 
 @pytest.fixture(scope="module")

@@ -29,15 +29,11 @@ from methods.network import load_enhancer
 from methods.registry import METHODS
 from methods.trainer import TrainingDiverged, train_method
 
+pytestmark = pytest.mark.usefixtures("embedding_cache")  # tests/conftest.py: a fresh cache per module
+
 TINY = {"crop": 32, "rank_size": 32, "batch_size": 2, "prompt_batch_size": 4, "ce_iters": 3, "warmup_iters": 3,
         "enhancer_iters": 4, "prompt_iters": 3, "checkpoint_every": 4}
 
-
-@pytest.fixture(scope="module", autouse=True)
-def embedding_cache(tmp_path_factory):
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("BACKLIT_BENCH_CACHE", str(tmp_path_factory.mktemp("cache")))
-        yield
 
 
 @pytest.fixture(scope="module")
