@@ -5,6 +5,7 @@ import base64
 import datetime as _dt
 import math
 from pathlib import Path
+from typing import Any
 
 from jinja2 import Environment, PackageLoader, select_autoescape
 
@@ -174,20 +175,7 @@ def build_report(results: str | Path = "results", params: dict | None = None, *,
     metrics = res.metrics()
     scored = [m for m in metrics if m in res.metric_info]
     runs = training_runs(root)
-    sections = []
-    for dataset in res.datasets:
-        rows = grids.build_grids(res, dataset, root, n_images=n_images)
-        headline = plots.headline_metrics(res, dataset)
-        sections.append({
-            "name": dataset, "table": metric_table(res, dataset, metrics), "published": published_table(res, dataset),
-            "paired": paired_table(res, dataset), "decisions": decision_table(res, dataset),
-            "bars": plots.metric_bars(res, dataset, scored, figures / f"metrics_{dataset}.png"),
-            "quality_cost": plots.quality_vs_cost(res, dataset, headline, res.inference, runs,
-                                                  figures / f"quality_vs_cost_{dataset}.png"),
-            "per_image": plots.per_image_lines(res, dataset, headline, figures / f"per_image_{dataset}.png"),
-            "grid_rows": rows, "grid_png": grids.grid_figure(rows[:MD_GRID_IMAGES], figures / f"grid_{dataset}.png"),
-            "n_images": res.n_images(dataset), "n_scenes": res.n_scenes(dataset),
-        })
+    sections = [_section(res, dataset, metrics, scored, runs, n_images) for dataset in res.datasets]
     context = {
         "created": _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
         "verdict": verdict(res), "systems": systems_table(res),
@@ -201,6 +189,29 @@ def build_report(results: str | Path = "results", params: dict | None = None, *,
         "b64": _b64_file, "rel": lambda p: p.relative_to(root).as_posix() if p else None,
     }
     link_tables(context, root)
+    return _render(context, root)
+
+
+def _section(res: Results, dataset: str, metrics: list[str], scored: list[str], runs: dict[str, dict],
+             n_images: int | None) -> dict[str, Any]:
+    """The report section of one dataset: its tables, figures and image grids."""
+    figures = res.root / "figures"
+    rows = grids.build_grids(res, dataset, res.root, n_images=n_images)
+    headline = plots.headline_metrics(res, dataset)
+    return {
+        "name": dataset, "table": metric_table(res, dataset, metrics), "published": published_table(res, dataset),
+        "paired": paired_table(res, dataset), "decisions": decision_table(res, dataset),
+        "bars": plots.metric_bars(res, dataset, scored, figures / f"metrics_{dataset}.png"),
+        "quality_cost": plots.quality_vs_cost(res, dataset, headline, res.inference, runs,
+                                              figures / f"quality_vs_cost_{dataset}.png"),
+        "per_image": plots.per_image_lines(res, dataset, headline, figures / f"per_image_{dataset}.png"),
+        "grid_rows": rows, "grid_png": grids.grid_figure(rows[:MD_GRID_IMAGES], figures / f"grid_{dataset}.png"),
+        "n_images": res.n_images(dataset), "n_scenes": res.n_scenes(dataset),
+    }
+
+
+def _render(context: dict[str, Any], root: Path) -> dict[str, Path]:
+    """Render ``report.md`` and ``report.html`` under ``root`` from ``context``."""
     env = Environment(loader=PackageLoader("benchmark.report", "templates"), autoescape=select_autoescape(["html", "html.j2"]),
                       trim_blocks=True, lstrip_blocks=True)
     out = {"md": root / "report.md", "html": root / "report.html"}

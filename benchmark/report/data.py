@@ -234,15 +234,49 @@ def load_results(root: str | Path = "results", *, n_boot: int = 1000, seed: int 
     health checks (``stale`` against the DVC project at ``project_root``, default the working directory)
     and decide which system, if any, is best per metric."""
     root = Path(root)
+    diagnostics, scores = _read_all_scores(root)
+    sidecars = _read_sidecars(root)
+    info, unavailable, skipped = _metric_info(sidecars)
+    training, train_skips = _training(root)
+    skipped = train_skips + _enhanced_skips(root) + skipped
+    quality = {f"{p}{m}": bool(i["lower_better"]) for m, i in info.items() for p in ("", "val_", "eval_")}
+    scenes = _scenes(root, sidecars)
+    dirs, summaries = _runs(root)
+    skipped += _training_skips(dirs, summaries)
+    res = Results(
+        root=root, scores=scores, aggregates=aggregate(scores, scenes=scenes, n_boot=n_boot, seed=seed),
+        paired=paired_comparison(scores, scenes=scenes, n_boot=n_boot, seed=seed), metric_info=info,
+        unavailable=unavailable, skipped=skipped, sidecars=sidecars, training=training,
+        inference=read_inference_timings(root), ratios=speed_ratios(training, _ratio_pairs(training), quality),
+        provenance=_json(root / "provenance.json"), perf=_read_perf(perf_dir), diagnostics=diagnostics,
+        seed_aggregates=seed_aggregate(scores, scenes=scenes, n_boot=n_boot, seed=seed), scenes=scenes, runs=summaries,
+    )
+    _health(res, dirs, Path(project_root) if project_root is not None else Path.cwd())
+    _decide(res, summaries, profile)
+    return res
+
+
+def _read_all_scores(root: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The scores under ``root`` split into (diagnostics, quality scores)."""
     scores = merge_scores(root) if (root / "scores").is_dir() else (
         read_scores(root / "scores.csv") if (root / "scores.csv").is_file() else pd.DataFrame(columns=SCORE_COLUMNS))
     is_diag = scores["metric"].isin(list(DIAGNOSTICS))
-    diagnostics, scores = scores[is_diag].reset_index(drop=True), scores[~is_diag].reset_index(drop=True)
+    return scores[is_diag].reset_index(drop=True), scores[~is_diag].reset_index(drop=True)
+
+
+def _read_sidecars(root: Path) -> dict[tuple[str, str], dict]:
+    """``{(system, dataset): sidecar}``; a system's own sidecar wins over its seeds'."""
     sidecars: dict[tuple[str, str], dict] = {}
     for path in sorted((root / "scores").glob("*/[!.]*.json")):  # not temporaries of a killed writer
         sidecars[(path.parent.name, path.stem)] = _json(path)
     for path in sorted((root / "scores").glob("*/seed-*/[!.]*.json")):
         sidecars.setdefault((path.parent.parent.name, path.stem), _json(path))
+    return sidecars
+
+
+def _metric_info(sidecars: dict[tuple[str, str], dict]
+                 ) -> tuple[dict[str, dict], dict[str, str], list[dict[str, str]]]:
+    """From the sidecars: (metric info, unavailable metrics with the reason, skips)."""
     info: dict[str, dict] = {}
     unavailable: dict[str, str] = {}
     skipped: list[dict[str, str]] = []
@@ -256,25 +290,24 @@ def load_results(root: str | Path = "results", *, n_boot: int = 1000, seed: int 
     for name, reason in unavailable.items():
         if name not in info:
             skipped.append({"kind": "metric", "what": name, "reason": f"unavailable: {reason}"})
-    training, train_skips = _training(root)
-    skipped = train_skips + _enhanced_skips(root) + skipped
-    quality = {f"{p}{m}": bool(i["lower_better"]) for m, i in info.items() for p in ("", "val_", "eval_")}
+    return info, unavailable, skipped
+
+
+def _training_skips(dirs: dict[str, dict[str, Path]], summaries: dict[str, dict[str, dict]]) -> list[dict[str, str]]:
+    """A skip per seed whose training was skipped."""
+    return [{"kind": "method", "what": f"{system} seed {k} (training)", "reason": str(t.get("reason") or "skipped")}
+            for system, seeds in summaries.items() for k, t in seeds.items()
+            if t.get("status") == "skipped" and dirs[system][k].name.startswith("seed-")]
+
+
+def _read_perf(perf_dir: str | Path | None) -> dict[str, Any]:
+    """``{stem: data}`` of the readable JSON files in ``perf_dir``."""
     perf_files = sorted(Path(perf_dir).glob("*.json")) if perf_dir is not None else []
-    perf = {p.stem: data for p in perf_files if (data := _any_json(p)) is not None}
-    scenes = _scenes(root, sidecars)
-    dirs, summaries = _runs(root)
-    skipped += [{"kind": "method", "what": f"{system} seed {k} (training)", "reason": str(t.get("reason") or "skipped")}
-                for system, seeds in summaries.items() for k, t in seeds.items()
-                if t.get("status") == "skipped" and dirs[system][k].name.startswith("seed-")]
-    res = Results(
-        root=root, scores=scores, aggregates=aggregate(scores, scenes=scenes, n_boot=n_boot, seed=seed),
-        paired=paired_comparison(scores, scenes=scenes, n_boot=n_boot, seed=seed), metric_info=info,
-        unavailable=unavailable, skipped=skipped, sidecars=sidecars, training=training,
-        inference=read_inference_timings(root), ratios=speed_ratios(training, _ratio_pairs(training), quality),
-        provenance=_json(root / "provenance.json"), perf=perf, diagnostics=diagnostics,
-        seed_aggregates=seed_aggregate(scores, scenes=scenes, n_boot=n_boot, seed=seed), scenes=scenes, runs=summaries,
-    )
-    _health(res, dirs, Path(project_root) if project_root is not None else Path.cwd())
+    return {p.stem: data for p in perf_files if (data := _any_json(p)) is not None}
+
+
+def _decide(res: Results, summaries: dict[str, dict[str, dict]], profile: str | None) -> None:
+    """Set the best system per metric, the labels, and the best/health/label columns of the aggregates."""
     res.decisions = best_systems(res.aggregates, res.paired, {k: bool(v) for k, v in res.health.items()})
     profile = profile or res.provenance.get("profile")
     res.labels = {s: system_label(s, summaries.get(s, {}), profile) for s in res.systems()}
@@ -283,7 +316,6 @@ def load_results(root: str | Path = "results", *, n_boot: int = 1000, seed: int 
     res.aggregates["health"] = ["; ".join(f.text() for f in res.flags(r.dataset, r.system))
                                 for r in res.aggregates.itertuples()]
     res.aggregates["label"] = res.aggregates["system"].map(res.labels).fillna("")
-    return res
 
 
 def metrics_json(res: Results) -> dict:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import itertools
 import math
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -159,19 +160,7 @@ def quality_vs_cost(res: Results, dataset: str, metrics: list[str], inference: d
     for r in runs.values():
         if r["status"] == "done" and r.get("wall_s"):
             train_s.setdefault(r["system"], []).append(float(r["wall_s"]))
-    panels = []
-    for metric in metrics:
-        means = seed_means(res, dataset, metric).set_index("system")
-        if means.empty:
-            continue
-        lower = bool(res.metric_info.get(metric, {}).get("lower_better"))
-        inf = [{"system": s, "x": t["ms_per_mp_median"], "y": means.at[s, "mean"], "yerr": means.at[s, "sd"],
-                "xerr": [[t["ms_per_mp_median"] - t["ms_per_mp_p25"]], [t["ms_per_mp_p75"] - t["ms_per_mp_median"]]]}
-               for s, t in inference.items() if s in means.index]
-        trn = [{"system": s, "x": float(np.mean(v)), "xerr": float(np.std(v, ddof=1)) if len(v) > 1 else 0.0,
-                "y": means.at[s, "mean"], "yerr": means.at[s, "sd"]} for s, v in train_s.items() if s in means.index]
-        if inf or trn:
-            panels.append((metric, lower, inf, trn, means.at["input", "mean"] if "input" in means.index else None))
+    panels = [p for metric in metrics if (p := _cost_points(res, dataset, metric, inference, train_s)) is not None]
     if not panels:
         return None
     colours = system_colours(res, [p["system"] for _, _, i, t, _ in panels for p in i + t])
@@ -186,6 +175,33 @@ def quality_vs_cost(res: Results, dataset: str, metrics: list[str], inference: d
                 ax.text(0.5, 0.5, "no timings in this results folder", ha="center", va="center", transform=ax.transAxes)
                 ax.set_xticks([])
                 ax.set_yticks([])
+    labels = _figure_legend(fig, axes)
+    fig.suptitle(f"{dataset}: quality against cost (error bars: SD over seeds; circled: Pareto front; "
+                 "squares: released weights)", fontsize=11)
+    fig.tight_layout(rect=(0, 0.05 + 0.03 * math.ceil(len(labels) / 4), 1, 1))
+    return _save(fig, out, tight=False)
+
+
+def _cost_points(res: Results, dataset: str, metric: str, inference: dict[str, dict],
+                 train_s: dict[str, list[float]]) -> tuple[str, bool, list[dict], list[dict], float | None] | None:
+    """One row of :func:`quality_vs_cost`: (metric, lower is better, inference points, training points, the
+    input's mean); None without points."""
+    means = seed_means(res, dataset, metric).set_index("system")
+    if means.empty:
+        return None
+    lower = bool(res.metric_info.get(metric, {}).get("lower_better"))
+    inf = [{"system": s, "x": t["ms_per_mp_median"], "y": means.at[s, "mean"], "yerr": means.at[s, "sd"],
+            "xerr": [[t["ms_per_mp_median"] - t["ms_per_mp_p25"]], [t["ms_per_mp_p75"] - t["ms_per_mp_median"]]]}
+           for s, t in inference.items() if s in means.index]
+    trn = [{"system": s, "x": float(np.mean(v)), "xerr": float(np.std(v, ddof=1)) if len(v) > 1 else 0.0,
+            "y": means.at[s, "mean"], "yerr": means.at[s, "sd"]} for s, v in train_s.items() if s in means.index]
+    if not (inf or trn):
+        return None
+    return metric, lower, inf, trn, means.at["input", "mean"] if "input" in means.index else None
+
+
+def _figure_legend(fig: Figure, axes: np.ndarray) -> list[str]:
+    """One legend below the figure with each label of ``axes`` once; returns the labels."""
     handles, labels = {}, []
     for ax in axes.flat:
         for h, lab in zip(*ax.get_legend_handles_labels()):
@@ -194,10 +210,7 @@ def quality_vs_cost(res: Results, dataset: str, metrics: list[str], inference: d
                 labels.append(lab)
     fig.legend([handles[lab] for lab in labels], labels, loc="lower center", ncol=min(4, len(labels)), fontsize=8,
                frameon=False)
-    fig.suptitle(f"{dataset}: quality against cost (error bars: SD over seeds; circled: Pareto front; "
-                 "squares: released weights)", fontsize=11)
-    fig.tight_layout(rect=(0, 0.05 + 0.03 * math.ceil(len(labels) / 4), 1, 1))
-    return _save(fig, out, tight=False)
+    return labels
 
 
 # ------------------------------------------------------------------------------ per image
@@ -305,15 +318,7 @@ def _smooth(frame: pd.DataFrame, segments: list[tuple[str, int, int]]) -> pd.Dat
 def loss_curves(runs: dict[str, dict], out: Path) -> Path | None:
     """One panel per trained system (its first seed): the logged total loss and the weighted terms that
     make it up, against iteration, phases shaded; log scale (the phases' losses differ by orders)."""
-    first: dict[str, dict] = {}
-    for r in runs.values():
-        if r["status"] == "done" and r["system"] not in first:
-            first[r["system"]] = r
-    logs = {}
-    for system, r in first.items():
-        log = read_train_log(r["log"])
-        if len(log) and {"phase", "loss"} <= set(log.columns):
-            logs[system] = (r, log.reset_index(drop=True))
+    logs = _first_logs(runs)
     if not logs:
         return None
     cols = min(2, len(logs))
@@ -323,31 +328,7 @@ def loss_curves(runs: dict[str, dict], out: Path) -> Path | None:
     term_colours = dict(zip(["guidance", "identity", "rank", "ce"], sns.color_palette("colorblind", 4)))
     phases_seen: list[str] = []
     for ax, (system, (run, log)) in zip(axes.flat, logs.items()):
-        method = run.get("method") or system_info(system)["method"]
-        segments = _segments(log["phase"].astype(str))
-        terms = weighted_terms(log, loss_weights(method))
-        residual = float(terms.pop("residual").abs().max())
-        x = log["iter"] if "iter" in log.columns else pd.Series(log.index + 1)
-        for phase, a, b in segments:
-            ax.axvspan(x.iloc[a] - 0.5, x.iloc[b - 1] + 0.5, color=PHASE_COLOURS.get(phase, "#e0e0e0"), alpha=0.35, lw=0)
-            if phase not in phases_seen:
-                phases_seen.append(phase)
-        smooth = _smooth(pd.concat([terms, pd.to_numeric(log["loss"], errors="coerce").rename("total")], axis=1),
-                         segments)
-        ax.plot(x, smooth["total"].where(smooth["total"] > 0), lw=4, color="black", alpha=0.25, label="total (logged)")
-        for col in terms.columns:
-            colour = term_colours.get(col.split(" ")[0], "purple")
-            ax.plot(x, smooth[col].where(smooth[col] > 0), lw=1.2, color=colour, label=col)
-        if residual > 1e-3 * max(1.0, float(log["loss"].abs().max())):
-            ax.text(0.01, 0.02, f"terms miss the total by up to {residual:.3g}", transform=ax.transAxes,
-                    fontsize=7, color="red")
-        ax.set_yscale("log")
-        seed = "" if run.get("seed") is None else f" (seed {run['seed']})"
-        ax.set_title(f"{system}{seed}", fontsize=10)
-        ax.set_xlabel("iteration")
-        ax.set_ylabel("loss (weighted terms, smoothed)")
-        ax.grid(alpha=0.3, which="both", lw=0.4)
-        ax.legend(fontsize=7, loc="lower right")
+        _loss_panel(ax, system, run, log, term_colours, phases_seen)
     for ax in list(axes.flat)[len(logs):]:
         ax.axis("off")
     patches = [Patch(color=PHASE_COLOURS.get(p, "#e0e0e0"), alpha=0.35, label=PHASE_NAMES.get(p, p)) for p in phases_seen]
@@ -356,6 +337,50 @@ def loss_curves(runs: dict[str, dict], out: Path) -> Path | None:
                  "(rolling mean over a tenth of each phase)", fontsize=10)
     fig.tight_layout(rect=(0, 0.06, 1, 1))
     return _save(fig, out, tight=False)
+
+
+def _first_logs(runs: dict[str, dict]) -> dict[str, tuple[dict, pd.DataFrame]]:
+    """``{system: (run, train log)}`` of each system's first finished run whose log has phases and a loss."""
+    first: dict[str, dict] = {}
+    for r in runs.values():
+        if r["status"] == "done" and r["system"] not in first:
+            first[r["system"]] = r
+    logs = {}
+    for system, r in first.items():
+        log = read_train_log(r["log"])
+        if len(log) and {"phase", "loss"} <= set(log.columns):
+            logs[system] = (r, log.reset_index(drop=True))
+    return logs
+
+
+def _loss_panel(ax: Axes, system: str, run: dict, log: pd.DataFrame, term_colours: dict[str, Any],
+                phases_seen: list[str]) -> None:
+    """Draw one system's loss panel; append the phases it shows to ``phases_seen``."""
+    method = run.get("method") or system_info(system)["method"]
+    segments = _segments(log["phase"].astype(str))
+    terms = weighted_terms(log, loss_weights(method))
+    residual = float(terms.pop("residual").abs().max())
+    x = log["iter"] if "iter" in log.columns else pd.Series(log.index + 1)
+    for phase, a, b in segments:
+        ax.axvspan(x.iloc[a] - 0.5, x.iloc[b - 1] + 0.5, color=PHASE_COLOURS.get(phase, "#e0e0e0"), alpha=0.35, lw=0)
+        if phase not in phases_seen:
+            phases_seen.append(phase)
+    smooth = _smooth(pd.concat([terms, pd.to_numeric(log["loss"], errors="coerce").rename("total")], axis=1),
+                     segments)
+    ax.plot(x, smooth["total"].where(smooth["total"] > 0), lw=4, color="black", alpha=0.25, label="total (logged)")
+    for col in terms.columns:
+        colour = term_colours.get(col.split(" ")[0], "purple")
+        ax.plot(x, smooth[col].where(smooth[col] > 0), lw=1.2, color=colour, label=col)
+    if residual > 1e-3 * max(1.0, float(log["loss"].abs().max())):
+        ax.text(0.01, 0.02, f"terms miss the total by up to {residual:.3g}", transform=ax.transAxes,
+                fontsize=7, color="red")
+    ax.set_yscale("log")
+    seed = "" if run.get("seed") is None else f" (seed {run['seed']})"
+    ax.set_title(f"{system}{seed}", fontsize=10)
+    ax.set_xlabel("iteration")
+    ax.set_ylabel("loss (weighted terms, smoothed)")
+    ax.grid(alpha=0.3, which="both", lw=0.4)
+    ax.legend(fontsize=7, loc="lower right")
 
 
 # ------------------------------------------------------------------------------- inference

@@ -10,6 +10,7 @@ from __future__ import annotations
 import html
 import math
 from dataclasses import dataclass, field
+from typing import Any
 
 import pandas as pd
 
@@ -123,45 +124,57 @@ def metric_table(res: Results, dataset: str, metrics: list[str] | None = None, s
     for i, system in enumerate(systems):
         row = [system, res.labels.get(system, "")]
         for j, m in enumerate(metrics, start=2):
-            r = by.get((system, m))
-            if m in res.unavailable and r is None:
-                row.append(NA)
-            elif r is None:
-                row.append("–")
-            else:
-                half = (r.ci_high - r.ci_low) / 2 if not math.isnan(r.ci_high) else math.nan
-                cell = f"{fmt(r.mean)} ± {fmt(half, r.mean)}"
-                if r.n_seeds > 1:
-                    cell += f", seed sd {fmt(r.seed_sd, r.mean)}"
-                    seeded = True
-                row.append(cell)
-                if getattr(r, "best", False):
-                    table.bold.add((i, j))
+            cell, seeds, best = _score_cell(res, by.get((system, m)), m)
+            row.append(cell)
+            seeded |= seeds
+            if best:
+                table.bold.add((i, j))
         ns = [r.n for (s, _), r in by.items() if s == system]
         flags = res.flags(dataset, system)
         row += [str(max(ns)) if ns else "0", "; ".join(f.text() for f in flags) or quiet_health(res, system)]
         if flags:
             table.grey.add(i)
         if with_timing:
-            timing = res.inference.get(system)
-            train = res.training.get(system, {})
-            row += [fmt(timing["ms_per_mp_median"]) if timing else "–",
-                    fmt(train.get("wall_s")) if train.get("wall_s") else "–"]
+            row += _cost_cells(res, system)
         table.rows.append(row)
-    table.notes.append(f"{res.n_images(dataset)} images from {res.n_scenes(dataset)} scenes; ± is the half-width of "
-                       "the 95% bootstrap interval resampling whole scenes")
+    table.notes += _metric_notes(res, dataset, metrics, systems, seeded, with_timing)
+    return table
+
+
+def _score_cell(res: Results, r: Any, metric: str) -> tuple[str, bool, bool]:
+    """(cell text, whether it shows a seed sd, whether it is the best) for aggregate row ``r`` (None: missing)."""
+    if r is None:
+        return (NA if metric in res.unavailable else "–"), False, False
+    half = (r.ci_high - r.ci_low) / 2 if not math.isnan(r.ci_high) else math.nan
+    cell = f"{fmt(r.mean)} ± {fmt(half, r.mean)}"
+    if r.n_seeds > 1:
+        cell += f", seed sd {fmt(r.seed_sd, r.mean)}"
+    return cell, r.n_seeds > 1, bool(getattr(r, "best", False))
+
+
+def _cost_cells(res: Results, system: str) -> list[str]:
+    """The inference ms/MP and training seconds of ``system``."""
+    timing = res.inference.get(system)
+    train = res.training.get(system, {})
+    return [fmt(timing["ms_per_mp_median"]) if timing else "–",
+            fmt(train.get("wall_s")) if train.get("wall_s") else "–"]
+
+
+def _metric_notes(res: Results, dataset: str, metrics: list[str], systems: list[str], seeded: bool,
+                  with_timing: bool) -> list[str]:
+    """The notes under :func:`metric_table`."""
+    notes = [f"{res.n_images(dataset)} images from {res.n_scenes(dataset)} scenes; ± is the half-width of "
+             "the 95% bootstrap interval resampling whole scenes"]
     if seeded:
-        table.notes.append("seed sd: standard deviation of the per-seed means (per-seed rows: tables/seeds.csv); "
-                           "values are averaged over seeds per image")
+        notes.append("seed sd: standard deviation of the per-seed means (per-seed rows: tables/seeds.csv); "
+                     "values are averaged over seeds per image")
     for flag in sorted({f.flag for s in systems for f in res.flags(dataset, s)}):
-        table.notes.append(f"{flag}: {RULES[flag]}; flagged systems are greyed and never best")
-    for m in metrics:
-        if m in res.unavailable:
-            table.notes.append(f"{NA} {m}: {res.unavailable[m]}")
+        notes.append(f"{flag}: {RULES[flag]}; flagged systems are greyed and never best")
+    notes += [f"{NA} {m}: {res.unavailable[m]}" for m in metrics if m in res.unavailable]
     devices = sorted({f"{t['device']} ({t['machine']})" for s, t in res.inference.items() if s in systems})
     if with_timing and devices:
-        table.notes.append("ms/MP: median over repeats after warm-up, on " + "; ".join(devices))
-    return table
+        notes.append("ms/MP: median over repeats after warm-up, on " + "; ".join(devices))
+    return notes
 
 
 def decision_table(res: Results, dataset: str) -> Table:
