@@ -12,6 +12,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from itertools import combinations
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -242,44 +243,52 @@ def best_systems(agg: pd.DataFrame, paired: pd.DataFrame, flagged: Mapping[tuple
     ``flagged`` maps (dataset, system) to a truthy value for systems with a health flag.
     """
     flagged = flagged or {}
-    rows = []
     candidates = agg[~agg["source"].isin(exclude_sources)].dropna(subset=["mean"])
-    for (dataset, metric), group in sorted(candidates.groupby(["dataset", "metric"]), key=lambda g: _order(*g[0])):
-        lower = bool(group["lower_better"].iloc[0])
-        healthy = group[[not flagged.get((dataset, s)) for s in group["system"]]]
-        ranked = healthy.sort_values("mean", ascending=lower, kind="stable")
-        row = {"dataset": dataset, "metric": metric, "best": "", "leader": "", "runner_up": "", "lead": math.nan,
-               "p_holm": math.nan, "seed_sd": math.nan}
-        if ranked.empty:
-            rows.append({**row, "status": "none", "reason": "no healthy system"})
-            continue
-        lead_row = ranked.iloc[0]
-        row["leader"] = str(lead_row["system"])
-        if len(ranked) < 2:
-            rows.append({**row, "status": "single", "reason": "only one healthy system: nothing to compare it with"})
-            continue
-        run_row = ranked.iloc[1]
-        row["runner_up"] = str(run_row["system"])
-        row["lead"] = abs(float(lead_row["mean"]) - float(run_row["mean"]))
-        sds = [float(s) for s in (lead_row["seed_sd"], run_row["seed_sd"]) if not math.isnan(s)]
-        row["seed_sd"] = max(sds) if sds else math.nan
-        test, forward = _pair_row(paired, dataset, metric, row["leader"], row["runner_up"])
-        if test is None or math.isnan(test["p_holm"]):
-            rows.append({**row, "status": "tie", "reason": "no paired test (no images in common)"})
-            continue
-        row["p_holm"], p_raw = float(test["p_holm"]), float(test["p_value"])
-        favours = (float(test["mean_diff"]) * (1 if forward else -1)) * (-1 if lower else 1) > 0
-        if not favours:
-            reason = "on the images both have, the runner-up is not worse"
-        elif row["p_holm"] >= alpha:
-            reason = (f"lead not significant after Holm correction (p = {p_raw:.2g}, "
-                      f"p_holm = {row['p_holm']:.2g} ≥ {alpha:g})")
-        elif sds and row["lead"] <= row["seed_sd"]:
-            reason = f"lead {row['lead']:.3g} within the seed-to-seed spread (sd {row['seed_sd']:.3g})"
-        else:
-            rows.append({**row, "status": "best", "best": row["leader"],
-                         "reason": f"lead {row['lead']:.3g} significant (p_holm = {row['p_holm']:.2g} < {alpha:g})"
-                                   + (f" and above the seed sd {row['seed_sd']:.3g}" if sds else "")})
-            continue
-        rows.append({**row, "status": "tie", "reason": reason})
+    rows = [_decide(dataset, metric, group, paired, flagged, alpha)
+            for (dataset, metric), group in sorted(candidates.groupby(["dataset", "metric"]),
+                                                   key=lambda g: _order(*g[0]))]
     return pd.DataFrame(rows, columns=DECISION_COLUMNS)
+
+
+def _decide(dataset: str, metric: str, group: pd.DataFrame, paired: pd.DataFrame,
+            flagged: Mapping[tuple[str, str], object], alpha: float) -> dict[str, Any]:
+    """The :func:`best_systems` row of one (dataset, metric) from its candidate systems ``group``."""
+    lower = bool(group["lower_better"].iloc[0])
+    healthy = group[[not flagged.get((dataset, s)) for s in group["system"]]]
+    ranked = healthy.sort_values("mean", ascending=lower, kind="stable")
+    row = {"dataset": dataset, "metric": metric, "best": "", "leader": "", "runner_up": "", "lead": math.nan,
+           "p_holm": math.nan, "seed_sd": math.nan}
+    if ranked.empty:
+        return {**row, "status": "none", "reason": "no healthy system"}
+    lead_row = ranked.iloc[0]
+    row["leader"] = str(lead_row["system"])
+    if len(ranked) < 2:
+        return {**row, "status": "single", "reason": "only one healthy system: nothing to compare it with"}
+    run_row = ranked.iloc[1]
+    row["runner_up"] = str(run_row["system"])
+    row["lead"] = abs(float(lead_row["mean"]) - float(run_row["mean"]))
+    sds = [float(s) for s in (lead_row["seed_sd"], run_row["seed_sd"]) if not math.isnan(s)]
+    row["seed_sd"] = max(sds) if sds else math.nan
+    test, forward = _pair_row(paired, dataset, metric, row["leader"], row["runner_up"])
+    if test is None or math.isnan(test["p_holm"]):
+        return {**row, "status": "tie", "reason": "no paired test (no images in common)"}
+    return _significance(row, test, forward, lower, bool(sds), alpha)
+
+
+def _significance(row: dict[str, Any], test: pd.Series, forward: bool, lower: bool, seeded: bool,
+                  alpha: float) -> dict[str, Any]:
+    """``row`` decided by the leader-vs-runner-up ``test``: best, or tie with the reason."""
+    row["p_holm"], p_raw = float(test["p_holm"]), float(test["p_value"])
+    favours = (float(test["mean_diff"]) * (1 if forward else -1)) * (-1 if lower else 1) > 0
+    if not favours:
+        reason = "on the images both have, the runner-up is not worse"
+    elif row["p_holm"] >= alpha:
+        reason = (f"lead not significant after Holm correction (p = {p_raw:.2g}, "
+                  f"p_holm = {row['p_holm']:.2g} ≥ {alpha:g})")
+    elif seeded and row["lead"] <= row["seed_sd"]:
+        reason = f"lead {row['lead']:.3g} within the seed-to-seed spread (sd {row['seed_sd']:.3g})"
+    else:
+        return {**row, "status": "best", "best": row["leader"],
+                "reason": f"lead {row['lead']:.3g} significant (p_holm = {row['p_holm']:.2g} < {alpha:g})"
+                          + (f" and above the seed sd {row['seed_sd']:.3g}" if seeded else "")}
+    return {**row, "status": "tie", "reason": reason}

@@ -464,36 +464,50 @@ def speed_ratios(runs: dict[str, dict], pairs: Sequence[tuple[str, str]],
         if not ra or not rb:
             continue
         same = ra.get("machine") == rb.get("machine")
-        sa, sb = run_steps(ra), run_steps(rb)
-        pa, pb = ra.get("phases", {}), rb.get("phases", {})
-        counts_a = {p: v.get("iterations") for p, v in pa.items()}
-        counts_b = {p: v.get("iterations") for p, v in pb.items()}
-        quantities = []
-        for phase in [p for p in pa if p in pb]:
-            n = min(counts_a[phase] or 0, counts_b[phase] or 0)
-            va, vb = _equal_count_s_per_iter(sa, phase, n), _equal_count_s_per_iter(sb, phase, n)
-            if va is None or vb is None:  # no step timings: the runs' own medians, over their own lengths
-                va, vb, n = pa[phase].get("s_per_iter"), pb[phase].get("s_per_iter"), None
-            quantities.append((f"s/iter, phase {phase}" + (f" (first {n} it each)" if n else ""), va, vb, ""))
-        equal = counts_a == counts_b
-        quantities.append(("training wall time (s)", ra.get("wall_s"), rb.get("wall_s"), "" if equal else
-                           f"different lengths ({ra.get('iterations')} vs {rb.get('iterations')} it): compare s/iter"))
+        quantities = _phase_quantities(ra, rb)
         ca, cb = convergence(ra), convergence(rb)
         if ca and cb:
             quantities.append(("enhance-phase s to 90% of the guidance-loss drop", ca["seconds"], cb["seconds"], ""))
-        ea, eb = enhance_rows(ra), enhance_rows(rb)
-        for column, lower in (quality or {}).items():
-            fa, fb = (pd.to_numeric(f[column], errors="coerce").dropna() if column in f.columns else pd.Series(dtype=float)
-                      for f in (ea, eb))
-            if fa.empty or fb.empty:
-                continue
-            target = float(max(fa.iloc[-1], fb.iloc[-1]) if lower else min(fa.iloc[-1], fb.iloc[-1]))
-            quantities.append((f"enhance-phase s to reach {column} = {target:.4g}",
-                               time_to_reach(ea, column, target, lower_better=lower),
-                               time_to_reach(eb, column, target, lower_better=lower), ""))
+        quantities += _quality_quantities(ra, rb, quality or {})
         for what, va, vb, note in quantities:
             comparable = same and not note
             out.append({"a": a, "b": b, "quantity": what, "a_value": va, "b_value": vb,
                         "ratio": vb / va if comparable and va and vb else None,
                         "note": note if same else "different machines: not comparable"})
     return out
+
+
+def _phase_quantities(ra: dict, rb: dict) -> list[tuple[str, Any, Any, str]]:
+    """(quantity, a, b, note) for the s/iter of each phase both runs have, and for their training wall time."""
+    sa, sb = run_steps(ra), run_steps(rb)
+    pa, pb = ra.get("phases", {}), rb.get("phases", {})
+    counts_a = {p: v.get("iterations") for p, v in pa.items()}
+    counts_b = {p: v.get("iterations") for p, v in pb.items()}
+    quantities = []
+    for phase in [p for p in pa if p in pb]:
+        n = min(counts_a[phase] or 0, counts_b[phase] or 0)
+        va, vb = _equal_count_s_per_iter(sa, phase, n), _equal_count_s_per_iter(sb, phase, n)
+        if va is None or vb is None:  # no step timings: the runs' own medians, over their own lengths
+            va, vb, n = pa[phase].get("s_per_iter"), pb[phase].get("s_per_iter"), None
+        quantities.append((f"s/iter, phase {phase}" + (f" (first {n} it each)" if n else ""), va, vb, ""))
+    equal = counts_a == counts_b
+    quantities.append(("training wall time (s)", ra.get("wall_s"), rb.get("wall_s"), "" if equal else
+                       f"different lengths ({ra.get('iterations')} vs {rb.get('iterations')} it): compare s/iter"))
+    return quantities
+
+
+def _quality_quantities(ra: dict, rb: dict, quality: dict[str, bool]) -> list[tuple[str, Any, Any, str]]:
+    """(quantity, a, b, note) for the enhance-phase seconds to reach the weaker run's final value of each
+    ``quality`` column both logs hold."""
+    quantities = []
+    ea, eb = enhance_rows(ra), enhance_rows(rb)
+    for column, lower in quality.items():
+        fa, fb = (pd.to_numeric(f[column], errors="coerce").dropna() if column in f.columns else pd.Series(dtype=float)
+                  for f in (ea, eb))
+        if fa.empty or fb.empty:
+            continue
+        target = float(max(fa.iloc[-1], fb.iloc[-1]) if lower else min(fa.iloc[-1], fb.iloc[-1]))
+        quantities.append((f"enhance-phase s to reach {column} = {target:.4g}",
+                           time_to_reach(ea, column, target, lower_better=lower),
+                           time_to_reach(eb, column, target, lower_better=lower), ""))
+    return quantities
