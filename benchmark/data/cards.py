@@ -187,6 +187,19 @@ def _parse_layout(raw: Any, groups: set[str], file: Path) -> tuple[LayoutRule, .
 
 def parse_card(data: Any, file: Path, text: str = "") -> Card:
     """Validate parsed YAML ``data`` read from ``file``; raise :class:`CardError` naming the field."""
+    name, kind = _parse_name_kind(data, file)
+    text_fields = {k: _str(data, k, file, "") for k in ("title", "description", "citation", "licence", "prepare")}
+    optional = {k: _str(data, k, file, "", required=False) or "" for k in ("homepage", "notes")}
+    sources, layout = _parse_sources_layout(data, name, kind, file)
+    expect, manifest, path, generator = _parse_extras(data, kind, file)
+    return Card(name=name, kind=kind, file=file, digest=hashlib.sha256(text.encode()).hexdigest()[:16],
+                sources=sources, layout=layout, expect=dict(expect),
+                manifest=(file.parent / manifest) if manifest else None, path=path, generator=generator or {},
+                **text_fields, **optional)
+
+
+def _parse_name_kind(data: Any, file: Path) -> tuple[str, str]:
+    """Check that ``data`` is a mapping of known fields; its valid ``name`` and ``kind``."""
     if not isinstance(data, dict):
         raise _fail(file, "<top>", "a card must be a YAML mapping")
     unknown = set(data) - _CARD_KEYS
@@ -200,9 +213,12 @@ def parse_card(data: Any, file: Path, text: str = "") -> Card:
     kind = _str(data, "kind", file, "")
     if kind not in KINDS:
         raise _fail(file, "kind", f"{kind!r} is not one of {', '.join(KINDS)}")
-    text_fields = {k: _str(data, k, file, "") for k in ("title", "description", "citation", "licence", "prepare")}
-    optional = {k: _str(data, k, file, "", required=False) or "" for k in ("homepage", "notes")}
+    return name, kind
 
+
+def _parse_sources_layout(data: dict, name: str, kind: str, file: Path
+                          ) -> tuple[tuple[Source, ...], tuple[LayoutRule, ...]]:
+    """The card's ``sources`` and ``layout`` (only download and manual cards have them)."""
     raw_sources = data.get("sources") or []
     if not isinstance(raw_sources, list):
         raise _fail(file, "sources", "must be a list")
@@ -210,7 +226,6 @@ def parse_card(data: Any, file: Path, text: str = "") -> Card:
     ids = [s.id for s in sources]
     if len(set(ids)) != len(ids):
         raise _fail(file, "sources", f"duplicate source id in {ids}")
-
     layout: tuple[LayoutRule, ...] = ()
     if kind in ("download", "manual"):
         if not sources:
@@ -220,14 +235,18 @@ def parse_card(data: Any, file: Path, text: str = "") -> Card:
         layout = _parse_layout(data.get("layout"), {s.into for s in sources}, file)
     elif data.get("layout") is not None or sources:
         raise _fail(file, "layout" if data.get("layout") is not None else "sources", f"not used by kind {kind}")
+    return sources, layout
 
+
+def _parse_extras(data: dict, kind: str, file: Path
+                  ) -> tuple[dict[str, int], str | None, str | None, dict[str, Any] | None]:
+    """The card's ``expect``, ``manifest``, ``path`` (folder cards) and ``generator`` (synthetic cards)."""
     expect = data.get("expect") or {}
     if not isinstance(expect, dict) or not all(k in TARGETS and isinstance(v, int) and v > 0 for k, v in expect.items()):
         raise _fail(file, "expect", f"must map standard-layout folders ({', '.join(TARGETS)}) to positive counts")
     manifest = data.get("manifest")
     if manifest is not None and not (isinstance(manifest, str) and manifest.endswith(".sha256")):
         raise _fail(file, "manifest", f"must be a path ending in .sha256 relative to {file.parent}, got {manifest!r}")
-
     path = data.get("path")
     if (kind == "folder") != (path is not None):
         raise _fail(file, "path", "required for kind folder" if kind == "folder" else f"not used by kind {kind}")
@@ -236,11 +255,7 @@ def parse_card(data: Any, file: Path, text: str = "") -> Card:
         generator = _check_generator(generator, file)
     elif generator is not None:
         raise _fail(file, "generator", f"not used by kind {kind}")
-
-    return Card(name=name, kind=kind, file=file, digest=hashlib.sha256(text.encode()).hexdigest()[:16],
-                sources=sources, layout=layout, expect=dict(expect),
-                manifest=(file.parent / manifest) if manifest else None, path=path, generator=generator or {},
-                **text_fields, **optional)
+    return expect, manifest, path, generator
 
 
 def _check_generator(generator: Any, file: Path) -> dict[str, Any]:

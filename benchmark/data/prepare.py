@@ -176,6 +176,17 @@ def prepare_card(card: Card, root: Path) -> Path:
         raw = raw_dir(group, root)
         if raw.is_dir():
             extract_all(raw)
+    failures = _fetch_missing(card, root)
+    still = _missing_groups(card, root)
+    if still:
+        raise SourceUnavailable("\n\n".join(how_to_get(card, g, root, failures.get(g, [])) for g in still))
+    _lay_out(card, root, dest, key)
+    return dest
+
+
+def _fetch_missing(card: Card, root: Path) -> dict[str, list[str]]:
+    """Fetch each missing raw group (from the mirror if one is set, else the automatic sources until it is
+    complete); the failures per group."""
     failures: dict[str, list[str]] = {}
     mirror = mirror_url()
     for group in _missing_groups(card, root):
@@ -195,9 +206,11 @@ def prepare_card(card: Card, root: Path) -> Path:
                 continue
             if group not in _missing_groups(card, root):
                 break
-    still = _missing_groups(card, root)
-    if still:
-        raise SourceUnavailable("\n\n".join(how_to_get(card, g, root, failures.get(g, [])) for g in still))
+    return failures
+
+
+def _lay_out(card: Card, root: Path, dest: Path, key: str) -> None:
+    """Materialise the card's raw files into ``dest``, check the counts and verify the manifest."""
     found, _ = _find(card, root)
     extra = {"key": key, "dataset": card.name}
     mirrored = {g: rec for g in card.groups if (rec := mirror_record(raw_dir(g, root)))}
@@ -211,7 +224,6 @@ def prepare_card(card: Card, root: Path) -> Path:
         if not result.ok:
             write_json(dest / layout.STAMP, {**report, "key": None, "manifest_failed": result.summary()})
             raise DatasetError(f"{card.name}: files differ from the manifest {card.manifest}: {result.summary()}")
-    return dest
 
 
 def _check_counts(card: Card, report: dict[str, Any]) -> None:
