@@ -17,6 +17,7 @@ import functools
 import math
 import statistics
 import time
+from typing import Any
 
 import torch
 from _common import CpuPeak, enhancer_net, environment, sample_photo, summary, timed, write_result
@@ -37,7 +38,8 @@ def psnr(a: torch.Tensor, b: torch.Tensor) -> float | None:
     return None if mse == 0 else 10 * math.log10(1.0 / mse)
 
 
-def main() -> None:
+def parse_args() -> argparse.Namespace:
+    """The command line."""
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--size", default="1024x1024", help="HxW of the timed image")
     ap.add_argument("--rounds", type=int, default=7)
@@ -46,41 +48,43 @@ def main() -> None:
                     help="tile of the fast engines (default: TiledEnhancer's CPU default); the eager baseline "
                          "always runs the whole image in one pass")
     ap.add_argument("--accuracy-side", type=int, default=1024, help="longer side of the photo used for the accuracy check")
-    args = ap.parse_args()
-    h, w = (int(v) for v in args.size.lower().split("x"))
-    mp = h * w / 1e6
-    flops = 2 * MACS_PER_PIXEL * h * w
-    net = enhancer_net()
-    engines = {name: TiledEnhancer(net, "cpu", tile=max(h, w) if kw.get("reference") else args.tile, **kw)
-               for name, (kw, _) in ENGINES.items()}
-    image = torch.rand(3, h, w, generator=torch.Generator().manual_seed(0))
-    peak = CpuPeak()
-    env_before = environment()
+    return ap.parse_args()
 
-    accuracy = {}
-    photo = sample_photo(args.accuracy_side)
+
+def accuracy_check(engines: dict[str, TiledEnhancer], side: int) -> dict[str, Any]:
+    """Each engine's output on a real photo against the reference fp32 path (empty without a photo)."""
+    accuracy: dict[str, Any] = {}
+    photo = sample_photo(side)
     if photo is not None:
         ref = engines["reference_fp32_eager"](photo)
         for name, eng in engines.items():
             out = eng(photo)
             accuracy[name] = {"max_abs_diff": (out - ref).abs().max().item(), "psnr_db": psnr(out, ref)}
         accuracy["photo_shape"] = list(photo.shape)
+    return accuracy
 
-    thread_counts = [int(t) for t in args.threads.split(",")]
+
+def time_rounds(engines: dict[str, TiledEnhancer], image: torch.Tensor, peak: CpuPeak, thread_counts: list[int],
+                rounds: int) -> tuple[dict[tuple, list], dict[tuple, list], float]:
+    """Warm up, then per round and thread count sample the peaks and time every engine: (peaks, seconds, wall s)."""
     for eng in engines.values():  # warm-up
         eng(image)
     peaks = {(n, dt): [] for n in thread_counts for dt in (torch.float32, torch.bfloat16)}
     seconds = {(n, name): [] for n in thread_counts for name in engines}
     t0 = time.perf_counter()
-    for _ in range(args.rounds):
+    for _ in range(rounds):
         for n in thread_counts:
             torch.set_num_threads(n)
             for dt in (torch.float32, torch.bfloat16):
                 peaks[n, dt].append(peak.sample(dt))
             for name, eng in engines.items():
                 seconds[n, name].append(timed(functools.partial(eng, image)))
-    wall = time.perf_counter() - t0
+    return peaks, seconds, time.perf_counter() - t0
 
+
+def engine_results(peaks: dict[tuple, list], seconds: dict[tuple, list], thread_counts: list[int], flops: float,
+                   mp: float) -> dict[str, dict]:
+    """Per thread count and engine: ms/MP, GFLOP/s, fraction of peak and speed-up over eager (printed too)."""
     results: dict[str, dict] = {}
     for n in thread_counts:
         results[f"threads_{n}"] = per_threads = {}
@@ -98,6 +102,25 @@ def main() -> None:
             print(f"threads={n} {name:22s} {rec['ms_per_megapixel']['median']:8.0f} ms/MP  {rec['gflops']['median']:6.0f} "
                   f"GFLOP/s  {rec['fraction_of_peak']['median']:.2f} of {rec['peak_dtype']} peak  "
                   f"x{rec['speedup_vs_reference_fp32_eager']:.2f} vs eager", flush=True)
+    return results
+
+
+def main() -> None:
+    """Time the engines and write ``perf/results/cpu_inference.json``."""
+    args = parse_args()
+    h, w = (int(v) for v in args.size.lower().split("x"))
+    mp = h * w / 1e6
+    flops = 2 * MACS_PER_PIXEL * h * w
+    net = enhancer_net()
+    engines = {name: TiledEnhancer(net, "cpu", tile=max(h, w) if kw.get("reference") else args.tile, **kw)
+               for name, (kw, _) in ENGINES.items()}
+    image = torch.rand(3, h, w, generator=torch.Generator().manual_seed(0))
+    peak = CpuPeak()
+    env_before = environment()
+    accuracy = accuracy_check(engines, args.accuracy_side)
+    thread_counts = [int(t) for t in args.threads.split(",")]
+    peaks, seconds, wall = time_rounds(engines, image, peak, thread_counts, args.rounds)
+    results = engine_results(peaks, seconds, thread_counts, flops, mp)
     record = {
         "environment": {"before": env_before, "after_load_average": environment()["load_average"]},
         "method": (f"{args.rounds} rounds after one warm-up call each; a round = fp32 and bf16 GEMM peak samples, "
