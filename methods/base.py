@@ -2,37 +2,14 @@
 prompt methods (CLIP-LIT, latent-prompt), learnable guidance trained by cross-entropy and ranking."""
 from __future__ import annotations
 
-from dataclasses import dataclass
-from pathlib import Path
 from typing import ClassVar
 
 import torch
 from torch import nn
 
 from methods.encoder_base import Encoder
+from methods.guidance_context import MethodContext, MethodUnavailable
 from methods.losses import LOGIT_SCALE, prompt_guidance_loss
-
-
-class MethodUnavailable(RuntimeError):
-    """The method cannot run in this setting; ``reason`` is one line (the run is marked skipped)."""
-
-    def __init__(self, reason: str) -> None:
-        super().__init__(reason)
-        self.reason = reason
-
-
-@dataclass
-class MethodContext:
-    """What a method may use when it is set up."""
-
-    encoder: Encoder
-    backlit_paths: list[Path]
-    welllit_paths: list[Path]
-    seed: int
-    ref_preprocess: str = "center-crop"
-    shift_tokens: int = 15
-    vocabulary: str = "decoded-text"  # rave-shifted's vocabulary (methods.fidelity)
-    latent_logit_scale: float | str = LOGIT_SCALE  # a number or "calibrated" (latent-prompt only)
 
 
 class GuidanceMethod(nn.Module):
@@ -40,6 +17,7 @@ class GuidanceMethod(nn.Module):
 
     name: ClassVar[str]
     kind: ClassVar[str] = "clip-guided"  # see methods/registry.py
+    training_loop: ClassVar[str] = "methods.trainer:train_guided"  # imported by name when a run is trained
     source: ClassVar[str]  # paper and upstream repository
     needs_text: ClassVar[bool] = False
     prompt_phases: ClassVar[bool] = False  # CE initialisation + rank-learning rounds

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import random
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -48,3 +49,20 @@ def load_checkpoint(path: Path) -> dict:
     if not isinstance(data, dict) or data.get("version") != CHECKPOINT_VERSION:
         raise RuntimeError(f"{path}: not a version-{CHECKPOINT_VERSION} training checkpoint")
     return data
+
+
+def resumable(path: Path, config: dict, total: int) -> dict | None:
+    """The checkpoint at ``path`` if this run continues it: same settings and no more iterations done than
+    ``total`` (a longer run is not a prefix of this one). Otherwise None, with a warning saying why."""
+    if not path.is_file():
+        return None
+    ckpt = load_checkpoint(path)
+    done = ckpt["state"]["iteration"]
+    if ckpt.get("config") != config:
+        changed = sorted(k for k in config if ckpt.get("config", {}).get(k) != config[k])
+        warnings.warn(f"{path}: settings differ ({', '.join(changed)}); starting afresh", stacklevel=3)
+        return None
+    if done > total:
+        warnings.warn(f"{path}: {done} iterations done, {total} asked; starting afresh", stacklevel=3)
+        return None
+    return ckpt

@@ -1,4 +1,5 @@
-"""Training-free classical baselines (baselines-spec section 2), the scikit-image ``exposure`` operators.
+"""Training-free classical baselines (baselines-spec section 2): the base of the scikit-image
+``exposure`` operators, one plugin file each (:mod:`methods.plugins.gamma`, ``hist_eq``, ``clahe``).
 
 - ``gamma``: ``exposure.adjust_gamma`` on RGB in [0, 1], gamma 0.5, gain 1 (``x ** 0.5``);
 - ``hist-eq``: ``exposure.equalize_hist`` (256 bins) of the HSV value channel V = max(R, G, B);
@@ -25,6 +26,7 @@ class Classical:
 
     name: ClassVar[str]
     kind: ClassVar[str] = "training-free"
+    training_loop: ClassVar[None] = None
     needs_text: ClassVar[bool] = False
     source: ClassVar[str]
     device: ClassVar[torch.device] = torch.device("cpu")
@@ -49,68 +51,11 @@ class Classical:
         out = np.clip(self.apply(rgb), 0.0, 1.0)
         return torch.from_numpy(np.ascontiguousarray(out.transpose(2, 0, 1))).float()
 
-    @classmethod
-    def train(cls, *args: object, **kwargs: object) -> dict:
-        raise ValueError(f"{cls.name} is training-free: there is nothing to train "
-                         f"(enhance with `bench enhance --weights {cls.name}`)")
 
-
-def _on_value(rgb: np.ndarray, equalise: Callable[[np.ndarray], np.ndarray]) -> np.ndarray:
+def on_value(rgb: np.ndarray, equalise: Callable[[np.ndarray], np.ndarray]) -> np.ndarray:
     """Replace the HSV value channel by ``equalise(V)``; hue and saturation are kept."""
     from skimage import color
 
     hsv = color.rgb2hsv(rgb)
     hsv[..., 2] = equalise(hsv[..., 2])
     return color.hsv2rgb(hsv)
-
-
-@dataclass(frozen=True)
-class Gamma(Classical):
-    name: ClassVar[str] = "gamma"
-    source: ClassVar[str] = "scikit-image exposure.adjust_gamma"
-    gamma: float = 0.5
-    gain: float = 1.0
-
-    def describe(self) -> str:
-        return f"gamma {self.gamma} on RGB (x ** {self.gamma}), gain {self.gain}"
-
-    def apply(self, rgb: np.ndarray) -> np.ndarray:
-        from skimage import exposure
-
-        return exposure.adjust_gamma(rgb, gamma=self.gamma, gain=self.gain)
-
-
-@dataclass(frozen=True)
-class HistEq(Classical):
-    name: ClassVar[str] = "hist-eq"
-    source: ClassVar[str] = "scikit-image exposure.equalize_hist"
-    channel: str = "hsv-value"
-    nbins: int = 256
-
-    def describe(self) -> str:
-        return f"global histogram equalisation of HSV V, {self.nbins} bins"
-
-    def apply(self, rgb: np.ndarray) -> np.ndarray:
-        from skimage import exposure
-
-        return _on_value(rgb, lambda v: exposure.equalize_hist(v, nbins=self.nbins))
-
-
-@dataclass(frozen=True)
-class Clahe(Classical):
-    name: ClassVar[str] = "clahe"
-    source: ClassVar[str] = "scikit-image exposure.equalize_adapthist"
-    channel: str = "hsv-value"
-    clip_limit: float = 0.01
-    kernel_size: int | None = None  # None: 1/8 of height and width (scikit-image's default)
-    nbins: int = 256
-
-    def describe(self) -> str:
-        tiles = "1/8 of each side" if self.kernel_size is None else f"{self.kernel_size} px"
-        return f"CLAHE of HSV V, clip limit {self.clip_limit}, tiles {tiles}, {self.nbins} bins"
-
-    def apply(self, rgb: np.ndarray) -> np.ndarray:
-        from skimage import exposure
-
-        return _on_value(rgb, lambda v: exposure.equalize_adapthist(v, kernel_size=self.kernel_size,
-                                                                    clip_limit=self.clip_limit, nbins=self.nbins))

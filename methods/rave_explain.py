@@ -7,7 +7,7 @@ from methods.base import MethodContext
 from methods.data import image_paths
 from methods.encoders import load_encoder
 from methods.losses import rave_direction, rave_target
-from methods.rave import RaveShifted, nearest_tokens
+from methods.plugins.rave_shifted import RaveShifted, nearest_tokens
 
 
 def explain(encoder: str, backlit_dir: str | Path, welllit_dir: str | Path, top: int = 15,

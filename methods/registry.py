@@ -1,19 +1,33 @@
-"""The methods by name (registry ``METHODS``); entries load lazily.
+"""The methods by name (registry ``METHODS``), found automatically: one module a method in
+:mod:`methods.plugins`, named after it (``rave-shifted`` -> ``rave_shifted.py``), defining ``METHOD``.
 
-Each entry is a class with ``name``, ``kind`` (``clip-guided``: a :class:`methods.base.GuidanceMethod`
-trained by :mod:`methods.trainer`; ``trained baseline``: brings its own network, loss and
-``train()``; ``training-free``: an enhancer with fixed parameters), ``needs_text`` and ``source``.
+Modules are listed without being imported and load on first use. Each entry is a class with
+``name``, ``kind`` (``clip-guided``: a :class:`methods.base.GuidanceMethod` trained by
+:mod:`methods.trainer`; ``trained baseline``: brings its own network, loss and ``training_loop``;
+``training-free``: an enhancer with fixed parameters), ``needs_text``, ``source`` and ``training_loop``.
 """
 from __future__ import annotations
 
+import importlib
+import pkgutil
+
 from backlit_core.registry import Registry
 
-METHODS: Registry = Registry("method")
-METHODS.register("clip-lit", "methods.clip_lit:ClipLit")
-METHODS.register("latent-prompt", "methods.latent_prompt:LatentPrompt")
-METHODS.register("rave", "methods.rave:Rave")
-METHODS.register("rave-shifted", "methods.rave:RaveShifted")
-METHODS.register("zero-dce", "methods.zero_dce_method:ZeroDCE")
-METHODS.register("gamma", "methods.classical:Gamma")
-METHODS.register("hist-eq", "methods.classical:HistEq")
-METHODS.register("clahe", "methods.classical:Clahe")
+PLUGINS = "methods.plugins"
+
+
+def plugin_module(name: str) -> str:
+    """The module that defines method ``name``."""
+    return f"{PLUGINS}.{name.replace('-', '_')}"
+
+
+def _discover() -> Registry:
+    registry: Registry = Registry("method")
+    package = importlib.import_module(PLUGINS)
+    for info in pkgutil.iter_modules(package.__path__):
+        if not info.name.startswith("_"):
+            registry.register(info.name.replace("_", "-"), f"{PLUGINS}.{info.name}:METHOD")
+    return registry
+
+
+METHODS: Registry = _discover()

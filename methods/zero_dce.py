@@ -5,7 +5,7 @@ Seven 3x3 convolutions (32 channels, zero padding, skip concatenations) predict 
 light-enhancement curve ``x <- x + A_n (x^2 - x)``. 79,416 parameters; parameter names match the
 released checkpoint (``e_conv1`` ... ``e_conv7``), which loads with ``strict=True``.
 
-Training (:mod:`methods.zero_dce_train`, registered as :class:`methods.zero_dce_method.ZeroDCE`)
+Training (:mod:`methods.zero_dce_train`, registered as :class:`methods.plugins.zero_dce.ZeroDCE`)
 needs no reference images: four losses on the input and output only (:func:`zero_dce_loss`).
 Inference (:class:`ZeroDCEEnhancer`) runs at full resolution; the net has no global operation, so
 large images run in tiles with a halo wider than its receptive field (7 px), which is exact.

@@ -13,34 +13,32 @@ batch 8, 200 epochs. ``quick`` keeps the losses and optimiser and shortens the r
 from __future__ import annotations
 
 import math
-import sys
 import time
-import warnings
 from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import psutil
 import torch
 
 from backlit_core.atomic import remove_stale_temporaries, save_torch, write_json
 from backlit_core.registry import UnknownNameError, unknown_name_message
-from methods.checkpoint import capture_rng, load_checkpoint, restore_rng, save_checkpoint
+from methods.checkpoint import capture_rng, restore_rng, resumable, save_checkpoint
 from methods.data import batch_indices, files_digest, image_paths, preload, stable_seed, to_float
-from methods.trainer import (
+from methods.run_files import (
     CHECKPOINT,
     ENHANCER,
-    LOG,
-    STEPS,
     SUMMARY,
-    TIMING,
     RunFiles,
     RunTiming,
+    Session,
     TrainingDiverged,
     restore_timing,
     write_timing,
 )
-from methods.trainlog import STEP_COLUMNS, TrainLog
 from methods.zero_dce import ZeroDCENet, flush_denormals_, zero_dce_loss
+
+if TYPE_CHECKING:
+    from methods.training import TrainOptions
 
 PHASE = "train"
 COLUMNS = ["iter", "phase", "round", "loss", "tv", "spa", "col", "exp"]  # round = epoch
@@ -94,124 +92,89 @@ def make_schedule(name: str, overrides: dict | None = None) -> ZeroDCESchedule:
     return s
 
 
-def train_zero_dce(backlit_dir: str | Path, files: RunFiles, *, schedule: str = "quick", iters: int | None = None,
-                   seed: int = 0, device: str = "auto", overrides: dict | None = None, resume: bool = False,
-                   stop_after: int | None = None, progress: bool = True, threads: int | None = None) -> dict:
-    """Train Zero-DCE on the images in ``backlit_dir``; write the run files where ``files`` says.
+def train_zero_dce(cls: type, backlit_dir: str | Path, welllit_dir: str | Path, files: RunFiles,
+                   opts: TrainOptions) -> dict:
+    """Train Zero-DCE (``cls``) on the images in ``backlit_dir`` (well-lit ones are not used); write the run
+    files where ``files`` says.
 
-    Same contract as :func:`methods.trainer.train_method`: ``resume`` continues from
-    ``checkpoint.pt`` when its settings match, ``stop_after`` stops as if killed; timings go to
-    ``files.timing``. Returns the summary written to train_summary.json plus the run's ``wall_s``.
+    Same contract as :func:`methods.training.train_method` (``opts``: schedule, iters, seed, device,
+    overrides, resume, stop_after, progress, threads; encoders and fidelity do not apply). Returns the
+    summary written to train_summary.json plus the run's ``wall_s``.
     """
     from backlit_core.device import resolve_device
     from methods.determinism import make_deterministic
 
-    overrides = dict(overrides or {})
-    if iters is not None:
-        overrides["total_iters"] = iters
-    sched = make_schedule(schedule, overrides)
-    if not isinstance(seed, int) or isinstance(seed, bool) or seed < 0:
-        raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
-    if stop_after is not None and stop_after <= 0:
-        raise ValueError(f"stop_after must be positive, got {stop_after!r}")
+    sched = make_schedule(opts.schedule, opts.schedule_overrides())
     paths = image_paths(backlit_dir)
-    dev = resolve_device(device)
-    base = {"method": "zero-dce", "encoder": None, "identity_encoder": None, "seed": seed, "schedule": schedule,
-            "device": str(dev), **make_deterministic(threads, seed)}
-    return _Run(sched, paths, files, seed, dev, base).train(resume, stop_after, progress)
+    dev = resolve_device(opts.device)
+    base = {"method": "zero-dce", "encoder": None, "identity_encoder": None, "seed": opts.seed,
+            "schedule": opts.schedule, "device": str(dev), **make_deterministic(opts.threads, opts.seed)}
+    return _Run(sched, paths, files, dev, base).train(opts.resume, opts.stop_after, opts.progress)
 
 
 class _Run:
-    def __init__(self, sched: ZeroDCESchedule, paths: list[Path], files: RunFiles, seed: int, dev: torch.device,
+    """One Zero-DCE training run: data, network, optimiser, iteration, run files."""
+
+    def __init__(self, sched: ZeroDCESchedule, paths: list[Path], files: RunFiles, dev: torch.device,
                  base: dict) -> None:
-        self.s, self.files, self.out, self.seed, self.dev, self.base = sched, files, files.out, seed, dev, base
+        self.sched, self.files, self.out, self.seed, self.dev, self.base = sched, files, files.out, base["seed"], dev, base
         self.total = sched.total_iters or sched.epochs * math.ceil(len(paths) / sched.batch_size)
         self.config = {**base, "device": None, "schedule_values": {k: v for k, v in asdict(sched).items()
                                                                    if k not in ("total_iters", "checkpoint_every")},
                        "backlit": files_digest(paths)}
         self.data = preload(paths, sched.crop)
         with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(stable_seed(seed, "zero-dce"))
+            torch.manual_seed(stable_seed(self.seed, "zero-dce"))
             self.net = ZeroDCENet().to(dev)
         self.opt = torch.optim.Adam(self.net.parameters(), lr=sched.lr, weight_decay=sched.weight_decay)
         self.iteration, self.last_loss = 0, 0.0
         self.timing = RunTiming()
-        self.proc = psutil.Process()
 
     def _start(self, resume: bool) -> None:
-        path = self.out / CHECKPOINT
-        if resume and path.is_file():
-            ckpt = load_checkpoint(path)
-            done = ckpt["state"]["iteration"]
-            if ckpt.get("config") == self.config and done > self.total:  # a shorter run is not a prefix of this one
-                warnings.warn(f"{path}: {done} iterations done, {self.total} asked; starting afresh", stacklevel=3)
-            elif ckpt.get("config") == self.config:
-                self.net.load_state_dict(ckpt["enhancer"])
-                self.opt.load_state_dict(ckpt["opt_enhancer"])
-                self.iteration, self.last_loss = ckpt["state"]["iteration"], ckpt["state"]["last_loss"]
-                restore_rng(ckpt["rng"])
-                self.timing = restore_timing(self.files)
-                return
-            else:
-                changed = sorted(k for k in self.config if ckpt.get("config", {}).get(k) != self.config[k])
-                warnings.warn(f"{path}: settings differ ({', '.join(changed)}); starting afresh", stacklevel=3)
-        for stale in (self.out / CHECKPOINT, self.out / ENHANCER, self.out / LOG, self.out / SUMMARY,
-                      self.files.timing / TIMING, self.files.timing / STEPS):
-            stale.unlink(missing_ok=True)
+        ckpt = resumable(self.out / CHECKPOINT, self.config, self.total) if resume else None
+        if ckpt is None:
+            self.files.clear()
+            return
+        self.net.load_state_dict(ckpt["enhancer"])
+        self.opt.load_state_dict(ckpt["opt_enhancer"])
+        self.iteration, self.last_loss = ckpt["state"]["iteration"], ckpt["state"]["last_loss"]
+        restore_rng(ckpt["rng"])
+        self.timing = restore_timing(self.files)
 
     def _step(self) -> dict:
         n = self.data.shape[0]
-        idx = batch_indices(n, self.s.batch_size, self.seed, "zero-dce", self.iteration)
+        idx = batch_indices(n, self.sched.batch_size, self.seed, "zero-dce", self.iteration)
         x = to_float(self.data[idx]).to(self.dev)
         _, y, a = self.net(x)
         loss, terms = zero_dce_loss(x, y, a)
         if not torch.isfinite(loss):
             raise TrainingDiverged(f"non-finite loss ({loss.item()}) at iteration {self.iteration + 1}; stopped. "
                                    f"The last good checkpoint is {self.out / CHECKPOINT} "
-                                   f"(every {self.s.checkpoint_every} iterations)")
+                                   f"(every {self.sched.checkpoint_every} iterations)")
         self.opt.zero_grad(set_to_none=True)
         loss.backward()
-        torch.nn.utils.clip_grad_norm_(self.net.parameters(), self.s.grad_clip)
+        torch.nn.utils.clip_grad_norm_(self.net.parameters(), self.sched.grad_clip)
         self.opt.step()
         flush_denormals_(self.net)  # weight decay makes them; they slow CPUs ~30x
-        epoch = self.iteration * self.s.batch_size // n
+        epoch = self.iteration * self.sched.batch_size // n
         return {"iter": self.iteration + 1, "phase": PHASE, "round": epoch, "loss": loss.item(), **terms}
 
     def train(self, resume: bool, stop_after: int | None, progress: bool) -> dict:
-        from tqdm import tqdm
-
         self.files.make()
         remove_stale_temporaries(self.out)  # left by a killed run
         self._start(resume)
-        log = TrainLog(self.out / LOG, keep_until=self.iteration, columns=COLUMNS)
-        steps = TrainLog(self.files.timing / STEPS, keep_until=self.iteration, columns=STEP_COLUMNS)
-        bar = tqdm(total=self.total, initial=self.iteration, desc="zero-dce", file=sys.stderr, disable=not progress,
-                   mininterval=1.0, dynamic_ncols=True)
-        done_here, tm = 0, self.timing
-        try:
+        with Session(self.files, self.timing, self.iteration, self.total, "zero-dce", progress, COLUMNS) as session:
             while self.iteration < self.total:
-                if stop_after is not None and done_here >= stop_after:
+                if stop_after is not None and session.done_here >= stop_after:
                     return {**self.base, "status": "stopped", "iteration": self.iteration}
                 t0 = time.perf_counter()
                 row = self._step()
                 self.iteration += 1
                 self.last_loss = row["loss"]
-                step_s = time.perf_counter() - t0
-                tm.wall_s += step_s
-                tm.peak_rss = max(tm.peak_rss, self.proc.memory_info().rss)
-                log.append(row)
-                steps.append({"iter": self.iteration, "phase": PHASE, "step_s": step_s, "wall_s": tm.wall_s})
-                bar.update(1)
-                bar.set_postfix_str(f"loss {row['loss']:.4g}", refresh=False)
-                done_here += 1
-                if self.iteration % self.s.checkpoint_every == 0 or self.iteration == self.total:
+                session.record(row, time.perf_counter() - t0, f"loss {row['loss']:.4g}")
+                if self.iteration % self.sched.checkpoint_every == 0 or self.iteration == self.total:
                     self._save()
-        finally:
-            bar.close()
-            log.close()
-            steps.close()
-        summary = self._finish()
-        return {**summary, "wall_s": round(tm.wall_s, 3)}
+        return {**self._finish(), "wall_s": round(self.timing.wall_s, 3)}
 
     def _save(self) -> None:
         save_checkpoint(self.out / CHECKPOINT, {
@@ -227,9 +190,9 @@ class _Run:
         save_torch(self.out / ENHANCER, {k: v.detach().cpu() for k, v in self.net.state_dict().items()})
         summary = {
             **self.base, "status": "done", "reason": None, "network": "zero-dce",
-            "schedule_values": {**asdict(self.s), "total_iters": self.total},
+            "schedule_values": {**asdict(self.sched), "total_iters": self.total},
             "iterations": {"total": self.iteration, PHASE: self.iteration},
-            "rounds": (self.iteration * self.s.batch_size - 1) // self.data.shape[0] + 1 if self.iteration else 0,
+            "rounds": (self.iteration * self.sched.batch_size - 1) // self.data.shape[0] + 1 if self.iteration else 0,
             "final_loss": self.last_loss,
         }
         write_json(self.out / SUMMARY, summary)

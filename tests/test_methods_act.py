@@ -21,7 +21,7 @@ from methods.encoders import load_encoder
 from methods.enhancers import open_checkpoint
 from methods.registry import METHODS
 from methods.schedule import make_schedule
-from methods.trainer import train_method
+from methods.training import train_method
 from methods.zero_dce_train import PHASE as ZERO_DCE_PHASE
 
 pytestmark = pytest.mark.usefixtures("embedding_cache")  # tests/conftest.py: a fresh cache per module

@@ -28,7 +28,7 @@ from benchmark.data.prepare import card_folder
 from benchmark.enhance import enhance_folder, open_system
 from benchmark.metrics import SHARED_METRIC_WEIGHTS, Metric, Pair, get_spec, load_metric, metric_names
 from methods.registry import METHODS
-from methods.trainer import train_method
+from methods.training import train_method
 
 KINDS = ("clip-guided", "trained baseline", "training-free")
 TINY_GENERATOR = {"long_side": 64, "train_crops": 1, "unpaired_crops": 1, "test_crops": 1}

@@ -27,7 +27,8 @@ from methods.data import (
 from methods.encoders import load_encoder
 from methods.network import load_enhancer
 from methods.registry import METHODS
-from methods.trainer import TrainingDiverged, train_method
+from methods.run_files import TrainingDiverged
+from methods.training import train_method
 
 pytestmark = pytest.mark.usefixtures("embedding_cache")  # tests/conftest.py: a fresh cache per module
 

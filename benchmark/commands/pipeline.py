@@ -48,7 +48,7 @@ def prepare(dataset: str) -> None:
 @click.option("--seed", required=True, type=click.IntRange(min=0))
 def train(method: str, regime: str, seed: int) -> None:
     """Train METHOD on the training dataset in REGIME with SEED; a method that cannot run is recorded as skipped."""
-    from methods.trainer import train_method
+    from methods.training import train_method
 
     p = _params()
     system = f"{method}-{regime}"
@@ -177,3 +177,12 @@ def report() -> None:
         params=p))
     out = build_report(results=RESULTS, params=p)
     click.echo(f"wrote {out['html']} and {out['md']}")
+
+
+@run_stage.command()
+def code() -> None:
+    """Write results/code/: the content hashes of the code each stage runs (its DVC dependency)."""
+    from benchmark.code_deps import write_fingerprints
+
+    written = write_fingerprints(RESULTS / "code")
+    click.echo(f"{len(written)} code fingerprints in {RESULTS / 'code'}")

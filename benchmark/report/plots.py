@@ -270,8 +270,8 @@ def loss_weights(method: str) -> dict[str, dict[str, float]]:
     """Per phase, the weight of each logged term in the trainer's total loss (methods/trainer.py):
     ce_init: ce; warm-up: 25 x identity; enhance: guidance_weight x guidance + 22.5 x identity;
     prompt: 200 x rank."""
+    from methods.losses import W_IDENTITY, W_RANK, W_WARMUP
     from methods.registry import METHODS
-    from methods.trainer import W_IDENTITY, W_RANK, W_WARMUP
 
     cls = METHODS.get(method) if method in METHODS else None
     if cls is not None and getattr(cls, "loss_weights", None):  # a baseline with its own loss (Zero-DCE)

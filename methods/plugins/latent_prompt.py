@@ -42,3 +42,6 @@ class LatentPrompt(PromptMethod):
 
     def prompt_features(self, encoder: Encoder) -> torch.Tensor:
         return self.latent
+
+
+METHOD = LatentPrompt

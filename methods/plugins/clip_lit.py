@@ -45,3 +45,6 @@ class ClipLit(PromptMethod):
 
     def prompt_features(self, encoder: Encoder) -> torch.Tensor:
         return encoder.encode_embeddings(self.prompts, self.eot)
+
+
+METHOD = ClipLit

@@ -6,24 +6,20 @@ identity``. The reference embeddings are computed once from the original files (
 resize + centre crop, as upstream; or the training-time resize) and cached on disk by content
 hash. Any encoder works.
 
-``rave-shifted`` removes the token-bias direction (spec 4.2 item 7) exactly as upstream's
-train_rave.py: the 15 vocabulary entries (one-token text prompts, built as the ``vocabulary``
-fidelity switch says) most and least similar to r give ``u`` (:func:`methods.losses.shift_direction`);
-``r <- n(r - <u, r> u)``, then tau is recomputed. It needs a text tower.
+``rave-shifted`` (:mod:`methods.plugins.rave_shifted`) is this method with the token-bias direction
+removed from ``r``.
 """
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 
 from methods.base import GuidanceMethod, MethodContext
-from methods.data import reference_embeddings, vocabulary_embeddings
+from methods.data import reference_embeddings
 from methods.losses import (
     class_mean,
     rave_direction,
     rave_loss,
     rave_target,
-    shift_direction,
 )
 
 
@@ -56,22 +52,4 @@ class Rave(GuidanceMethod):
         return rave_loss(emb, self.r, self.tau)
 
 
-class RaveShifted(Rave):
-    name = "rave-shifted"
-    needs_text = True
-
-    def adjust_direction(self, r: torch.Tensor, ctx: MethodContext) -> torch.Tensor:
-        labels, tokens, key = vocabulary_embeddings(ctx.encoder, ctx.vocabulary)
-        shifted, top, bottom = shift_direction(r, tokens, ctx.shift_tokens)
-        self.info.update(vocabulary_cache_key=key, vocabulary=ctx.vocabulary, vocabulary_size=len(labels),
-                         shift_tokens=ctx.shift_tokens, cos_shifted_original=float(shifted @ r),
-                         tokens_top=[labels[i] for i in top], tokens_bottom=[labels[i] for i in bottom])
-        return shifted
-
-
-def nearest_tokens(encoder, direction: torch.Tensor, k: int, vocabulary: str = "decoded-text") -> list[tuple[str, float]]:
-    """The ``k`` vocabulary entries (one-token prompts) with the highest cosine to ``direction``."""
-    labels, tokens, _ = vocabulary_embeddings(encoder, vocabulary)
-    scores = F.normalize(tokens, dim=-1) @ direction.cpu()
-    top = scores.topk(k)
-    return [(labels[i], float(s)) for s, i in zip(top.values, top.indices)]
+METHOD = Rave

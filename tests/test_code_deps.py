@@ -1,0 +1,135 @@
+"""Each DVC stage depends on exactly the code it runs (benchmark/code_deps.py, results/code/).
+
+- statically: a training run's fingerprint holds its own method's code and not another's; the report's
+  and evaluation's hold no training loop; dvc.yaml lists no code file by hand, every `bench run-stage`
+  stage depends on its fingerprint, and params are per stage (the bootstrap count is the report's only);
+- dynamically: running the real `bench run-stage` commands on a tiny project imports no project module
+  that is missing from the stage's fingerprint.
+"""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from benchmark.code_deps import PACKAGES, fingerprint_files, stage_code, write_fingerprints
+from benchmark.data import prepare
+
+ROOT = Path(__file__).resolve().parents[1]
+TINY_GENERATOR = {"long_side": 64, "train_crops": 1, "unpaired_crops": 1, "test_crops": 1}
+
+
+def _files(stage: str, method: str | None = None) -> set[str]:
+    return {k for k in stage_code(stage, method) if "::" not in k}
+
+
+def test_training_fingerprint_is_the_methods_own_code() -> None:
+    rave, zero_dce = _files("train", "rave"), _files("train", "zero-dce")
+    assert {"methods/plugins/rave.py", "methods/trainer.py", "methods/network.py", "methods/losses.py"} <= rave
+    assert not {"methods/plugins/clip_lit.py", "methods/plugins/zero_dce.py", "methods/zero_dce_train.py"} & rave
+    assert {"methods/plugins/zero_dce.py", "methods/zero_dce_train.py", "methods/zero_dce.py"} <= zero_dce
+    assert not {"methods/trainer.py", "methods/encoders.py", "methods/clip_encoder.py"} & zero_dce
+    assert "methods/plugins/rave.py" in _files("train", "rave-shifted")  # it subclasses RAVE
+    for files in (rave, zero_dce):
+        assert not any(f.startswith(("benchmark/report/", "benchmark/metrics")) for f in files)
+
+
+def test_scoring_and_reporting_fingerprints_hold_no_training_loop() -> None:
+    for stage in ("evaluate", "report", "enhance", "prepare"):
+        assert not {"methods/trainer.py", "methods/zero_dce_train.py", "methods/encoders.py"} & _files(stage), stage
+    assert "benchmark/metrics.py" in _files("evaluate") and "benchmark/metrics.py" not in _files("enhance")
+    assert "methods/plugins/clahe.py" in _files("enhance", "clahe") and "methods/plugins/clahe.py" not in _files("enhance")
+
+
+def test_fingerprint_follows_the_code_and_only_it(tmp_path: Path) -> None:
+    first = stage_code("train", "zero-dce")
+    assert all(len(h) == 64 for h in first.values())
+    assert "benchmark/commands/pipeline.py::train" in first  # the entry counts by its stage function
+    assert stage_code("train", "zero-dce") == first  # deterministic
+    write_fingerprints(tmp_path)
+    written = {p.relative_to(tmp_path).as_posix() for p in tmp_path.rglob("*.json")}
+    assert written == set(fingerprint_files())
+    data = json.loads((tmp_path / "train" / "rave.json").read_text())
+    assert data["stage"] == "train" and data["method"] == "rave" and str(ROOT) not in json.dumps(data)
+
+
+def _stages() -> dict[str, dict]:
+    return yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"]
+
+
+def test_dvc_stages_depend_on_their_fingerprint_not_on_listed_code() -> None:
+    for name, stage in _stages().items():
+        body = stage.get("do", stage)
+        deps = [str(d) for d in body.get("deps", [])]
+        if name == "code":
+            assert set(deps) == set(PACKAGES)
+            continue
+        assert body["cmd"].startswith("bench run-stage "), name
+        code = [d for d in deps if d.startswith("results/code/")]
+        assert len(code) == 1, (name, deps)
+        listed = [d for d in deps if d.startswith(tuple(f"{p}/" for p in PACKAGES))]
+        assert all(not d.endswith(".py") and "templates" in d for d in listed), (name, listed)
+    assert _stages()["train"]["deps"][0] == "results/code/train/${item.method}.json"
+
+
+def test_each_stage_reads_its_own_params() -> None:
+    stages = _stages()
+    evaluation = [n for n in stages if n.startswith("evaluate")]
+    for name in evaluation:
+        params = stages[name].get("do", stages[name])["params"]
+        assert params == ["evaluate.metrics"], name  # so a new bootstrap count reruns the report only
+    assert "evaluate.bootstrap" in stages["report"]["params"]
+    assert "evaluate" not in stages["train"]["params"] and "schedule" in stages["train"]["params"]
+
+
+# --- dynamic: what the real commands import -------------------------------------------------------------
+RUN = """
+import atexit, json, os, sys
+def dump():
+    mods = {n: getattr(m, '__file__', None) for n, m in list(sys.modules.items())}
+    json.dump({n: f for n, f in mods.items() if n.split('.')[0] in %r and f}, open(os.environ['MODULES_OUT'], 'w'))
+atexit.register(dump)
+from benchmark.cli import main
+sys.argv = ['bench'] + sys.argv[1:]
+main()
+""" % (PACKAGES,)
+
+COMMANDS = [  # (stage, method of the fingerprint, run-stage arguments)
+    ("train", "rave", ["train", "--method", "rave", "--regime", "unpaired", "--seed", "0"]),
+    ("train", "zero-dce", ["train", "--method", "zero-dce", "--regime", "unpaired", "--seed", "0"]),
+    ("enhance", None, ["enhance", "--system", "rave-unpaired", "--seed", "0", "--dataset", "synthetic-backlit"]),
+    ("enhance", "clahe", ["enhance", "--system", "clahe", "--dataset", "synthetic-backlit"]),
+    ("evaluate", None, ["evaluate", "--system", "clahe", "--dataset", "synthetic-backlit"]),
+]
+
+
+@pytest.fixture(scope="module")
+def tiny_project(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("project")
+    prepare("synthetic-backlit", root=root / "datasets" / "data", generator=TINY_GENERATOR)
+    params = yaml.safe_load((ROOT / "params.yaml").read_text())
+    tiny = {"crop": 32, "rank_size": 32, "batch_size": 2, "warmup_iters": 1, "enhancer_iters": 1, "total_iters": 2,
+            "checkpoint_every": 1}
+    params["train"] = {"rave": tiny, "zero-dce": {"crop": 32, "batch_size": 2, "total_iters": 2, "checkpoint_every": 1}}
+    params["evaluate"]["metrics"] = ["psnr"]
+    (root / "params.yaml").write_text(yaml.safe_dump(params))
+    return root
+
+
+@pytest.mark.usefixtures("embedding_cache")
+@pytest.mark.parametrize("stage, method, args", COMMANDS, ids=[" ".join(c[2][:3]) for c in COMMANDS])
+def test_commands_import_only_fingerprinted_code(stage: str, method: str | None, args: list[str],
+                                                  tiny_project: Path, tmp_path: Path) -> None:
+    out = tmp_path / "modules.json"
+    env = {**os.environ, "MODULES_OUT": str(out), "PYTHONPATH": str(ROOT)}
+    proc = subprocess.run([sys.executable, "-c", RUN, "run-stage", *args], cwd=tiny_project, env=env,
+                          capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    imported = {Path(f).resolve().relative_to(ROOT).as_posix() for f in json.loads(out.read_text()).values()}
+    missing = imported - {k.split("::")[0] for k in stage_code(stage, method)}
+    assert not missing, f"{stage} {method}: ran code its fingerprint lacks: {sorted(missing)}"
