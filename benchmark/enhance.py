@@ -55,13 +55,15 @@ def downscale(img, max_side: int | None):  # noqa: ANN001, ANN201 - torch tensor
     return F.interpolate(img[None], size=size, mode="bicubic", antialias=True, align_corners=False)[0].clamp(0, 1)
 
 
-def mark_skipped(out_dir: str | Path, reason: str) -> None:
-    """Record in ``out_dir/summary.json`` that a system has no outputs here, and why (old outputs go)."""
+def mark_skipped(out_dir: str | Path, reason: str) -> dict:
+    """Record in ``out_dir/summary.json`` that a system has no outputs here, and why (old outputs go); the summary."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     for stale in out_dir.glob("*.png"):
         stale.unlink()
-    write_json(out_dir / "summary.json", {"skipped": reason, "done": [], "failed": []})
+    summary = {"skipped": reason, "done": [], "failed": []}
+    write_json(out_dir / "summary.json", summary)
+    return summary
 
 
 def open_system(weights: str | Path, *, padding: str = "reflect", device: str = "auto", tile: int | None = None,
@@ -122,9 +124,7 @@ def enhance_folder(
     settings = {**identity, "padding": padding, "max_side": max_side, "tile": tile, "precision": precision,
                 "bits": bits}
     summary_path = out_dir / "summary.json"
-    previous = json.loads(summary_path.read_text()) if summary_path.is_file() else {}
-    reuse = not force and all(previous.get(k) == v for k, v in settings.items())
-    finished = set(previous.get("done", [])) if reuse else set()
+    finished = set() if force else _finished(summary_path, settings)
     remove_stale_temporaries(out_dir)  # left by a killed run
 
     paths = [p for p in collect_inputs(inputs) if not p.name.startswith(".")]
@@ -144,13 +144,8 @@ def enhance_folder(
     for path in bar:
         target = out_dir / names[path]
         t0 = time.perf_counter()
-        try:
-            if not is_image_file(path) and path.suffix.lower() not in (".png", ".jpg", ".jpeg"):
-                raise ImageReadError(path, "not an image file extension")
-            img = downscale(load_image(path), max_side)
-            save_png(engine(img), target, bits=bits)
-        except (ImageReadError, RuntimeError, ValueError, OSError) as exc:
-            error = str(exc) if str(path) in str(exc) else f"{path}: {exc}"
+        error = _enhance_one(engine, path, target, max_side, bits)
+        if error:
             failed.append({"file": str(path), "error": error})
             bar.write(f"failed: {error}")
             continue
@@ -163,3 +158,20 @@ def enhance_folder(
     if timing_file is not None:
         write_json(Path(timing_file), timing)
     return {**result, "timing": timing}
+
+
+def _finished(summary_path: Path, settings: dict) -> set[str]:
+    """Outputs a previous run with the same weights and settings listed as done."""
+    previous = json.loads(summary_path.read_text()) if summary_path.is_file() else {}
+    return set(previous.get("done", [])) if all(previous.get(k) == v for k, v in settings.items()) else set()
+
+
+def _enhance_one(engine: Enhancer, path: Path, target: Path, max_side: int | None, bits: int) -> str | None:
+    """Enhance ``path`` into ``target``; the error (naming the file) when it cannot be read or enhanced."""
+    try:
+        if not is_image_file(path) and path.suffix.lower() not in (".png", ".jpg", ".jpeg"):
+            raise ImageReadError(path, "not an image file extension")
+        save_png(engine(downscale(load_image(path), max_side)), target, bits=bits)
+    except (ImageReadError, RuntimeError, ValueError, OSError) as exc:
+        return str(exc) if str(path) in str(exc) else f"{path}: {exc}"
+    return None

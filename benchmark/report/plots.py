@@ -20,8 +20,8 @@ from matplotlib.figure import Figure
 from matplotlib.patches import Patch, Rectangle
 from matplotlib.ticker import MaxNLocator
 
-from benchmark.evaluate import system_info
 from benchmark.report.data import Results
+from benchmark.system import System
 from benchmark.timing import read_train_log
 
 DPI = 110
@@ -125,7 +125,7 @@ def _pareto(points: list[tuple[float, float]], lower_better: bool) -> list[int]:
 def _cost_panel(ax: Axes, pts: list[dict], metric: str, lower: bool, xlabel: str, colours: dict,
                 input_mean: float | None) -> None:
     for p in pts:
-        marker = {"released": "s", "trained": "o"}.get(system_info(p["system"])["source"], "D")
+        marker = {"released": "s", "trained": "o"}.get(System.parse(p["system"]).source, "D")
         ax.errorbar(p["x"], p["y"], xerr=p.get("xerr"), yerr=p["yerr"], fmt=marker, ms=6, capsize=3,
                     color=colours[p["system"]], label=p["system"])
     front = _pareto([(p["x"], p["y"]) for p in pts], lower)
@@ -323,7 +323,7 @@ def loss_curves(runs: dict[str, dict], out: Path) -> Path | None:
     term_colours = dict(zip(["guidance", "identity", "rank", "ce"], sns.color_palette("colorblind", 4)))
     phases_seen: list[str] = []
     for ax, (system, (run, log)) in zip(axes.flat, logs.items()):
-        method = run.get("method") or system_info(system)["method"]
+        method = run.get("method") or System.parse(system).method
         segments = _segments(log["phase"].astype(str))
         terms = weighted_terms(log, loss_weights(method))
         residual = float(terms.pop("residual").abs().max())
