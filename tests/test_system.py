@@ -71,3 +71,11 @@ def test_provenance_seeds_mean_one_thing(tmp_path: Path) -> None:
         write_provenance(tmp_path / "x.json", role="training", seeds=[1])
     with pytest.raises(ValueError):
         write_provenance(tmp_path / "x.json", role="run", seed=1)
+
+
+def test_compare_resolves_operators_and_every_trained_method(tmp_path: Path) -> None:
+    from benchmark.commands.evaluate import _resolve_systems
+
+    (tmp_path / "train" / "zero-dce-unpaired" / "seed-0").mkdir(parents=True)
+    systems = _resolve_systems("clahe,zero-dce", "trained", ResultsStore(tmp_path))
+    assert systems == [System.parse("clahe"), System.trained("zero-dce", "unpaired", 0)]
