@@ -10,8 +10,9 @@ import subprocess
 import sys
 from importlib import metadata
 from pathlib import Path
-from typing import Iterable
+from typing import Iterable, Literal, Sequence
 
+from backlit_core.atomic import write_json
 from backlit_core.hashing import sha256_of
 from backlit_core.paths import PROJECT_ROOT
 
@@ -122,7 +123,7 @@ def device_info() -> dict[str, object]:
     return info
 
 
-def collect_provenance(seed: int | None = None, weights: Iterable[str | Path] = (), **extra: object) -> dict:
+def collect_provenance(weights: Iterable[str | Path] = (), **extra: object) -> dict:
     """A JSON-ready record of the environment; ``weights`` files are listed with their sha256."""
     # dirty: tracked code or settings differ from the commit (the pipeline's own outputs do not count)
     status = _git("status", "--porcelain", "--untracked-files=no", "--", ".", ":!results", ":!dvc.lock", ":!perf/results")
@@ -135,7 +136,29 @@ def collect_provenance(seed: int | None = None, weights: Iterable[str | Path] = 
         "packages": package_versions(),
         **environment(),
         "device": device_info(),
-        "seed": seed,
         "weights": {str(p): sha256_of(p) for p in weights if Path(p).is_file()},
         **extra,
     }
+
+
+def write_provenance(path: str | Path, *, role: Literal["run", "training"], seed: int | None = None,
+                     seeds: Sequence[int] | None = None, bootstrap_seed: int | None = None,
+                     weights: Iterable[str | Path] = (), **extra: object) -> dict:
+    """Write (atomically) and return the provenance record of ``role`` to ``path``.
+
+    The seeds mean one thing each: ``role="training"`` (one training run) records ``seed``, the
+    training seed of that run; ``role="run"`` (a results folder's ``provenance.json``) records
+    ``seeds``, the training seeds of the run's trained systems, and ``bootstrap_seed``, the seed of
+    the confidence-interval bootstrap. ``extra`` keys (``profile``, ``params``, ``training``) are added.
+    """
+    if role == "training":
+        if seed is None or seeds is not None or bootstrap_seed is not None:
+            raise ValueError("a training record has one training seed (seed=), no seeds or bootstrap_seed")
+        seed_fields: dict[str, object] = {"seed": seed}
+    else:
+        if seed is not None:
+            raise ValueError("a run record has seeds= (training seeds) and bootstrap_seed=, not seed=")
+        seed_fields = {"seeds": list(seeds or []), "bootstrap_seed": bootstrap_seed}
+    record = collect_provenance(weights=weights, role=role, **seed_fields, **extra)
+    write_json(Path(path), record)
+    return record

@@ -1,30 +1,43 @@
 """The code each pipeline stage runs, found from the import graph, as content hashes (``results/code``).
 
-A stage's code is its ``bench run-stage`` function in :mod:`benchmark.commands.pipeline` (with the
-module-level helpers it calls), every project module that function imports, transitively (imports
-inside functions count; ``if TYPE_CHECKING:`` ones do not), and the method plugins the stage loads
-through the registry: a training run its method's and the training loop the method names, an
-operator's enhancement its operator's, the evaluation (for a system's kind), the inference timing
-and the report all of them. Each DVC stage depends on its fingerprint file instead of a hand-kept
-list of files, so changing Zero-DCE's loop retrains Zero-DCE only, and changing the report retrains
-nothing. Files hold relative paths and sha256 only (no times, no machine).
+A stage's code starts at its ``bench run-stage`` function in :mod:`benchmark.commands.pipeline` and
+follows, statically (``ast``), what runs: the module-level statements of every project module
+imported, and each function or class reached through ``from module import name``, a reference to a
+name of the same module, an import inside a function, or a registry's lazy ``"module:attr"``
+entry (``if TYPE_CHECKING:`` imports and annotations do not count; a module used by name counts
+whole). The method plugins a stage loads through the registry count whole: a training run's
+method and the loop it names (``training_loop``, followed only there), an operator's enhancement
+and evaluation its operator's, the inference timing and the report all of them. A function is a
+node of its own; a class counts with its module's top-level statements (its body runs on import).
+
+A module used in full is hashed whole (``path``); one used in part by the definitions reached
+(``path::name,...``), so changing one function reruns only the stages that run it. Each DVC stage
+depends on its fingerprint file instead of a hand-kept list of files: changing Zero-DCE's loop
+retrains Zero-DCE only, changing the report retrains nothing. Files hold relative paths and sha256
+only (no times, no machine). ``tests/test_code_deps.py`` runs the real commands and fails if one
+executes a function or module its fingerprint lacks.
 """
 from __future__ import annotations
 
 import ast
+import hashlib
+import re
 from collections.abc import Iterable, Iterator
 from functools import cache
 from pathlib import Path
 
 from backlit_core.atomic import write_json
-from backlit_core.hashing import sha256_of
 from backlit_core.paths import PROJECT_ROOT
 
 PACKAGES = ("backlit_core", "methods", "benchmark")
 ENTRY = "benchmark.commands.pipeline"
-CLI = "benchmark.cli"  # ``bench``: imports the stage module by name, only when it runs
+CLI = "benchmark.cli"  # ``bench``: its "module:attr" command table loads only the command invoked
 STAGES = {"prepare": "prepare", "train": "train", "enhance": "enhance", "evaluate": "evaluate",
           "time-inference": "time_inference", "report": "report"}
+TOP = ""  # the node of a module's statements outside its functions and classes
+Node = tuple[str, str]  # (module, definition name or TOP)
+DEFS = (ast.FunctionDef, ast.AsyncFunctionDef)  # a class body runs on import: classes are part of TOP
+LAZY_ENTRY = re.compile(r"([A-Za-z_][\w.]*):([A-Za-z_]\w*)")  # "module:attr", a registry's lazy entry
 
 
 @cache
@@ -40,122 +53,179 @@ def project_modules(root: Path = PROJECT_ROOT) -> dict[str, Path]:
     return out
 
 
+@cache
+def _parsed(module: str) -> tuple[str, ast.Module, dict[str, ast.stmt]]:
+    """Source, tree and top-level definitions (functions and classes by name) of a project module."""
+    path = project_modules()[module]
+    source = path.read_text()
+    tree = ast.parse(source, str(path))
+    return source, tree, {n.name: n for n in tree.body if isinstance(n, DEFS)}
+
+
+def _statements(node: Node) -> list[ast.stmt]:
+    _, tree, defs = _parsed(node[0])
+    return [defs[node[1]]] if node[1] else [n for n in tree.body if not isinstance(n, DEFS)]
+
+
 def _is_type_checking(node: ast.If) -> bool:
     test = node.test
     return (isinstance(test, ast.Name) and test.id == "TYPE_CHECKING") or \
         (isinstance(test, ast.Attribute) and test.attr == "TYPE_CHECKING")
 
 
-def _import_nodes(nodes: Iterable[ast.AST], descend: bool) -> Iterator[ast.Import | ast.ImportFrom]:
-    """Import statements among ``nodes`` (and, with ``descend``, inside them), skipping TYPE_CHECKING blocks
-    and, without ``descend``, function and class bodies."""
-    for node in nodes:
-        if isinstance(node, ast.If) and _is_type_checking(node):
-            yield from _import_nodes(node.orelse, descend)
+def _children(node: ast.AST) -> Iterator[ast.AST]:
+    """Child nodes, without annotations (never evaluated: every module has ``from __future__ import annotations``)."""
+    skip = {"annotation", "returns"}
+    for name, value in ast.iter_fields(node):
+        if name in skip:
             continue
-        if isinstance(node, (ast.Import, ast.ImportFrom)):
-            yield node
-        elif descend or not isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
-            yield from _import_nodes(ast.iter_child_nodes(node), descend)
+        for child in value if isinstance(value, list) else [value]:
+            if isinstance(child, ast.AST):
+                yield child
 
 
-def _targets(node: ast.Import | ast.ImportFrom, module: str, is_package: bool) -> Iterator[str]:
-    """The dotted names an import statement loads (``from pkg import mod`` loads ``pkg.mod`` too)."""
-    if isinstance(node, ast.Import):
-        yield from (alias.name for alias in node.names)
-        return
-    base = node.module or ""
-    if node.level:
-        parts = module.split(".")
-        parts = parts[: len(parts) - node.level + (1 if is_package else 0)]
-        base = ".".join(parts + ([node.module] if node.module else []))
-    yield base
-    yield from (f"{base}.{alias.name}" for alias in node.names)
+def _walk(nodes: Iterable[ast.AST]) -> Iterator[ast.AST]:
+    """Every node under ``nodes`` except annotations and the bodies of ``if TYPE_CHECKING:`` blocks."""
+    for node in nodes:
+        yield node
+        if isinstance(node, ast.If) and _is_type_checking(node):
+            yield from _walk(node.orelse)
+        else:
+            yield from _walk(_children(node))
 
 
-def _with_parents(name: str) -> Iterator[str]:
+def _with_parents(name: str) -> list[str]:
     """``a.b.c`` -> ``a``, ``a.b``, ``a.b.c``: importing a module runs its packages' ``__init__`` first."""
     parts = name.split(".")
-    yield from (".".join(parts[:i]) for i in range(1, len(parts) + 1))
+    return [".".join(parts[:i]) for i in range(1, len(parts) + 1)]
 
 
-def _imports(module: str, nodes: Iterable[ast.AST], descend: bool) -> set[str]:
+def _whole(module: str) -> set[Node]:
+    return {(module, TOP)} | {(module, name) for name in _parsed(module)[2]}
+
+
+def _from_base(node: ast.ImportFrom, module: str) -> str:
+    """The absolute module a ``from ... import`` names (relative ones resolved against ``module``)."""
+    if not node.level:
+        return node.module or ""
+    parts = module.split(".")
+    parts = parts[: len(parts) - node.level + (1 if project_modules()[module].name == "__init__.py" else 0)]
+    return ".".join(parts + ([node.module] if node.module else []))
+
+
+def _loaded(node: ast.Import | ast.ImportFrom, module: str) -> set[Node]:
+    """The module-level code an import statement runs (each module's TOP, its packages' first)."""
     modules = project_modules()
-    is_package = modules[module].name == "__init__.py"
-    found = set()
-    for node in _import_nodes(nodes, descend):
-        for target in _targets(node, module, is_package):
-            found.update(m for m in _with_parents(target) if m in modules)
-    return found
+    names = [a.name for a in node.names] if isinstance(node, ast.Import) else \
+        [_from_base(node, module)] + [f"{_from_base(node, module)}.{a.name}" for a in node.names]
+    return {(m, TOP) for name in names if name in modules for m in _with_parents(name)}
 
 
 @cache
-def _tree(module: str) -> ast.Module:
-    path = project_modules()[module]
-    return ast.parse(path.read_text(), str(path))
+def _bindings(module: str) -> dict[str, tuple[str, str | None]]:
+    """Name -> (module, attribute or None for the module itself) for every import in ``module``."""
+    out: dict[str, tuple[str, str | None]] = {}
+    for node in _walk(_parsed(module)[1].body):
+        if isinstance(node, ast.Import):
+            out.update({(a.asname or a.name.split(".")[0]): (a.name if a.asname else a.name.split(".")[0], None)
+                        for a in node.names})
+        elif isinstance(node, ast.ImportFrom):
+            base = _from_base(node, module)
+            for a in node.names:
+                sub = f"{base}.{a.name}"
+                out[a.asname or a.name] = (sub, None) if sub in project_modules() else (base, a.name)
+    return out
 
 
-def closure(modules: Iterable[str]) -> set[str]:
-    """``modules`` and every project module they import, transitively."""
-    seen: set[str] = set()
-    todo = [m for name in modules for m in _with_parents(name) if m in project_modules()]
+def _resolve(module: str, name: str | None, depth: int = 0) -> set[Node]:
+    """The nodes that ``module.name`` runs when called or used (a module used as such counts whole)."""
+    if module not in project_modules():
+        return set()
+    if name is None or depth > 10:
+        return _whole(module)
+    if name in _parsed(module)[2]:
+        return {(module, name)}
+    if name in _bindings(module):  # a re-export
+        return _resolve(*_bindings(module)[name], depth + 1)
+    return {(module, TOP)}
+
+
+def _edges(node: Node) -> set[Node]:
+    """What running ``node`` runs next: its module's TOP, the module-level code of what it imports, and
+    every definition it names (of its own module or imported)."""
+    module = node[0]
+    defs, bindings = _parsed(module)[2], _bindings(module)
+    out: set[Node] = {(module, TOP)}
+    statements = _statements(node)
+    loops = {id(s.value) for s in _walk(statements) if isinstance(s, (ast.Assign, ast.AnnAssign))
+             and any(isinstance(t, ast.Name) and t.id == "training_loop"
+                     for t in (s.targets if isinstance(s, ast.Assign) else [s.target]))}
+    for sub in _walk(statements):
+        if isinstance(sub, (ast.Import, ast.ImportFrom)):
+            out |= _loaded(sub, module)
+        elif isinstance(sub, ast.Name) and sub.id in defs:
+            out.add((module, sub.id))
+        elif isinstance(sub, ast.Name) and sub.id in bindings:
+            out |= _resolve(*bindings[sub.id])
+        elif isinstance(sub, ast.Constant) and isinstance(sub.value, str) and id(sub) not in loops and module != CLI and \
+                (target := LAZY_ENTRY.fullmatch(sub.value)) and target[1] in project_modules():
+            out |= {(m, TOP) for m in _with_parents(target[1])} | _resolve(target[1], target[2])
+    return out
+
+
+def reached(start: Iterable[Node]) -> set[Node]:
+    """``start`` and every node it runs, transitively."""
+    seen: set[Node] = set()
+    todo = list(start)
     while todo:
-        module = todo.pop()
-        if module not in seen:
-            seen.add(module)
-            todo += _imports(module, _tree(module).body, descend=True) - seen
+        node = todo.pop()
+        if node not in seen:
+            seen.add(node)
+            todo += _edges(node) - seen
     return seen
-
-
-def _local_functions(module: str, name: str) -> list[ast.FunctionDef]:
-    """Function ``name`` of ``module`` and the module-level functions it refers to, transitively."""
-    defs = {n.name: n for n in _tree(module).body if isinstance(n, ast.FunctionDef)}
-    found, todo = {}, [name]
-    while todo:
-        fn = defs[todo.pop()]
-        found[fn.name] = fn
-        todo += [n.id for n in ast.walk(fn) if isinstance(n, ast.Name) and n.id in defs and n.id not in found]
-    return [found[k] for k in sorted(found)]
-
-
-def entry_modules(stage: str) -> set[str]:
-    """The modules ``bench run-stage <stage>`` imports: the CLI's, the entry module's own and its stage function's."""
-    functions = _local_functions(ENTRY, STAGES[stage])
-    packages = set(_with_parents(ENTRY)) - {ENTRY}
-    return {CLI} | packages | _imports(ENTRY, _tree(ENTRY).body, descend=False) | \
-        _imports(ENTRY, functions, descend=True)
 
 
 def plugins_loaded(stage: str, method: str | None) -> list[str]:
     """The plugin modules a stage loads through the registry (see the module docstring)."""
     from methods.registry import METHODS, plugin_module
 
-    if stage in ("evaluate", "time-inference", "report"):  # evaluate: a system's kind (the score's source column)
+    if stage in ("evaluate", "time-inference", "report"):
         return [plugin_module(m) for m in METHODS.names()]
     if stage == "train" and method:
         loop = getattr(METHODS.get(method), "training_loop", None)
         return [plugin_module(method)] + ([loop.split(":")[0]] if loop else [])
-    if stage == "enhance" and method and getattr(METHODS.get(method), "kind", None) == "training-free":
+    if stage in ("enhance", "evaluate") and method and getattr(METHODS.get(method), "kind", None) == "training-free":
         return [plugin_module(method)]
     return []
 
 
-def stage_code(stage: str, method: str | None = None) -> dict[str, str]:
-    """``{relative path: sha256}`` of the code a stage runs (the entry file hashed by its functions)."""
-    root = PROJECT_ROOT
-    modules = closure(entry_modules(stage) | set(plugins_loaded(stage, method))) - {ENTRY}
-    files = {project_modules()[m].relative_to(root).as_posix(): sha256_of(project_modules()[m]) for m in modules}
-    entry = project_modules()[ENTRY]
-    source = entry.read_text()
-    segments = [ast.get_source_segment(source, n) or "" for n in _local_functions(ENTRY, STAGES[stage])]
-    files[f"{entry.relative_to(root).as_posix()}::{STAGES[stage]}"] = _sha256_text("\n".join(segments))
-    return dict(sorted(files.items()))
+def stage_nodes(stage: str, method: str | None = None) -> set[Node]:
+    """Every node ``bench run-stage <stage>`` runs (for ``method``'s run or operator where it applies)."""
+    whole = [CLI] + plugins_loaded(stage, method)
+    start = {(ENTRY, STAGES[stage])} | {n for m in whole for n in _whole(m)}
+    packages = {(p, TOP) for m in [ENTRY, *whole] for p in _with_parents(m)}  # imported first
+    return reached(start | packages)
 
 
-def _sha256_text(text: str) -> str:
-    import hashlib
-
+def _sha256(text: str) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
+
+
+def stage_code(stage: str, method: str | None = None) -> dict[str, str]:
+    """``{relative path[::definitions]: sha256}`` of the code a stage runs."""
+    by_module: dict[str, set[str]] = {}
+    for module, name in stage_nodes(stage, method):
+        by_module.setdefault(module, set()).add(name)
+    out = {}
+    for module, names in by_module.items():
+        rel = project_modules()[module].relative_to(PROJECT_ROOT).as_posix()
+        source = _parsed(module)[0]
+        if names >= {n for _, n in _whole(module)}:
+            out[rel] = _sha256(source)
+            continue
+        parts = [ast.get_source_segment(source, s) or "" for name in sorted(names) for s in _statements((module, name))]
+        out[f"{rel}::{','.join(sorted(n for n in names if n))}"] = _sha256("\n".join(parts))
+    return dict(sorted(out.items()))
 
 
 def fingerprint_files() -> dict[str, tuple[str, str | None]]:
@@ -165,10 +235,8 @@ def fingerprint_files() -> dict[str, tuple[str, str | None]]:
     out: dict[str, tuple[str, str | None]] = {f"{s}.json": (s, None) for s in STAGES if s != "train"}
     for name in METHODS.names():
         kind = getattr(METHODS.get(name), "kind", None)
-        if kind == "training-free":
-            out[f"enhance/{name}.json"] = ("enhance", name)
-        else:
-            out[f"train/{name}.json"] = ("train", name)
+        stages = ("enhance", "evaluate") if kind == "training-free" else ("train",)
+        out.update({f"{stage}/{name}.json": (stage, name) for stage in stages})
     return out
 
 
@@ -180,6 +248,6 @@ def write_fingerprints(out_dir: Path) -> list[Path]:
             old.unlink()
     written = []
     for rel, (stage, method) in wanted.items():
-        write_json(out_dir / rel, {"stage": stage, "method": method, "files": stage_code(stage, method)})
+        write_json(out_dir / rel, {"stage": stage, "method": method, "code": stage_code(stage, method)})
         written.append(out_dir / rel)
     return written

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -55,13 +55,15 @@ def downscale(img, max_side: int | None):  # noqa: ANN001, ANN201 - torch tensor
     return F.interpolate(img[None], size=size, mode="bicubic", antialias=True, align_corners=False)[0].clamp(0, 1)
 
 
-def mark_skipped(out_dir: str | Path, reason: str) -> None:
-    """Record in ``out_dir/summary.json`` that a system has no outputs here, and why (old outputs go)."""
+def mark_skipped(out_dir: str | Path, reason: str) -> dict:
+    """Record in ``out_dir/summary.json`` that a system has no outputs here, and why (old outputs go); the summary."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     for stale in out_dir.glob("*.png"):
         stale.unlink()
-    write_json(out_dir / "summary.json", {"skipped": reason, "done": [], "failed": []})
+    summary = {"skipped": reason, "done": [], "failed": []}
+    write_json(out_dir / "summary.json", summary)
+    return summary
 
 
 def open_system(weights: str | Path, *, padding: str = "reflect", device: str = "auto", tile: int | None = None,
@@ -114,52 +116,72 @@ def enhance_folder(
     evaluation depends on); seconds per image and wall time go to ``timing_file`` when given and are
     returned under ``timing``.
     """
-    from tqdm import tqdm
-
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     engine, identity = open_system(weights, padding=padding, device=device, tile=tile, precision=precision)
     settings = {**identity, "padding": padding, "max_side": max_side, "tile": tile, "precision": precision,
                 "bits": bits}
     summary_path = out_dir / "summary.json"
-    previous = json.loads(summary_path.read_text()) if summary_path.is_file() else {}
-    reuse = not force and all(previous.get(k) == v for k, v in settings.items())
-    finished = set(previous.get("done", [])) if reuse else set()
+    finished = set() if force else _finished(summary_path, settings)
     remove_stale_temporaries(out_dir)  # left by a killed run
 
     paths = [p for p in collect_inputs(inputs) if not p.name.startswith(".")]
     names = output_names(paths)
     kept = {names[p] for p in paths if names[p] in finished and (out_dir / names[p]).is_file()}
     done = [names[p] for p in paths if names[p] in kept]
-    todo = [p for p in paths if names[p] not in kept]
     failed: list[dict[str, str]] = []
-    seconds: dict[str, float] = {}
-    start = time.perf_counter()
 
     def summary() -> dict:
         return {**settings, "device": engine.device.type, "inputs": len(paths), "done": done, "failed": failed}
 
-    bar = tqdm(todo, desc=f"enhance {Path(str(weights)).name}", unit="img", initial=len(done), total=len(paths),
-               disable=not progress)
-    for path in bar:
-        target = out_dir / names[path]
-        t0 = time.perf_counter()
-        try:
-            if not is_image_file(path) and path.suffix.lower() not in (".png", ".jpg", ".jpeg"):
-                raise ImageReadError(path, "not an image file extension")
-            img = downscale(load_image(path), max_side)
-            save_png(engine(img), target, bits=bits)
-        except (ImageReadError, RuntimeError, ValueError, OSError) as exc:
-            error = str(exc) if str(path) in str(exc) else f"{path}: {exc}"
-            failed.append({"file": str(path), "error": error})
-            bar.write(f"failed: {error}")
-            continue
-        seconds[target.name] = round(time.perf_counter() - t0, 4)
-        done.append(target.name)
-        write_json(summary_path, summary())  # progress so far: a killed run resumes from here
+    start = time.perf_counter()
+    seconds = _enhance_each(engine, [p for p in paths if names[p] not in kept], names, out_dir, (max_side, bits),
+                            done, failed, lambda: write_json(summary_path, summary()),
+                            progress=(f"enhance {Path(str(weights)).name}", len(paths)) if progress else None)
     result = summary()
     write_json(summary_path, result)
     timing = {"device": str(engine.device), "seconds_per_image": seconds, "wall_s": round(time.perf_counter() - start, 3)}
     if timing_file is not None:
         write_json(Path(timing_file), timing)
     return {**result, "timing": timing}
+
+
+def _enhance_each(engine: Enhancer, todo: list[Path], names: dict[Path, str], out_dir: Path,
+                  size: tuple[int | None, int], done: list[str], failed: list[dict[str, str]],
+                  save_progress: Callable[[], None], progress: tuple[str, int] | None) -> dict[str, float]:
+    """Enhance ``todo`` into ``out_dir`` (``size``: max side, bits), appending to ``done``/``failed`` and
+    saving progress after each image; returns seconds per output. ``progress``: (label, total) for the bar."""
+    from tqdm import tqdm
+
+    label, total = progress or ("", len(todo))
+    bar = tqdm(todo, desc=label, unit="img", initial=len(done), total=total, disable=progress is None)
+    seconds: dict[str, float] = {}
+    for path in bar:
+        target = out_dir / names[path]
+        t0 = time.perf_counter()
+        error = _enhance_one(engine, path, target, *size)
+        if error:
+            failed.append({"file": str(path), "error": error})
+            bar.write(f"failed: {error}")
+            continue
+        seconds[target.name] = round(time.perf_counter() - t0, 4)
+        done.append(target.name)
+        save_progress()  # a killed run resumes from here
+    return seconds
+
+
+def _finished(summary_path: Path, settings: dict) -> set[str]:
+    """Outputs a previous run with the same weights and settings listed as done."""
+    previous = json.loads(summary_path.read_text()) if summary_path.is_file() else {}
+    return set(previous.get("done", [])) if all(previous.get(k) == v for k, v in settings.items()) else set()
+
+
+def _enhance_one(engine: Enhancer, path: Path, target: Path, max_side: int | None, bits: int) -> str | None:
+    """Enhance ``path`` into ``target``; the error (naming the file) when it cannot be read or enhanced."""
+    try:
+        if not is_image_file(path) and path.suffix.lower() not in (".png", ".jpg", ".jpeg"):
+            raise ImageReadError(path, "not an image file extension")
+        save_png(engine(downscale(load_image(path), max_side)), target, bits=bits)
+    except (ImageReadError, RuntimeError, ValueError, OSError) as exc:
+        return str(exc) if str(path) in str(exc) else f"{path}: {exc}"
+    return None

@@ -31,6 +31,7 @@ from benchmark.metrics import (
     get_spec,
     load_metrics,
 )
+from benchmark.system import System
 
 SCORE_COLUMNS = ["dataset", "system", "method", "source", "regime", "seed", "image", "metric", "protocol", "value",
                  "lower_better"]
@@ -85,27 +86,6 @@ def resolve_test_set(dataset: str | Path) -> TestSet:
     if not list_images(found.inputs):
         raise FileNotFoundError(f"{found.inputs}: no test images found (empty folder)")
     return found
-
-
-def system_info(system: str) -> dict[str, str]:
-    """method, source and regime of a system name (``rave-unpaired``, ``released-clip-lit``, ``input``)."""
-    if system == "input":
-        return {"method": "input", "source": "input", "regime": ""}
-    if system.startswith("released-"):
-        from benchmark.weights import RELEASED
-
-        w = RELEASED.get(system.removeprefix("released-"))
-        if w is not None:
-            return {"method": w.method, "source": "released", "regime": w.regime}
-        return {"method": system.removeprefix("released-"), "source": "released", "regime": ""}
-    for regime in ("paired", "unpaired"):
-        if system.endswith(f"-{regime}"):
-            return {"method": system.removesuffix(f"-{regime}"), "source": "trained", "regime": regime}
-    from methods.enhancers import training_free_names
-
-    if system in training_free_names():
-        return {"method": system, "source": "training-free", "regime": ""}
-    return {"method": system, "source": "external", "regime": ""}
 
 
 def match_pairs(enhanced: Path, gt: Path | None, stems: Iterable[str] | None = None,
@@ -184,9 +164,10 @@ def write_scores(frame: pd.DataFrame, out_csv: Path) -> None:
         frame[SCORE_COLUMNS].to_csv(tmp, index=False, float_format="%.6g")
 
 
-def evaluate_system(system: str, dataset: str, enhanced_dir: str | Path, *, dataset_dir: str | Path | None = None,
-                    out_csv: str | Path | None = None, metrics: Iterable[str] = DEFAULT_METRICS,
-                    device: str = "cpu", metric_weights: str | Path | None = None, stems: Iterable[str] | None = None,
+def evaluate_system(system: str | System, dataset: str, enhanced_dir: str | Path, *,
+                    dataset_dir: str | Path | None = None, out_csv: str | Path | None = None,
+                    metrics: Iterable[str] = DEFAULT_METRICS, device: str = "cpu",
+                    metric_weights: str | Path | None = None, stems: Iterable[str] | None = None,
                     limit: int | None = None, force: bool = False, progress: bool = True,
                     seed: int | None = None) -> Evaluation:
     """Score ``enhanced_dir`` (``<stem>.png`` per test input) with ``metrics``; write ``out_csv`` + sidecar.
@@ -194,74 +175,86 @@ def evaluate_system(system: str, dataset: str, enhanced_dir: str | Path, *, data
     Scores whose enhanced and ground-truth files are unchanged since the last (or a killed) run are
     reused. A score that fails or is not finite is recorded under ``failed`` with the file's name.
     A skipped system (its ``summary.json`` says ``skipped``) yields no rows and the reason.
-    ``seed`` is the training seed of a trained run (the ``seed`` column; empty otherwise).
+    ``seed`` is the training seed of a trained run given by name (the ``seed`` column; empty otherwise).
     """
     from tqdm import tqdm
 
+    system = system if isinstance(system, System) else System.parse(system, seed)
     enhanced_dir = Path(enhanced_dir)
     out_csv = Path(out_csv) if out_csv is not None else None
     test = resolve_test_set(dataset_dir if dataset_dir is not None else dataset)
-    info = {**system_info(system), "seed": "" if seed is None else str(seed)}
     if out_csv is not None and out_csv.parent.is_dir():
         remove_stale_temporaries(out_csv.parent, out_csv.stem)  # left by a killed run
     summary = _read_json(enhanced_dir / "summary.json")
     if summary.get("skipped") or not enhanced_dir.is_dir():
         reason = summary.get("skipped") or f"{enhanced_dir}: no enhanced images"
         result = Evaluation(pd.DataFrame(columns=SCORE_COLUMNS), skipped=str(reason))
-        _write(result, out_csv, system, dataset, {}, seed=seed)
+        _write(result, out_csv, system, dataset, {})
         return result
 
-    names = list(dict.fromkeys(metrics))
-    loaded, unavailable = load_metrics(names, device=device, weights_dir=metric_weights)
+    loaded, unavailable = load_metrics(list(dict.fromkeys(metrics)), device=device, weights_dir=metric_weights)
     status = _metric_status(loaded, unavailable, test.gt is not None)
     runnable = [m for m in loaded if status[m.name]["status"] == "ok"]
-    pairs = match_pairs(enhanced_dir, test.gt, stems, limit)
     old, old_meta = _previous(None if force else out_csv)
     old_prints = old_meta.get("fingerprints", {})
     old_index = {(r.image, r.metric): r.value for r in old.itertuples()} if len(old) else {}
-
-    sources = {} if system == "input" else {p.stem: p for p in list_images(test.inputs)}  # for psnr_vs_input
+    sources = {} if system.source == "input" else {p.stem: p for p in list_images(test.inputs)}  # psnr_vs_input
+    base = {"dataset": dataset, "system": system.name, **system.info(),
+            "seed": "" if system.seed is None else str(system.seed)}
     rows: list[dict] = []
     failed: list[dict[str, str]] = []
     prints: dict[str, str] = {}
     saved = time.perf_counter()
-    for stem, path, gt in tqdm(pairs, desc=f"score {system}/{dataset}", unit="img", disable=not progress):
+    pairs = match_pairs(enhanced_dir, test.gt, stems, limit)
+    for stem, path, gt in tqdm(pairs, desc=f"score {system.name}/{dataset}", unit="img", disable=not progress):
         prints[stem] = _fingerprint(path, gt)
-        reuse = old_prints.get(stem) == prints[stem]
-        pair = Pair(path, gt)
-        for m in runnable:
-            if m.full_reference and gt is None:
-                failed.append({"image": stem, "metric": m.name, "error": f"{path}: no ground truth with this stem"})
-                continue
-            if reuse and (stem, m.name) in old_index:
-                value = float(old_index[(stem, m.name)])
-            else:
-                try:
-                    value = m.score(pair)
-                except MetricInputError as exc:
-                    failed.append({"image": stem, "metric": m.name, "error": str(exc)})
-                    continue
-                except Exception as exc:  # noqa: BLE001 - recorded for this image; the run goes on
-                    failed.append({"image": stem, "metric": m.name, "error": f"{path}: {type(exc).__name__}: {exc}"})
-                    continue
-            if not math.isfinite(value):
-                failed.append({"image": stem, "metric": m.name, "error": f"{path}: non-finite score ({value})"})
-                continue
-            rows.append({"dataset": dataset, "system": system, **info, "image": stem, "metric": m.name,
-                         "protocol": m.protocol, "value": value, "lower_better": m.lower_better})
-        diag = _diagnostics(pair, sources.get(stem), old_index if reuse else {}, stem) \
-            if rows and rows[-1]["image"] == stem else {}  # only beside quality scores of this image
-        for name, value in diag.items():
-            rows.append({"dataset": dataset, "system": system, **info, "image": stem, "metric": name,
-                         "protocol": DIAGNOSTIC_PROTOCOL, "value": value, "lower_better": DIAGNOSTICS[name]})
+        old_scores = old_index if old_prints.get(stem) == prints[stem] else {}
+        rows += _image_rows({**base, "image": stem}, Pair(path, gt), sources.get(stem), runnable, old_scores, failed)
         if out_csv is not None and time.perf_counter() - saved >= CHECKPOINT_S:
             _write(Evaluation(pd.DataFrame(rows, columns=SCORE_COLUMNS), status, failed), out_csv, system, dataset,
-                   prints, test=test, enhanced_dir=enhanced_dir, complete=False, seed=seed)
+                   prints, test=test, enhanced_dir=enhanced_dir, complete=False)
             saved = time.perf_counter()
-    frame = pd.DataFrame(rows, columns=SCORE_COLUMNS)
-    result = Evaluation(frame, status, failed)
-    _write(result, out_csv, system, dataset, prints, test=test, enhanced_dir=enhanced_dir, seed=seed)
+    result = Evaluation(pd.DataFrame(rows, columns=SCORE_COLUMNS), status, failed)
+    _write(result, out_csv, system, dataset, prints, test=test, enhanced_dir=enhanced_dir)
     return result
+
+
+def _image_rows(base: dict, pair: Pair, source: Path | None, metrics: list[Metric], old: dict,
+                failed: list[dict[str, str]]) -> list[dict]:
+    """Score rows of one image: each metric, then the diagnostics (against its input ``source``)."""
+    stem = base["image"]
+    scored = _score_image(stem, pair, metrics, old, failed)
+    rows = [{**base, "metric": m.name, "protocol": m.protocol, "value": v, "lower_better": m.lower_better}
+            for m, v in scored]
+    diag = _diagnostics(pair, source, old, stem) if scored else {}
+    return rows + [{**base, "metric": name, "protocol": DIAGNOSTIC_PROTOCOL, "value": value,
+                    "lower_better": DIAGNOSTICS[name]} for name, value in diag.items()]
+
+
+def _score_image(stem: str, pair: Pair, metrics: list[Metric], old: dict,
+                 failed: list[dict[str, str]]) -> list[tuple[Metric, float]]:
+    """``(metric, value)`` of one image (stored values from ``old`` when unchanged); failures go to ``failed``."""
+    path, out = pair.image_path, []
+    for m in metrics:
+        if m.full_reference and pair.ref_path is None:
+            failed.append({"image": stem, "metric": m.name, "error": f"{path}: no ground truth with this stem"})
+            continue
+        if (stem, m.name) in old:
+            value = float(old[(stem, m.name)])
+        else:
+            try:
+                value = m.score(pair)
+            except MetricInputError as exc:
+                failed.append({"image": stem, "metric": m.name, "error": str(exc)})
+                continue
+            except Exception as exc:  # noqa: BLE001 - recorded for this image; the run goes on
+                failed.append({"image": stem, "metric": m.name, "error": f"{path}: {type(exc).__name__}: {exc}"})
+                continue
+        if not math.isfinite(value):
+            failed.append({"image": stem, "metric": m.name, "error": f"{path}: non-finite score ({value})"})
+            continue
+        out.append((m, value))
+    return out
 
 
 def _diagnostics(pair: Pair, source: Path | None, old: dict, stem: str) -> dict[str, float]:
@@ -278,15 +271,14 @@ def _diagnostics(pair: Pair, source: Path | None, old: dict, stem: str) -> dict[
         return {}
 
 
-def _write(result: Evaluation, out_csv: Path | None, system: str, dataset: str, prints: dict[str, str],
-           test: TestSet | None = None, enhanced_dir: Path | None = None, complete: bool = True,
-           seed: int | None = None) -> None:
+def _write(result: Evaluation, out_csv: Path | None, system: System, dataset: str, prints: dict[str, str],
+           test: TestSet | None = None, enhanced_dir: Path | None = None, complete: bool = True) -> None:
     """The scores CSV, then its sidecar (fingerprints only of images whose rows are in the CSV)."""
     if out_csv is None:
         return
     write_scores(result.scores, out_csv)
     write_json(out_csv.with_suffix(".json"), {
-        "system": system, "dataset": dataset, **system_info(system), "seed": seed,
+        "system": system.name, "dataset": dataset, **system.info(), "seed": system.seed,
         "enhanced_dir": str(enhanced_dir) if enhanced_dir else None,
         "inputs_dir": str(test.inputs) if test else None, "gt_dir": str(test.gt) if test and test.gt else None,
         "images": len(prints), "metrics": result.metrics, "failed": result.failed, "skipped": result.skipped,

@@ -187,27 +187,31 @@ def run_systems(results: str | Path, params: dict) -> tuple[list[tuple[str, int 
     """The enhancer systems a run has, as (system, seed, weights): trained runs per seed
     (``results/train/<method>-<regime>/seed-<k>``, or the older seedless run directory) and released
     weights; and the ones that cannot be timed, with the reason."""
-    train = Path(results) / "train"
+    from benchmark.system import System
+
+    results = Path(results)
     seeds = params.get("seeds") or [params.get("seed", 0)]
     systems: list[tuple[str, int | None, str | Path]] = []
     missing: list[dict] = []
     for method in params.get("methods") or []:
         for regime in params.get("regimes") or []:
-            name = f"{method}-{regime}"
-            runs = [(k, train / name / f"seed-{k}") for k in seeds]
-            if not any(d.is_dir() for _, d in runs) and (train / name).is_dir():
-                runs = [(seeds[0], train / name)]  # older layout: one run, no seed level
+            base = System.trained(method, regime)
+            name = base.name
+            runs = [(k, System.trained(method, regime, k).train_dir(results)) for k in seeds]
+            if not any(d.is_dir() for _, d in runs) and base.train_dir(results).is_dir():
+                runs = [(seeds[0], base.train_dir(results))]  # older layout: one run, no seed level
             for k, run in runs:
                 status = _json_dict(run / "train_summary.json")
                 if status.get("status") == "skipped":
                     missing.append({"system": name, "seed": k, "reason": f"training skipped: {status.get('reason')}"})
                 elif not (run / "enhancer.pth").is_file():
-                    where = (run / "enhancer.pth").relative_to(Path(results)).as_posix()
+                    where = (run / "enhancer.pth").relative_to(results).as_posix()
                     missing.append({"system": name, "seed": k, "reason": f"no trained weights ({where} not found)"})
                 else:
                     systems.append((name, k, run))
-    systems += [(f"released-{w}", None, w) for w in params.get("released") or []]
-    systems += [(op, None, op) for op in params.get("operators") or []]
+    for s in [System.released(w) for w in params.get("released") or []] + \
+            [System.parse(op) for op in params.get("operators") or []]:
+        systems.append((s.name, None, s.weights or s.name))
     return systems, missing
 
 

@@ -88,8 +88,6 @@ def restore_timing(files: RunFiles) -> RunTiming:
 
 def write_skipped(files: RunFiles, base: dict, reason: str) -> dict:
     """Record a run that cannot happen here: its summary says why; every stage output still exists."""
-    from backlit_core.provenance import collect_provenance
-
     files.make()
     for stale in (files.out / CHECKPOINT, files.out / ENHANCER, files.out / LOG):
         stale.unlink(missing_ok=True)
@@ -98,8 +96,15 @@ def write_skipped(files: RunFiles, base: dict, reason: str) -> dict:
     write_text(files.timing / STEPS, ",".join(STEP_COLUMNS) + "\n")
     write_json(files.timing / TIMING, {"method": base["method"], "seed": base["seed"], "status": "skipped",
                                        "iterations": 0, "wall_s": 0.0})
-    write_json(files.provenance, collect_provenance(seed=base["seed"], training=base))
+    write_training_provenance(files, base, weights=[])
     return summary
+
+
+def write_training_provenance(files: RunFiles, base: dict, weights: list[Path]) -> None:
+    """The run's provenance record (``role: training``; ``seed`` is its training seed)."""
+    from backlit_core.provenance import write_provenance
+
+    write_provenance(files.provenance, role="training", seed=base["seed"], weights=weights, training=base)
 
 
 class Session:

@@ -75,6 +75,7 @@ from methods.run_files import (
     restore_timing,
     write_skipped,
     write_timing,
+    write_training_provenance,
 )
 from methods.schedule import Schedule, make_schedule, total_iterations
 from methods.trainlog import phase_counts
@@ -418,8 +419,6 @@ class Run:
         write_timing(self.files, self.base, self.dev, self.state.iteration, self.timing, shares=self.cpu_timing)
 
     def _finish(self) -> dict:
-        from backlit_core.provenance import collect_provenance
-
         st = self.state
         if not (self.out / CHECKPOINT).is_file():
             self._save()
@@ -440,7 +439,6 @@ class Run:
             **{f"guidance_{k}": v for k, v in self.guidance.info.items()},
         }
         write_json(self.out / SUMMARY, summary)
-        write_json(self.files.provenance, collect_provenance(seed=self.seed, weights=[self.out / ENHANCER],
-                                                             training=self.base))
+        write_training_provenance(self.files, self.base, weights=[self.out / ENHANCER])
         self._write_timing()
         return {**summary, "wall_s": round(self.timing.wall_s, 3)}

@@ -34,6 +34,7 @@ from methods.run_files import (
     TrainingDiverged,
     restore_timing,
     write_timing,
+    write_training_provenance,
 )
 from methods.zero_dce import ZeroDCENet, flush_denormals_, zero_dce_loss
 
@@ -183,8 +184,6 @@ class _Run:
         write_timing(self.files, self.base, self.dev, self.iteration, self.timing, shares=False)
 
     def _finish(self) -> dict:
-        from backlit_core.provenance import collect_provenance
-
         if not (self.out / CHECKPOINT).is_file():
             self._save()
         save_torch(self.out / ENHANCER, {k: v.detach().cpu() for k, v in self.net.state_dict().items()})
@@ -196,7 +195,6 @@ class _Run:
             "final_loss": self.last_loss,
         }
         write_json(self.out / SUMMARY, summary)
-        write_json(self.files.provenance, collect_provenance(seed=self.seed, weights=[self.out / ENHANCER],
-                                                             training=self.base))
+        write_training_provenance(self.files, self.base, weights=[self.out / ENHANCER])
         write_timing(self.files, self.base, self.dev, self.iteration, self.timing, shares=False)
         return summary

@@ -4,11 +4,18 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
+from benchmark.results_store import ResultsStore
+from benchmark.system import System
+
+if TYPE_CHECKING:
+    from benchmark.evaluate import TestSet
+    from benchmark.report.data import Results
+
 FORMATS = ("table", "csv", "markdown", "json")
-TRAINED_METHODS = ("clip-lit", "latent-prompt", "rave", "rave-shifted")
 
 
 def _metric_options(f: Callable) -> Callable:
@@ -42,40 +49,40 @@ def _metric_list(text: str | None) -> list[str]:
         raise click.BadParameter(str(exc), param_hint="--metrics") from None
 
 
-def _save_provenance(results: Path, seed: int) -> None:
-    from backlit_core.atomic import write_json
-    from backlit_core.provenance import collect_provenance
-
-    write_json(results / "provenance.json", collect_provenance(seed=seed, profile=_params().get("profile")))
+def _save_provenance(store: ResultsStore, bootstrap_seed: int | None = None) -> None:
+    store.write_provenance(bootstrap_seed=bootstrap_seed, profile=_params().get("profile"))
 
 
 @click.command()
 @click.option("--dataset", "-d", required=True, help="Dataset name (datasets/data/<name>) or a directory.")
 @click.option("--system", "-s", required=True, help="System name: <method>-<regime>, released-<weights>, input, ...")
+@click.option("--seed", type=click.IntRange(min=0), default=None, help="Training seed of a trained system.")
 @click.option("--enhanced", "-e", type=click.Path(exists=True, file_okay=False), default=None,
-              help="Folder of <stem>.png outputs [default: <results>/enhanced/<system>/<dataset>].")
+              help="Folder of <stem>.png outputs [default: <results>/enhanced/<system>[/seed-<k>]/<dataset>].")
 @click.option("--force", is_flag=True, help="Rescore images whose scores are already stored.")
 @_metric_options
-def evaluate(dataset: str, system: str, enhanced: str | None, force: bool, results: str, limit: int | None,
-             device: str, metrics: str | None, metric_weights: str | None) -> None:
-    """Score one system's enhanced folder -> <results>/scores/<system>/<dataset>.csv."""
-    from benchmark.evaluate import evaluate_system, resolve_test_set
+def evaluate(dataset: str, system: str, seed: int | None, enhanced: str | None, force: bool, results: str,
+             limit: int | None, device: str, metrics: str | None, metric_weights: str | None) -> None:
+    """Score one system's enhanced folder -> <results>/scores/<system>[/seed-<k>]/<dataset>.csv."""
+    from benchmark.evaluate import resolve_test_set
+    from benchmark.stages import evaluate_stage
 
     names = _metric_list(metrics)
     try:
         test = resolve_test_set(dataset)
-    except FileNotFoundError as exc:
+        sys_ = System.parse(system, seed)
+    except (FileNotFoundError, ValueError) as exc:
         raise click.ClickException(str(exc)) from None
-    root = Path(results)
-    out = root / "scores" / system / f"{test.name}.csv"
-    result = evaluate_system(system, test.name, enhanced or root / "enhanced" / system / test.name, dataset_dir=dataset
-                             if Path(dataset).is_dir() else None, out_csv=out, metrics=names, device=device,
-                             metric_weights=metric_weights, limit=limit, force=force)
-    _save_provenance(root, 0)
+    store = ResultsStore(Path(results))
+    result = evaluate_stage(sys_, test.name, store, dataset_dir=dataset if Path(dataset).is_dir() else None,
+                            enhanced_dir=enhanced, metrics=names, device=device, metric_weights=metric_weights,
+                            limit=limit, force=force)
+    _save_provenance(store)
+    label = f"{sys_.results_sub.as_posix()}/{test.name}"
     if result.skipped:
-        click.echo(f"{system}/{test.name}: skipped ({result.skipped})")
+        click.echo(f"{label}: skipped ({result.skipped})")
         return
-    click.echo(f"{system}/{test.name}: {result.scores['image'].nunique()} images scored -> {out}")
+    click.echo(f"{label}: {result.scores['image'].nunique()} images scored -> {sys_.scores_csv(store.root, test.name)}")
     means = result.scores.groupby("metric")["value"].mean()
     for name, st in result.metrics.items():
         shown = f"{means[name]:.4f}" if name in means else f"{st['status']}: {st.get('reason', '')}"
@@ -84,10 +91,12 @@ def evaluate(dataset: str, system: str, enhanced: str | None, force: bool, resul
         click.echo(f"  failed {f['image']} {f['metric']}: {f['error']}", err=True)
 
 
-def _resolve_systems(methods: str, weights: str, results: Path) -> list[tuple[str, str]]:
-    """``--methods`` -> [(system, weights name or run dir)]; released names, method names or ``all``."""
+def _resolve_systems(methods: str, weights: str, store: ResultsStore) -> list[System]:
+    """``--methods`` -> systems: released names, or method names (trained runs, one per seed; training-free
+    operators), run names or ``all`` (every training run)."""
     from backlit_core.registry import unknown_name_message
     from benchmark.weights import RELEASED
+    from methods.registry import METHODS
 
     names = [m.strip() for m in methods.split(",") if m.strip()]
     if weights == "released":
@@ -95,39 +104,31 @@ def _resolve_systems(methods: str, weights: str, results: Path) -> list[tuple[st
         for n in names:
             if n not in RELEASED:
                 raise click.BadParameter(unknown_name_message("released weights", n, list(RELEASED)), param_hint="--methods")
-        return [(f"released-{n}", n) for n in names]
-    runs = sorted(p.name for p in (results / "train").glob("*") if p.is_dir())
-    out = []
+        return [System.released(n) for n in names]
+    runs = sorted(p.name for p in (store.root / "train").glob("*") if p.is_dir())
+    out: list[System] = []
     for n in names:
-        match = runs if n == "all" else [r for r in runs if r == n or r.rsplit("-", 1)[0] == n]
-        if not match and n not in TRAINED_METHODS and n != "all":
-            raise click.BadParameter(unknown_name_message("method", n, list(TRAINED_METHODS) + runs), param_hint="--methods")
+        if n in METHODS and METHODS.get(n).kind == "training-free":
+            out.append(System.parse(n))
+            continue
+        match = runs if n == "all" else [r for r in runs if r == n or System.parse(r).method == n]
+        if not match and n not in METHODS and n != "all":
+            raise click.BadParameter(unknown_name_message("method", n, METHODS.names() + runs), param_hint="--methods")
         if not match:
-            click.echo(f"note: no training run for {n!r} under {results / 'train'} (run `bench train` or `dvc repro`)", err=True)
-        out += [(r, str(results / "train" / r)) for r in match]
+            click.echo(f"note: no training run for {n!r} under {store.root / 'train'} (run `bench train` or `dvc repro`)",
+                       err=True)
+        out += [s for r in match for s in store.trained_systems(r)]
     return list(dict.fromkeys(out))
 
 
-def _enhance_released(name: str, inputs: list[Path], out_dir: Path, device: str) -> str | None:
-    """Enhance with a released model (outputs already there are kept); the skip reason, if any."""
-    from benchmark.enhance import enhance_folder, mark_skipped
-    from benchmark.weights import WeightsUnavailable
-
-    try:
-        enhance_folder(name, inputs, out_dir, device=device, progress=True)
-    except WeightsUnavailable as exc:
-        mark_skipped(out_dir, str(exc))
-        return str(exc)
-    return None
-
-
-def _timing(systems: list[tuple[str, str]], results: Path, device: str, size_mp: float, repeats: int,
+def _timing(systems: list[System], store: ResultsStore, device: str, size_mp: float, repeats: int,
             force: bool) -> None:
-    """Time inference of every system (interleaved), except those with a record for the same settings."""
+    """Time inference of every system (interleaved; a trained one by its first seed), except those with a
+    record for the same settings."""
     from benchmark.timing import time_systems
 
     def current(system: str) -> bool:
-        path = results / "timing" / f"{system}.json"
+        path = store.root / "timing" / f"{system}.json"
         if force or not path.is_file():
             return False
         old = json.loads(path.read_text())
@@ -135,15 +136,79 @@ def _timing(systems: list[tuple[str, str]], results: Path, device: str, size_mp:
         return old.get("repeats") == repeats and len(sizes) == 1 and abs(sizes[0] - size_mp) < 0.01 and \
             device in ("auto", old.get("device"))
 
-    todo = {system: w for system, w in systems if not current(system)}
+    todo: dict[str, str | Path | None] = {}
+    for s in systems:
+        if not current(s.name):
+            todo.setdefault(s.name, s.train_dir(store.root) if s.source == "trained" else s.weights)
     if todo:
-        time_systems(results / "timing", todo, device=device, sizes_mp=[size_mp], repeats=repeats, warmup=1)
+        time_systems(store.root / "timing", todo, device=device, sizes_mp=[size_mp], repeats=repeats, warmup=1)
+
+
+def _test_sets(datasets: tuple[str, ...]) -> list[tuple[str, TestSet]]:
+    """(argument, test set) of each ``--dataset`` (default: params data.test)."""
+    from benchmark.evaluate import resolve_test_set
+
+    wanted = [d.strip() for text in datasets for d in text.split(",") if d.strip()] or \
+        list(_params().get("data", {}).get("test", []))
+    if not wanted:
+        raise click.UsageError("no dataset: pass --dataset NAME_OR_DIR")
+    try:
+        return [(d, resolve_test_set(d)) for d in wanted]
+    except FileNotFoundError as exc:
+        raise click.ClickException(str(exc)) from None
+
+
+def _run_stages(systems: list[System], tests: list[tuple[str, TestSet]], store: ResultsStore, limit: int | None,
+                device: str, options: dict) -> set[System]:
+    """Enhance (as the pipeline does; a trained run without weights keeps its stored outputs) and score every
+    system and the input on every test set; the systems skipped (weights unavailable, training skipped)."""
+    from backlit_core.image_io import list_images
+    from benchmark.stages import enhance_settings, enhance_stage, evaluate_stage
+
+    settings = enhance_settings(_params(), device)
+    skipped: set[System] = set()
+    for arg, test in tests:
+        inputs = list_images(test.inputs)[:limit] if limit else list_images(test.inputs)
+        scope = {"dataset_dir": arg if Path(arg).is_dir() else None, "stems": [p.stem for p in inputs], **options}
+        evaluate_stage(System.parse("input"), test.name, store, **scope)
+        for system in systems:
+            reason = None
+            if system.source != "trained" or (system.train_dir(store.root) / "enhancer.pth").is_file():
+                reason = enhance_stage(system, test.name, inputs, store, **settings).get("skipped")
+            reason = reason or evaluate_stage(system, test.name, store, **scope).skipped
+            if reason and system not in skipped:
+                skipped.add(system)
+                click.echo(f"{system.results_sub.as_posix()}: skipped ({reason})", err=True)
+    return skipped
+
+
+def _print_tables(res: Results, tests: list[tuple[str, TestSet]], names: list[str], shown: list[str], fmt: str) -> None:
+    """The quality table of each test set (and its best-system decisions) in ``fmt``."""
+    from benchmark.report.tables import aggregates_frame, aggregates_records, metric_table
+
+    records: list[dict] = []
+    for _, test in tests:
+        table_systems = [s for s in shown if (s, test.name) in res.sidecars]
+        if fmt == "json":
+            records += aggregates_records(res, test.name, names, table_systems)
+        elif fmt == "csv":
+            click.echo(aggregates_frame(res, test.name, names, table_systems).to_csv(index=False, float_format="%.6g"))
+        else:
+            table = metric_table(res, test.name, names, table_systems)
+            click.echo(f"\n{test.name} ({res.n_images(test.name)} images from {res.n_scenes(test.name)} scenes)")
+            click.echo(table.markdown() if fmt == "markdown" else table.text())
+            for r in res.decisions[res.decisions["dataset"] == test.name].itertuples():
+                if r.metric in names:
+                    click.echo(f"{r.metric}: {'best ' + r.best if r.best else r.status}: {r.reason}")
+    if fmt == "json":
+        click.echo(json.dumps(records, indent=2))
 
 
 @click.command()
 @click.option("--methods", "-m", required=True,
-              help="Comma-separated: trained method names (clip-lit, latent-prompt, rave, rave-shifted) or run names, "
-                   "or released weight names with --weights released; `all` for every one.")
+              help="Comma-separated: method names (trained runs of clip-lit, rave, zero-dce, ...; training-free "
+                   "gamma, hist-eq, clahe) or run names, or released weight names with --weights released; "
+                   "`all` for every training run.")
 @click.option("--dataset", "-d", "datasets", multiple=True,
               help="Dataset name or directory (repeatable, or comma-separated) [default: params.yaml data.test].")
 @click.option("--weights", type=click.Choice(["trained", "released"]), default="trained", show_default=True)
@@ -161,76 +226,28 @@ def compare(methods: str, datasets: tuple[str, ...], weights: str, fmt: str, tim
             metrics: str | None, metric_weights: str | None) -> None:
     """Compare methods on quality (mean ± 95% CI) and cost; prints a table and writes results files.
 
-    With --weights released and a dataset directory, each released model enhances the test inputs
-    first (images already done are skipped). The unprocessed input is scored as the baseline.
+    Each system first enhances the test inputs as the pipeline's enhance stage does (images already
+    done with the same settings are kept), then is scored; the unprocessed input is scored as the baseline.
     """
-    from backlit_core.image_io import list_images
-    from benchmark.evaluate import evaluate_system, resolve_test_set
     from benchmark.report.data import load_results, write_tables
-    from benchmark.report.tables import aggregates_frame, aggregates_records, metric_table
 
-    root = Path(results)
+    store = ResultsStore(Path(results))
     names = _metric_list(metrics)
-    systems = _resolve_systems(methods, weights, root)
-    wanted = [d.strip() for text in datasets for d in text.split(",") if d.strip()] or \
-        list(_params().get("data", {}).get("test", []))
-    if not wanted:
-        raise click.UsageError("no dataset: pass --dataset NAME_OR_DIR")
-    tests = []
-    for d in wanted:
-        try:
-            tests.append((d, resolve_test_set(d)))
-        except FileNotFoundError as exc:
-            raise click.ClickException(str(exc)) from None
-    opts = {"metrics": names, "device": device, "metric_weights": metric_weights, "force": force}
-    skipped: set[str] = set()  # systems whose weights are unavailable or whose training was skipped
-    for arg, test in tests:
-        inputs = list_images(test.inputs)[:limit] if limit else list_images(test.inputs)
-        stems = [p.stem for p in inputs]
-        dataset_dir = arg if Path(arg).is_dir() else None
-        evaluate_system("input", test.name, test.inputs, dataset_dir=dataset_dir, stems=stems,
-                        out_csv=root / "scores" / "input" / f"{test.name}.csv", **opts)
-        for system, w in systems:
-            out_dir = root / "enhanced" / system / test.name
-            if weights == "released":
-                reason = _enhance_released(w, inputs, out_dir, device)
-                if reason:
-                    skipped.add(system)
-                    click.echo(f"{system}: skipped ({reason})", err=True)
-            result = evaluate_system(system, test.name, out_dir, dataset_dir=dataset_dir, stems=stems,
-                                     out_csv=root / "scores" / system / f"{test.name}.csv", **opts)
-            if result.skipped and system not in skipped:
-                skipped.add(system)
-                click.echo(f"{system}: skipped ({result.skipped})", err=True)
+    systems = _resolve_systems(methods, weights, store)
+    tests = _test_sets(datasets)
+    options = {"metrics": names, "device": device, "metric_weights": metric_weights, "force": force}
+    skipped = _run_stages(systems, tests, store, limit, device, options)
     if not no_timing:
-        available = [(s, w) for s, w in systems if s not in skipped]
         try:
-            _timing(available, root, device, timing_mp, repeats, force)
+            _timing([s for s in systems if s not in skipped], store, device, timing_mp, repeats, force)
         except (RuntimeError, FileNotFoundError) as exc:
             click.echo(f"timing skipped ({exc})", err=True)
-    _save_provenance(root, seed)
-    res = load_results(root, n_boot=bootstrap, seed=seed)
+    _save_provenance(store, seed)
+    res = load_results(store.root, n_boot=bootstrap, seed=seed)
     write_tables(res)
-    shown = ["input"] + [s for s, _ in systems]
-    records: list[dict] = []
-    for _, test in tests:
-        table_systems = [s for s in shown if (s, test.name) in res.sidecars]
-        if fmt == "json":
-            records += aggregates_records(res, test.name, names, table_systems)
-            continue
-        if fmt == "csv":
-            click.echo(aggregates_frame(res, test.name, names, table_systems).to_csv(index=False, float_format="%.6g"))
-            continue
-        table = metric_table(res, test.name, names, table_systems)
-        click.echo(f"\n{test.name} ({res.n_images(test.name)} images from {res.n_scenes(test.name)} scenes)")
-        click.echo(table.markdown() if fmt == "markdown" else table.text())
-        for r in res.decisions[res.decisions["dataset"] == test.name].itertuples():
-            if r.metric in names:
-                click.echo(f"{r.metric}: {'best ' + r.best if r.best else r.status}: {r.reason}")
-    if fmt == "json":
-        click.echo(json.dumps(records, indent=2))
-    click.echo(f"\nwrote {root / 'scores.csv'}, {root / 'metrics.json'}, {root / 'tables'}/; `bench report` for the full report",
-               err=True)
+    _print_tables(res, tests, names, list(dict.fromkeys(["input"] + [s.name for s in systems])), fmt)
+    click.echo(f"\nwrote {store.root / 'scores.csv'}, {store.root / 'metrics.json'}, {store.root / 'tables'}/; "
+               "`bench report` for the full report", err=True)
 
 
 @click.command("time-inference")
@@ -251,7 +268,7 @@ def time_inference(weights: tuple[str, ...], sizes: tuple[float, ...], repeats: 
 
     def system(w: str) -> str:
         p = Path(w)
-        return p.name if p.is_dir() else p.stem if p.is_file() else f"released-{w}"
+        return p.name if p.is_dir() else p.stem if p.is_file() else System.released(w).name
 
     todo = {system(w): w for w in weights} or {"network": None}
     try:

@@ -2,13 +2,14 @@
 user-facing command (prepare -> train -> enhance -> evaluate -> time-inference -> report)."""
 from __future__ import annotations
 
-import json
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 from click_didyoumean import DYMGroup
 
-from backlit_core.atomic import write_json
+if TYPE_CHECKING:
+    from benchmark.system import System
 
 RESULTS = Path("results")
 DATA = Path("datasets") / "data"  # DVC outs live in the project that runs the pipeline (its cwd)
@@ -48,16 +49,17 @@ def prepare(dataset: str) -> None:
 @click.option("--seed", required=True, type=click.IntRange(min=0))
 def train(method: str, regime: str, seed: int) -> None:
     """Train METHOD on the training dataset in REGIME with SEED; a method that cannot run is recorded as skipped."""
+    from benchmark.system import System
     from methods.training import train_method
 
     p = _params()
-    system = f"{method}-{regime}"
+    system = System.trained(method, regime, seed)
     data = _dataset_dir(p["data"]["train"]) / "train"
     summary = train_method(
         method,
         backlit_dir=data / "backlit",
         welllit_dir=data / f"welllit-{regime}",
-        out_dir=RESULTS / "train" / _results_sub(system, seed),
+        out_dir=system.train_dir(RESULTS),
         encoder=p["encoders"]["guidance"],
         identity_encoder=p["encoders"]["identity"],
         schedule=p["schedule"],
@@ -65,21 +67,25 @@ def train(method: str, regime: str, seed: int) -> None:
         device=p.get("device", "auto"),
         overrides=(p.get("train") or {}).get(method) or {},
         resume=True,
-        timing_dir=RESULTS / "timing" / "train" / _results_sub(system, seed),
-        provenance_file=RESULTS / "provenance" / "train" / system / f"seed-{seed}.json",
+        timing_dir=system.train_timing_dir(RESULTS),
+        provenance_file=system.train_provenance_file(RESULTS),
         threads=p.get("threads") or None,
         fidelity=p.get("fidelity") or None,
     )
     if summary.get("status") == "skipped":
-        click.echo(f"{system} seed {seed}: skipped: {summary.get('reason')}")
+        click.echo(f"{system.name} seed {seed}: skipped: {summary.get('reason')}")
     else:
-        click.echo(f"{system} seed {seed}: {summary.get('status')} in {summary.get('wall_s', 0):.0f} s, "
+        click.echo(f"{system.name} seed {seed}: {summary.get('status')} in {summary.get('wall_s', 0):.0f} s, "
                    f"final loss {summary.get('final_loss', float('nan')):.4g}")
 
 
-def _results_sub(system: str, seed: int | None) -> Path:
-    """The results sub-path of a system: ``<system>``, or ``<system>/seed-<k>`` for a trained run."""
-    return Path(system) if seed is None else Path(system) / f"seed-{seed}"
+def _system(name: str, seed: int | None) -> System:
+    from benchmark.system import System
+
+    try:
+        return System.parse(name, seed)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--seed") from None
 
 
 @run_stage.command()
@@ -89,42 +95,17 @@ def _results_sub(system: str, seed: int | None) -> Path:
 @click.option("--dataset", required=True)
 def enhance(system: str, seed: int | None, dataset: str) -> None:
     """Enhance DATASET's test inputs with SYSTEM into results/enhanced/<system>[/seed-<k>]/<dataset>/."""
-    from benchmark.enhance import enhance_folder, mark_skipped
-    from benchmark.weights import WeightsUnavailable
+    from benchmark.results_store import ResultsStore
+    from benchmark.stages import enhance_settings, enhance_stage
 
-    p = _params()
-    sub = _results_sub(system, seed)
-    out_dir = RESULTS / "enhanced" / sub / dataset
-    timing_file = RESULTS / "timing" / "enhance" / sub / f"{dataset}.json"
-    label = f"{sub}/{dataset}"
-
-    def skip(reason: str) -> None:
-        mark_skipped(out_dir, reason)
-        write_json(timing_file, {"skipped": reason})  # the stage's outputs exist either way
-        click.echo(f"{label}: skipped: {reason}")
-
-    if system.startswith("released-"):
-        weights: str | Path = system.removeprefix("released-")
-    elif seed is None:  # a training-free operator (gamma, hist-eq, clahe)
-        weights = system
+    sys_ = _system(system, seed)
+    summary = enhance_stage(sys_, dataset, _dataset_dir(dataset) / "test" / "input", ResultsStore(RESULTS),
+                            **enhance_settings(_params()))
+    label = f"{sys_.results_sub.as_posix()}/{dataset}"
+    if summary.get("skipped"):
+        click.echo(f"{label}: skipped: {summary['skipped']}")
     else:
-        weights = RESULTS / "train" / sub
-        summary_file = weights / "train_summary.json"
-        train = json.loads(summary_file.read_text()) if summary_file.is_file() else {}
-        if train.get("status") == "skipped":
-            skip(train.get("reason") or "training skipped")
-            return
-    enh = p.get("enhance", {})
-    try:
-        summary = enhance_folder(weights, _dataset_dir(dataset) / "test" / "input", out_dir,
-                                 padding=enh.get("padding", "reflect"), device=p.get("device", "auto"),
-                                 max_side=enh.get("max_side") or None, tile=enh.get("tile") or None,
-                                 precision=enh.get("precision", "fp32"),
-                                 timing_file=timing_file)
-    except WeightsUnavailable as exc:
-        skip(str(exc))
-        return
-    click.echo(f"{label}: {len(summary['done'])} enhanced, {len(summary['failed'])} failed")
+        click.echo(f"{label}: {len(summary['done'])} enhanced, {len(summary['failed'])} failed")
 
 
 @run_stage.command()
@@ -133,20 +114,11 @@ def enhance(system: str, seed: int | None, dataset: str) -> None:
 @click.option("--dataset", required=True)
 def evaluate(system: str, seed: int | None, dataset: str) -> None:
     """Score results/enhanced/<system>[/seed-<k>]/<dataset> into results/scores/<system>[/seed-<k>]/<dataset>.csv."""
-    from benchmark.evaluate import evaluate_system
+    from benchmark.results_store import ResultsStore
+    from benchmark.stages import evaluate_stage
 
-    p = _params()
-    sub = _results_sub(system, seed)
-    data = _dataset_dir(dataset)
-    evaluate_system(
-        system=system,
-        dataset=dataset,
-        dataset_dir=data,
-        enhanced_dir=data / "test" / "input" if system == "input" else RESULTS / "enhanced" / sub / dataset,
-        out_csv=RESULTS / "scores" / sub / f"{dataset}.csv",
-        metrics=p["evaluate"]["metrics"],
-        seed=seed,
-    )
+    evaluate_stage(_system(system, seed), dataset, ResultsStore(RESULTS), dataset_dir=_dataset_dir(dataset),
+                   metrics=_params()["evaluate"]["metrics"])
 
 
 @run_stage.command("time-inference")
@@ -168,13 +140,14 @@ def time_inference() -> None:
 @run_stage.command()
 def report() -> None:
     """Write results/provenance.json, report.{md,html}, scores.csv, metrics.json, figures/, tables/."""
-    from backlit_core.provenance import collect_provenance
     from benchmark.report import build_report
+    from benchmark.report.build import bootstrap_seed
+    from benchmark.results_store import ResultsStore
 
     p = _params()
-    write_json(RESULTS / "provenance.json", collect_provenance(
-        seed=p["seeds"], weights=sorted(RESULTS.glob("train/*/seed-*/enhancer.pth")), profile=p.get("profile"),
-        params=p))
+    ResultsStore(RESULTS).write_provenance(seeds=p["seeds"], bootstrap_seed=bootstrap_seed(p),
+                                           weights=sorted(RESULTS.glob("train/*/seed-*/enhancer.pth")),
+                                           profile=p.get("profile"), params=p)
     out = build_report(results=RESULTS, params=p)
     click.echo(f"wrote {out['html']} and {out['md']}")
 

@@ -10,7 +10,6 @@ from typing import Any
 from jinja2 import Environment, PackageLoader, select_autoescape
 
 from backlit_core.atomic import write_text
-from benchmark.evaluate import system_info
 from benchmark.report import grids, plots
 from benchmark.report.data import Results, load_results, write_tables
 from benchmark.report.links import link_tables
@@ -25,6 +24,7 @@ from benchmark.report.performance import (
 from benchmark.report.published import published_for
 from benchmark.report.tables import Table, decision_table, fmt, fmt_p, metric_table, systems_table, unit
 from benchmark.report.verdict import verdict
+from benchmark.system import System
 from benchmark.timing import training_runs
 
 MAX_GRID_IMAGES = 40  # per dataset in the HTML grids (every test image of the embedded and SICE sets)
@@ -46,6 +46,11 @@ def random_encoders(runs: dict[str, dict]) -> list[str]:
     return [f"{run}: encoders {t.get('encoders')}" for run, t in runs.items() if t.get("random_encoder")]
 
 
+def bootstrap_seed(params: dict) -> int:
+    """The confidence intervals' bootstrap seed of a run: params ``seed``, else the first training seed."""
+    return int(params.get("seed", (params.get("seeds") or [0])[0]))
+
+
 def setup_rows(res: Results, params: dict | None, seed: int | None = None) -> list[tuple[str, str]]:
     """Key facts of the environment the results came from (provenance.json and training runs).
 
@@ -59,7 +64,7 @@ def setup_rows(res: Results, params: dict | None, seed: int | None = None) -> li
         ("git commit", f"{prov.get('git_commit') or '–'}{' (dirty)' if prov.get('git_dirty') else ''}"),
         ("python / torch / pyiqa", f"{prov.get('python', '–')} / {pk.get('torch', '–')} / {pk.get('pyiqa', '–')}"),
         ("device", ", ".join(f"{k}={v}" for k, v in dev.items()) or "–"),
-        ("bootstrap seed", str(prov.get("seed", "–") if seed is None else seed)),
+        ("bootstrap seed", str(prov.get("bootstrap_seed", "–") if seed is None else seed)),
     ]
     for system, seeds in res.runs.items():
         status = "/".join(sorted({str(t.get("status") or "missing") for t in seeds.values()}))
@@ -125,13 +130,13 @@ def published_table(res: Results, dataset: str) -> Table | None:
 def shown_pair(a: str, b: str, with_trained: bool) -> bool:
     """Pairs the report shows (tables/paired.csv has them all): without trained systems every pair but
     the input; else trained vs trained and trained vs the released model of its method and regime."""
-    ia, ib = system_info(a), system_info(b)
-    sources = {ia["source"], ib["source"]}
+    ia, ib = System.parse(a), System.parse(b)
+    sources = {ia.source, ib.source}
     if "input" in sources:
         return False
     if not with_trained or sources == {"trained"}:
         return True
-    return sources == {"trained", "released"} and (ia["method"], ia["regime"]) == (ib["method"], ib["regime"])
+    return sources == {"trained", "released"} and (ia.method, ia.regime) == (ib.method, ib.regime)
 
 
 def _signed(x: float) -> str:
@@ -146,7 +151,7 @@ def paired_table(res: Results, dataset: str) -> Table:
                           f"{n_tests} tests in tables/paired.csv (the input and the other pairs are there too); "
                           "effect r: matched-pairs rank-biserial correlation, positive when a is better; "
                           "intervals resample whole scenes")])
-    with_trained = any(system_info(s)["source"] == "trained" for s in res.systems(dataset))
+    with_trained = any(System.parse(s).source == "trained" for s in res.systems(dataset))
     for r in res.paired[res.paired["dataset"] == dataset].itertuples():
         if not shown_pair(r.system_a, r.system_b, with_trained):
             continue
@@ -168,7 +173,7 @@ def build_report(results: str | Path = "results", params: dict | None = None, *,
     params = params or {}
     n_boot = n_boot or int(params.get("evaluate", {}).get("bootstrap", 1000))
     if seed is None:
-        seed = int(params.get("seed", (params.get("seeds") or [0])[0]))
+        seed = bootstrap_seed(params)
     res = load_results(root, n_boot=n_boot, seed=seed, perf_dir=perf_dir, profile=params.get("profile"))
     write_tables(res)
     figures = root / "figures"

@@ -10,10 +10,12 @@ from typing import Any
 import pandas as pd
 
 from backlit_core.atomic import atomic_path, write_json
-from benchmark.evaluate import SCORE_COLUMNS, merge_scores, read_scores, system_info
+from benchmark.evaluate import SCORE_COLUMNS, merge_scores, read_scores
 from benchmark.health import Flag, output_flags, stale_flags, training_flags
 from benchmark.metrics import DIAGNOSTICS
+from benchmark.results_store import ResultsStore
 from benchmark.stats import aggregate, best_systems, paired_comparison, seed_aggregate
+from benchmark.system import System
 from benchmark.timing import read_inference_timings, speed_ratios, training_timing
 
 METHOD_ORDER = ("input", "clip-lit", "latent-prompt", "rave", "rave-shifted")
@@ -126,20 +128,6 @@ def _training(root: Path) -> tuple[dict[str, dict], list[dict[str, str]]]:
     return runs, skips
 
 
-def _runs(root: Path) -> tuple[dict[str, dict[str, Path]], dict[str, dict[str, dict]]]:
-    """Trained systems: (system -> seed -> run directory, system -> seed -> train_summary.json), from
-    ``results/train/<system>/seed-<k>/`` or the older ``results/train/<system>/``."""
-    dirs: dict[str, dict[str, Path]] = {}
-    for run in sorted(p for p in (root / "train").glob("*") if p.is_dir()):
-        seeded = sorted(p for p in run.glob("seed-*") if p.is_dir())
-        if seeded:
-            dirs[run.name] = {p.name.removeprefix("seed-"): p for p in seeded}
-        elif (run / "train_summary.json").is_file() or (run / "train_log.csv").is_file():
-            seed = _json(run / "train_summary.json").get("seed")
-            dirs[run.name] = {"" if seed is None else str(seed): run}
-    return dirs, {s: {k: _json(d / "train_summary.json") for k, d in seeds.items()} for s, seeds in dirs.items()}
-
-
 def _scenes(root: Path, sidecars: dict[tuple[str, str], dict]) -> dict[str, dict[str, str]]:
     """dataset -> image stem -> scene id, from ``scenes.json`` in the dataset folder (beside or above
     the test inputs named in the scores sidecars, else ``datasets/data/<dataset>``); none: one scene each."""
@@ -181,15 +169,15 @@ SKIPPED_LABEL = "not trained (skipped): "
 
 def system_label(system: str, summaries: dict[str, dict], profile: str | None) -> str:
     """Where a system comes from: released (whose checkpoint, paper settings) or trained here (how)."""
-    info = system_info(system)
-    if info["source"] == "input":
+    source = System.parse(system)
+    if source.source == "input":
         return "the unprocessed input"
-    if info["source"] == "released":
+    if source.source == "released":
         from benchmark.weights import RELEASED
 
-        w = RELEASED.get(system.removeprefix("released-"))
+        w = RELEASED.get(source.weights or "")
         return f"released ({w.repo}): {w.note}, paper settings" if w else "released checkpoint"
-    if info["source"] != "trained":
+    if source.source != "trained":
         from methods.enhancers import training_free
 
         operator = training_free(system)
@@ -222,7 +210,7 @@ def _ratio_pairs(runs: dict[str, dict]) -> list[tuple[str, str]]:
 
     pairs = []
     for x, y in combinations(sorted(done, key=rank, reverse=True), 2):
-        if x.rsplit("-", 1)[-1] == y.rsplit("-", 1)[-1]:
+        if System.parse(x).regime == System.parse(y).regime:
             pairs.append((x, y))
     return pairs
 
@@ -241,14 +229,16 @@ def load_results(root: str | Path = "results", *, n_boot: int = 1000, seed: int 
     skipped = train_skips + _enhanced_skips(root) + skipped
     quality = {f"{p}{m}": bool(i["lower_better"]) for m, i in info.items() for p in ("", "val_", "eval_")}
     scenes = _scenes(root, sidecars)
-    dirs, summaries = _runs(root)
+    store = ResultsStore(root)
+    dirs = store.train_runs()
+    summaries = {s: {k: _json(d / "train_summary.json") for k, d in seeds.items()} for s, seeds in dirs.items()}
     skipped += _training_skips(dirs, summaries)
     res = Results(
         root=root, scores=scores, aggregates=aggregate(scores, scenes=scenes, n_boot=n_boot, seed=seed),
         paired=paired_comparison(scores, scenes=scenes, n_boot=n_boot, seed=seed), metric_info=info,
         unavailable=unavailable, skipped=skipped, sidecars=sidecars, training=training,
         inference=read_inference_timings(root), ratios=speed_ratios(training, _ratio_pairs(training), quality),
-        provenance=_json(root / "provenance.json"), perf=_read_perf(perf_dir), diagnostics=diagnostics,
+        provenance=store.provenance(), perf=_read_perf(perf_dir), diagnostics=diagnostics,
         seed_aggregates=seed_aggregate(scores, scenes=scenes, n_boot=n_boot, seed=seed), scenes=scenes, runs=summaries,
     )
     _health(res, dirs, Path(project_root) if project_root is not None else Path.cwd())

@@ -18,6 +18,7 @@ from PIL import Image, ImageDraw
 
 from backlit_core.image_io import ImageReadError, load_image
 from benchmark.report.data import Results
+from benchmark.system import System
 
 THUMB_WIDTH = 240
 PAGE_WIDTH = 1220  # pixels available to one grid row in the HTML report
@@ -163,9 +164,12 @@ def _test_dirs(res: Results, dataset: str) -> tuple[Path | None, Path | None]:
 def output_dir(root: Path, system: str, dataset: str) -> tuple[Path, int | None]:
     """Where a system's enhanced images of ``dataset`` are: ``enhanced/<system>/seed-<k>/<dataset>`` (the
     lowest seed) or ``enhanced/<system>/<dataset>``; and that seed."""
-    base = root / "enhanced" / system
-    seeds = sorted(int(p.name[5:]) for p in base.glob("seed-*") if p.name[5:].isdigit() and (p / dataset).is_dir())
-    return (base / f"seed-{seeds[0]}" / dataset, seeds[0]) if seeds else (base / dataset, None)
+    base = System.parse(system)
+    folder = base.enhanced_dir(root, dataset).parent
+    seeds = sorted(int(p.name[5:]) for p in folder.glob("seed-*") if p.name[5:].isdigit() and (p / dataset).is_dir())
+    if seeds and base.source == "trained":
+        return System.trained(base.method, base.regime, seeds[0]).enhanced_dir(root, dataset), seeds[0]
+    return base.enhanced_dir(root, dataset), None
 
 
 def scenes(inputs: Path | None) -> dict[str, str]:

@@ -17,8 +17,8 @@ from typing import Any
 import pandas as pd
 
 from backlit_core.atomic import atomic_path, write_json
-from benchmark.evaluate import system_info
 from benchmark.report.tables import Table, fmt
+from benchmark.system import System
 from benchmark.timing import convergence, read_inference_run, read_inference_timings, speed_ratios
 
 DEFAULT_DIR = Path("perf") / "results"
@@ -139,7 +139,7 @@ def training_table(runs: dict[str, dict], root: Path) -> Table:
 
 
 def _rank(system: str) -> int:
-    method = system_info(system)["method"]
+    method = System.parse(system).method
     return METHOD_ORDER.index(method) if method in METHOD_ORDER else len(METHOD_ORDER)
 
 
@@ -151,7 +151,7 @@ def ratio_rows(runs: dict[str, dict]) -> list[dict[str, Any]]:
     out = []
     for i, a in enumerate(systems):
         for b in systems[i + 1:]:
-            if system_info(a)["regime"] != system_info(b)["regime"]:
+            if System.parse(a).regime != System.parse(b).regime:
                 continue
             seeds_a = {r.get("seed"): k for k, r in done.items() if r["system"] == a}
             seeds_b = {r.get("seed"): k for k, r in done.items() if r["system"] == b}

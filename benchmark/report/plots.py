@@ -21,8 +21,8 @@ from matplotlib.figure import Figure
 from matplotlib.patches import Patch, Rectangle
 from matplotlib.ticker import MaxNLocator
 
-from benchmark.evaluate import system_info
 from benchmark.report.data import Results
+from benchmark.system import System
 from benchmark.timing import read_train_log
 
 DPI = 110
@@ -126,7 +126,7 @@ def _pareto(points: list[tuple[float, float]], lower_better: bool) -> list[int]:
 def _cost_panel(ax: Axes, pts: list[dict], metric: str, lower: bool, xlabel: str, colours: dict,
                 input_mean: float | None) -> None:
     for p in pts:
-        marker = {"released": "s", "trained": "o"}.get(system_info(p["system"])["source"], "D")
+        marker = {"released": "s", "trained": "o"}.get(System.parse(p["system"]).source, "D")
         ax.errorbar(p["x"], p["y"], xerr=p.get("xerr"), yerr=p["yerr"], fmt=marker, ms=6, capsize=3,
                     color=colours[p["system"]], label=p["system"])
     front = _pareto([(p["x"], p["y"]) for p in pts], lower)
@@ -356,7 +356,7 @@ def _first_logs(runs: dict[str, dict]) -> dict[str, tuple[dict, pd.DataFrame]]:
 def _loss_panel(ax: Axes, system: str, run: dict, log: pd.DataFrame, term_colours: dict[str, Any],
                 phases_seen: list[str]) -> None:
     """Draw one system's loss panel; append the phases it shows to ``phases_seen``."""
-    method = run.get("method") or system_info(system)["method"]
+    method = run.get("method") or System.parse(system).method
     segments = _segments(log["phase"].astype(str))
     terms = weighted_terms(log, loss_weights(method))
     residual = float(terms.pop("residual").abs().max())

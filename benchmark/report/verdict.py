@@ -8,10 +8,10 @@ from __future__ import annotations
 
 import math
 
-from benchmark.evaluate import system_info
 from benchmark.health import Flag
 from benchmark.report.data import Results
 from benchmark.report.tables import fmt, fmt_p, unit
+from benchmark.system import System
 
 PAPER = "CLIP ViT-B/32 guidance, CLIP RN101 identity, 512-px crops, the paper schedule"
 
@@ -46,7 +46,7 @@ def _cost(res: Results, system: str) -> str:
         parts.append(f"{fmt(t['ms_per_mp_median'])} ms/MP inference")
     if (w := res.training.get(system, {}).get("wall_s")):
         parts.append(f"{fmt(w)} s training")
-    elif system_info(system)["source"] == "released":
+    elif System.parse(system).source == "released":
         parts.append("no training here")
     return ", ".join(parts)
 
@@ -107,11 +107,11 @@ def _seeds(res: Results, dataset: str) -> list[str]:
 
 def _caveats(res: Results) -> str:
     trained = [f"{s}: {res.labels[s].removeprefix('trained here: ')}" for s in res.systems()
-               if system_info(s)["source"] == "trained" and res.labels.get(s, "").startswith("trained here: ")]
+               if System.parse(s).source == "trained" and res.labels.get(s, "").startswith("trained here: ")]
     parts = []
     if trained:
         parts.append(f"trained-here systems used {'; '.join(trained)}; not the papers' settings ({PAPER})")
-    if any(system_info(s)["source"] == "released" for s in res.systems()):
+    if any(System.parse(s).source == "released" for s in res.systems()):
         parts.append("released systems are the authors' checkpoints, trained at paper settings")
     sizes = [f"{d}: {res.n_images(d)} images from {res.n_scenes(d)} scenes" for d in res.datasets]
     parts.append("; ".join(sizes) + " (intervals resample scenes; p-values are Holm-adjusted over all "
