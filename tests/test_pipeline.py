@@ -41,7 +41,9 @@ def _env() -> dict[str, str]:
 
 
 def _run(args: list[str], cwd: Path, timeout: int = 900) -> subprocess.CompletedProcess:
-    return subprocess.run(args, cwd=cwd, env=_env(), capture_output=True, text=True, timeout=timeout)
+    """Run in ``cwd`` with its own copy of the code (the code stage hashes what runs)."""
+    return subprocess.run(args, cwd=cwd, env={**_env(), "PYTHONPATH": str(cwd)}, capture_output=True, text=True,
+                          timeout=timeout)
 
 
 def _git(project: Path, *args: str) -> None:
@@ -143,6 +145,17 @@ def test_changing_bootstrap_reruns_only_the_report(project: Path, first_run: lis
     ran = _repro(project)
     _git(project, "checkout", "--", "params.yaml")
     assert ran == ["report"]
+    _repro(project)
+
+
+def test_changing_zero_dce_loop_retrains_only_zero_dce(project: Path, first_run: list[str]) -> None:
+    loop = project / "methods" / "zero_dce_train.py"
+    loop.write_text(loop.read_text().replace("def _step(self) -> dict:\n", "def _step(self) -> dict:\n        # edited\n"))
+    ran = _repro(project)
+    _git(project, "checkout", "--", "methods/zero_dce_train.py")
+    assert {"code", "train@zero-dce-unpaired-0", "train@zero-dce-unpaired-1"} <= set(ran)
+    assert not [s for s in ran if s.startswith("train@") and "zero-dce" not in s], ran
+    assert not [s for s in ran if s.startswith(("enhance", "evaluate"))], ran  # same weights: nothing downstream
     _repro(project)
 
 
