@@ -142,8 +142,25 @@ def enhance_folder(
     write_json(summary_path, result)
     timing = {"device": str(engine.device), "seconds_per_image": seconds, "wall_s": round(time.perf_counter() - start, 3)}
     if timing_file is not None:
+        timing = _merged_timing(Path(timing_file), timing, kept)
         write_json(Path(timing_file), timing)
     return {**result, "timing": timing}
+
+
+def _merged_timing(path: Path, new: dict, kept: set[str]) -> dict:
+    """This call's timing record plus the earlier record of the outputs it kept (a resumed or re-entered
+    folder keeps the seconds its images took when they were made); the earlier record when nothing ran."""
+    try:
+        old = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return new
+    if not isinstance(old, dict) or not isinstance(old.get("seconds_per_image"), dict):
+        return new
+    if not new["seconds_per_image"] and kept:
+        return old
+    earlier = {k: v for k, v in old["seconds_per_image"].items() if k in kept}
+    return {**new, "seconds_per_image": {**earlier, **new["seconds_per_image"]},
+            "wall_s": round(new["wall_s"] + float(old.get("wall_s") or 0.0) * bool(earlier), 3)}
 
 
 def _enhance_each(engine: Enhancer, todo: list[Path], names: dict[Path, str], out_dir: Path,

@@ -191,6 +191,20 @@ def test_resume_with_other_settings_starts_afresh(small: dict[str, Path], tmp_pa
     assert more["iterations"]["total"] == 6 and [r["iter"] for r in _log(tmp_path)] == [str(i) for i in range(1, 7)]
 
 
+def test_reentering_a_finished_run_keeps_its_timings(small: dict[str, Path], tmp_path: Path) -> None:
+    """DVC reruns a finished training stage whose code changed elsewhere: the run is restored, not redone,
+    and its timings stay those of the run that made the weights."""
+    kw = {"encoder": "effnet-lite0", "iters": 4, "overrides": TINY, "progress": False, "seed": 0}
+    train_method("rave", small["backlit"], small["welllit"], tmp_path, **kw)
+    timing, steps = json.loads((tmp_path / "train_timing.json").read_text()), (tmp_path / "train_steps.csv").read_bytes()
+    weights = (tmp_path / "enhancer.pth").read_bytes()
+    again = train_method("rave", small["backlit"], small["welllit"], tmp_path, resume=True, **kw)
+    after = json.loads((tmp_path / "train_timing.json").read_text())
+    assert again["iterations"]["total"] == 4 and (tmp_path / "enhancer.pth").read_bytes() == weights
+    assert after["totals"] == timing["totals"] and after["s_per_iter"] == timing["s_per_iter"] and timing["wall_s"] > 0
+    assert (tmp_path / "train_steps.csv").read_bytes() == steps
+
+
 def _running_means(rows: list[dict[str, str]], every: int, window: int) -> dict[int, tuple[str, float]]:
     """Upstream's check, recomputed from the log: iteration -> (round, mean of -loss over a zero-filled buffer)."""
     out, buf, rnd = {}, [], None
