@@ -103,6 +103,9 @@ def test_repro_runs_every_stage_to_the_report(project: Path, first_run: list[str
     report = (project / "results" / "report.md").read_text()
     assert (project / "results" / "report.html").stat().st_size > 10_000
     assert "needs a text encoder" in report  # CLIP-LIT: skipped with its one-line reason
+    verdict = report.split("## Verdict")[1].split("\n## ")[0]
+    assert "clip-lit-unpaired" not in verdict.split("Healthy: ")[1].split(".")[0]  # never called healthy
+    assert "Not trained here (no outputs; see the systems table): clip-lit-unpaired" in verdict
     scores = (project / "results" / "scores.csv").read_text()
     assert "rave-unpaired" in scores and "latent-prompt-unpaired" in scores and ",input," in scores
     assert {f"train@{m}-unpaired-{s}" for m in ("clip-lit", "latent-prompt", "rave") for s in (0, 1)} <= set(first_run)

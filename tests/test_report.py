@@ -181,7 +181,10 @@ def test_markdown_report_tables_and_sections(results: Path) -> None:
     decisions = md.split("#### Best or tie, per metric")[1].split("####")[0]  # 4 images: p >= 0.125, a tie
     assert re.search(r"\| psnr ↑ \(dB\) \| none \(tie\) \| released-rave-unpaired \| rave-unpaired \|.*not significant",
                      decisions)
-    assert "4 images from 2 scenes" in md.split("## Verdict")[1]  # scenes.json: two crops per photo
+    verdict = md.split("## Verdict")[1].split("\n## ")[0]
+    assert "4 images from 2 scenes" in verdict  # scenes.json: two crops per photo
+    healthy = verdict.split("Healthy: ")[1].split(".")[0]  # a skipped run is not called healthy
+    assert "latent-prompt-unpaired" not in healthy and "clip-lit-unpaired" in healthy
     assert "Published reference numbers" in md and "Han et al." in md and "21.57" in md
     assert "WARNING: random test encoder" in md
     skipped = md.split("## Skipped")[1]

@@ -9,7 +9,7 @@ from __future__ import annotations
 import math
 
 from benchmark.health import Flag
-from benchmark.report.data import Results
+from benchmark.report.data import SKIPPED_LABEL, Results
 from benchmark.report.tables import fmt, fmt_p, unit
 from benchmark.system import System
 
@@ -27,11 +27,13 @@ def _flag_phrase(f: Flag) -> str:
 
 def _health(res: Results, dataset: str) -> list[str]:
     systems = [s for s in res.systems(dataset) if s != "input"]
-    healthy = [s for s in systems if not res.flags(dataset, s)]
+    skipped = [s for s in systems if res.labels.get(s, "").startswith(SKIPPED_LABEL)]
+    healthy = [s for s in systems if not res.flags(dataset, s) and s not in skipped]
     flagged = [f"{s} {'; '.join(_flag_phrase(f) for f in res.flags(dataset, s))}" for s in systems
                if res.flags(dataset, s)]
     out = [f"Healthy: {_join(healthy)}." if healthy else "No system is healthy."]
     out += [f"Flagged (never ranked): {'. '.join(flagged)}."] if flagged else []
+    out += [f"Not trained here (no outputs; see the systems table): {_join(skipped)}."] if skipped else []
     return out
 
 
