@@ -8,7 +8,6 @@ a killed run resumes without rescoring what it finished.
 """
 from __future__ import annotations
 
-import json
 import math
 import time
 from collections.abc import Iterable
@@ -17,7 +16,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from backlit_core.atomic import atomic_path, remove_stale_temporaries, write_json
+from backlit_core.atomic import atomic_path, read_json, remove_stale_temporaries, write_json
 from backlit_core.image_io import list_images
 from benchmark.metrics import (
     DEFAULT_METRICS,
@@ -130,21 +129,13 @@ def _metric_status(metrics: list[Metric], unavailable: list[Unavailable], has_gt
     return status
 
 
-def _read_json(path: Path) -> dict:
-    try:
-        data = json.loads(path.read_text())
-    except (OSError, ValueError):
-        return {}
-    return data if isinstance(data, dict) else {}
-
-
 def _previous(out_csv: Path | None) -> tuple[pd.DataFrame, dict]:
     """The stored scores and sidecar of ``out_csv`` (empty when absent or unreadable)."""
     empty = pd.DataFrame(columns=SCORE_COLUMNS)
     if out_csv is None or not out_csv.is_file():
         return empty, {}
     try:
-        return read_scores(out_csv), _read_json(out_csv.with_suffix(".json"))
+        return read_scores(out_csv), read_json(out_csv.with_suffix(".json"))
     except (ValueError, OSError):
         return empty, {}
 
@@ -185,7 +176,7 @@ def evaluate_system(system: str | System, dataset: str, enhanced_dir: str | Path
     test = resolve_test_set(dataset_dir if dataset_dir is not None else dataset)
     if out_csv is not None and out_csv.parent.is_dir():
         remove_stale_temporaries(out_csv.parent, out_csv.stem)  # left by a killed run
-    summary = _read_json(enhanced_dir / "summary.json")
+    summary = read_json(enhanced_dir / "summary.json")
     if summary.get("skipped") or not enhanced_dir.is_dir():
         reason = summary.get("skipped") or f"{enhanced_dir}: no enhanced images"
         result = Evaluation(pd.DataFrame(columns=SCORE_COLUMNS), skipped=str(reason))

@@ -2,28 +2,18 @@
 through :class:`ResultsStore` (paths come from :class:`~benchmark.system.System`)."""
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from backlit_core.atomic import write_json
+from backlit_core.atomic import read_json, write_json
 from benchmark.system import System
 
 if TYPE_CHECKING:
     import pandas as pd
 
 PROVENANCE = "provenance.json"
-
-
-def read_json(path: Path) -> dict:
-    """A JSON object file, ``{}`` when absent, unreadable or not an object."""
-    try:
-        data = json.loads(path.read_text())
-    except (OSError, ValueError):
-        return {}
-    return data if isinstance(data, dict) else {}
 
 
 @dataclass(frozen=True)

@@ -10,7 +10,6 @@ computed only between runs on the same machine and at equal iteration counts.
 """
 from __future__ import annotations
 
-import json
 import math
 import platform
 import statistics
@@ -22,7 +21,7 @@ from typing import Any
 
 import pandas as pd
 
-from backlit_core.atomic import write_json
+from backlit_core.atomic import read_json, write_json
 
 
 # ------------------------------------------------------------------------------------- machine
@@ -201,7 +200,7 @@ def run_systems(results: str | Path, params: dict) -> tuple[list[tuple[str, int 
             if not any(d.is_dir() for _, d in runs) and base.train_dir(results).is_dir():
                 runs = [(seeds[0], base.train_dir(results))]  # older layout: one run, no seed level
             for k, run in runs:
-                status = _json_dict(run / "train_summary.json")
+                status = read_json(run / "train_summary.json")
                 if status.get("status") == "skipped":
                     missing.append({"system": name, "seed": k, "reason": f"training skipped: {status.get('reason')}"})
                 elif not (run / "enhancer.pth").is_file():
@@ -255,7 +254,7 @@ def pool_seeds(records: list[dict]) -> dict[str, Any]:
 
 def read_inference_run(results: str | Path) -> dict[str, Any] | None:
     """``results/timing/inference.json`` as the time-inference stage writes it (None: absent or older format)."""
-    doc = _json_dict(Path(results) / "timing" / "inference.json")
+    doc = read_json(Path(results) / "timing" / "inference.json")
     return doc if isinstance(doc.get("systems"), list) else None
 
 
@@ -270,21 +269,13 @@ def read_inference_timings(results: str | Path) -> dict[str, dict]:
         return {system: pool_seeds(recs) for system, recs in groups.items()}
     out: dict[str, dict] = {}
     for path in sorted((Path(results) / "timing").glob("[!.]*.json")):
-        rec = _json_dict(path)
+        rec = read_json(path)
         if "sizes" in rec:
             out[str(rec.get("system") or path.stem)] = {**rec, **_headline(rec["sizes"])}
     return out
 
 
 # ------------------------------------------------------------------------------------- training
-def _json_dict(path: Path) -> dict:
-    try:
-        data = json.loads(path.read_text())
-    except (OSError, ValueError):
-        return {}
-    return data if isinstance(data, dict) else {}
-
-
 def read_train_log(path: str | Path) -> pd.DataFrame:
     """A training ``train_log.csv`` (or its timing CSV); empty if absent or unreadable."""
     try:
@@ -330,12 +321,12 @@ def training_timing(run_dir: str | Path) -> dict[str, Any]:
     ``seed-<k>`` runs gives :func:`pool_runs` of them.
     """
     run_dir = Path(run_dir)
-    summary = _json_dict(run_dir / "train_summary.json")
+    summary = read_json(run_dir / "train_summary.json")
     seeds = sorted((p for p in run_dir.glob("seed-*") if p.is_dir()), key=lambda p: (len(p.name), p.name))
     if seeds and not summary:
         return pool_runs([training_timing(p) for p in seeds])
     files = timing_files(run_dir)
-    timing = _json_dict(files[0]) if files else {}
+    timing = read_json(files[0]) if files else {}
     steps_csv = files[1] if files and files[1].is_file() else run_dir / "train_log.csv"
     run = {"log": run_dir / "train_log.csv", "steps_csv": steps_csv}
     steps = run_steps(run)
@@ -402,7 +393,7 @@ def _train_machine(run_dir: Path, summary: dict, timing: dict) -> str | None:
         return " / ".join(str(timing[k]) for k in ("device", "cpu") if timing.get(k))
     if summary.get("machine"):
         return str(summary["machine"])
-    dev = _json_dict(run_dir / "provenance.json").get("device", {})
+    dev = read_json(run_dir / "provenance.json").get("device", {})
     return " / ".join(str(dev[k]) for k in ("platform", "processor", "cuda_device", "cpu_count") if dev.get(k)) or None
 
 

@@ -9,7 +9,7 @@ from typing import Any
 
 import pandas as pd
 
-from backlit_core.atomic import atomic_path, write_json
+from backlit_core.atomic import atomic_path, read_json, write_json
 from benchmark.evaluate import SCORE_COLUMNS, merge_scores, read_scores
 from benchmark.health import Flag, output_flags, stale_flags, training_flags
 from benchmark.metrics import DIAGNOSTICS
@@ -26,11 +26,6 @@ def _any_json(path: Path) -> Any:
         return json.loads(path.read_text())
     except (OSError, ValueError):
         return None
-
-
-def _json(path: Path) -> dict:
-    data = _any_json(path)
-    return data if isinstance(data, dict) else {}
 
 
 def system_sort_key(system: str, method: str = "", source: str = "") -> tuple:
@@ -109,7 +104,7 @@ def _enhanced_skips(root: Path) -> list[dict[str, str]]:
     out = []
     enhanced = root / "enhanced"
     for path in sorted(enhanced.glob("*/*/summary.json")) + sorted(enhanced.glob("*/seed-*/*/summary.json")):
-        meta = _json(path)
+        meta = read_json(path)
         system, dataset = path.parents[2 if path.parent.parent.name.startswith("seed-") else 1].name, path.parent.name
         if meta.get("skipped"):
             out.append({"kind": "method", "what": f"{system} on {dataset} (enhance)", "reason": str(meta["skipped"])})
@@ -231,7 +226,7 @@ def load_results(root: str | Path = "results", *, n_boot: int = 1000, seed: int 
     scenes = _scenes(root, sidecars)
     store = ResultsStore(root)
     dirs = store.train_runs()
-    summaries = {s: {k: _json(d / "train_summary.json") for k, d in seeds.items()} for s, seeds in dirs.items()}
+    summaries = {s: {k: read_json(d / "train_summary.json") for k, d in seeds.items()} for s, seeds in dirs.items()}
     skipped += _training_skips(dirs, summaries)
     res = Results(
         root=root, scores=scores, aggregates=aggregate(scores, scenes=scenes, n_boot=n_boot, seed=seed),
@@ -258,9 +253,9 @@ def _read_sidecars(root: Path) -> dict[tuple[str, str], dict]:
     """``{(system, dataset): sidecar}``; a system's own sidecar wins over its seeds'."""
     sidecars: dict[tuple[str, str], dict] = {}
     for path in sorted((root / "scores").glob("*/[!.]*.json")):  # not temporaries of a killed writer
-        sidecars[(path.parent.name, path.stem)] = _json(path)
+        sidecars[(path.parent.name, path.stem)] = read_json(path)
     for path in sorted((root / "scores").glob("*/seed-*/[!.]*.json")):
-        sidecars.setdefault((path.parent.parent.name, path.stem), _json(path))
+        sidecars.setdefault((path.parent.parent.name, path.stem), read_json(path))
     return sidecars
 
 
