@@ -125,7 +125,7 @@ def test_every_stage_runs(paper_run: tuple[Path, list[str], str]) -> None:
     _, ran, took = paper_run
     paper = yaml.safe_load((ROOT / "profiles" / "paper.yaml").read_text())
     tests, regimes = paper["data"]["test"], paper["regimes"]
-    expected = {f"prepare@{d}" for d in paper["datasets"]} | {"time-inference", "report"}
+    expected = {f"prepare@{d}" for d in paper["datasets"]} | {"code", "time-inference", "report"}
     for m in METHODS:
         for r in regimes:
             expected.add(f"train@{m}-{r}-0")
