@@ -29,13 +29,13 @@ def test_typo_suggests_command() -> None:
     assert res.exit_code != 0 and "enhance" in res.output
 
 
-def test_bad_params_give_one_line_error(tmp_path: Path) -> None:
-    text = Path("params.yaml").read_text()
+def test_bad_params_give_one_line_error(tmp_path: Path, project_root: Path) -> None:
+    text = (project_root / "params.yaml").read_text()
     bad = text.replace("seeds: [0, 1, 2]", "seeds: [0, -3]", 1)
     assert bad != text
     (tmp_path / "params.yaml").write_text(bad)
     proc = subprocess.run([sys.executable, "-m", "benchmark", "profile"], cwd=tmp_path, capture_output=True, text=True,
-                          env={"PATH": "", "PYTHONPATH": str(Path(__file__).resolve().parents[1])})
+                          env={"PATH": "", "PYTHONPATH": str(project_root)})
     assert proc.returncode == 2
     assert "params.yaml: seeds: must be a non-empty list of distinct non-negative integers, got [0, -3]" in proc.stderr
     assert "Traceback" not in proc.stderr

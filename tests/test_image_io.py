@@ -27,12 +27,22 @@ def test_rgb_jpeg_png_roundtrip(tmp_path: Path) -> None:
     assert np.array_equal(np.round(img.numpy().transpose(1, 2, 0) * 255).astype(np.uint8), RGB8)
 
 
-def test_exif_orientation_is_applied(tmp_path: Path) -> None:
+# EXIF orientation -> how the stored pixels are shown (the TIFF/EXIF standard), written with numpy alone
+SHOWN = {2: np.fliplr, 3: lambda a: np.rot90(a, 2), 4: np.flipud, 5: lambda a: a.transpose(1, 0, 2),
+         6: lambda a: np.rot90(a, -1), 7: lambda a: np.rot90(a, 2).transpose(1, 0, 2), 8: lambda a: np.rot90(a, 1)}
+
+
+@pytest.mark.parametrize("orientation", sorted(SHOWN))
+def test_exif_orientation_is_applied(tmp_path: Path, orientation: int) -> None:
     exif = Image.Exif()
-    exif[0x0112] = 6  # rotate 90 degrees clockwise on display
+    exif[0x0112] = orientation  # 6: rotate 90 degrees clockwise on display
     Image.fromarray(RGB8).save(tmp_path / "o.jpg", exif=exif, quality=95)
+    with Image.open(tmp_path / "o.jpg") as raw:
+        stored = np.asarray(raw.convert("RGB"))  # the decoded pixels, as stored (not rotated)
     img = load_image(tmp_path / "o.jpg")
-    _expect(img, 10, 6)
+    expected = SHOWN[orientation](stored)
+    _expect(img, *expected.shape[:2])
+    assert np.array_equal(np.round(img.numpy().transpose(1, 2, 0) * 255).astype(np.uint8), expected)
 
 
 def test_grayscale_is_replicated(tmp_path: Path) -> None:
@@ -51,9 +61,20 @@ def test_rgba_drops_alpha(tmp_path: Path) -> None:
     assert abs(img[1, 2, 3].item() - RGB8[2, 3, 1] / 255) < 1e-6
 
 
-def test_palette_image(tmp_path: Path) -> None:
-    Image.fromarray(RGB8).convert("P", palette=Image.Palette.ADAPTIVE, colors=16).save(tmp_path / "p.png")
-    _expect(load_image(tmp_path / "p.png"), 6, 10)
+@pytest.mark.parametrize("transparency", [False, True])
+def test_palette_image(tmp_path: Path, transparency: bool) -> None:
+    pal = Image.fromarray(RGB8).convert("P", palette=Image.Palette.ADAPTIVE, colors=16)
+    if transparency:
+        pal.info["transparency"] = 3  # palette entry 3 is transparent: its colour is still the pixel's
+    pal.save(tmp_path / "p.png")
+    with Image.open(tmp_path / "p.png") as saved:
+        assert saved.mode == "P" and ("transparency" in saved.info) == transparency
+        index = np.asarray(saved)
+        palette = np.array(saved.getpalette(), np.uint8).reshape(-1, 3)
+    img = load_image(tmp_path / "p.png")
+    _expect(img, 6, 10)
+    assert np.array_equal(np.round(img.numpy().transpose(1, 2, 0) * 255).astype(np.uint8), palette[index])
+    assert len(np.unique(index)) > 4  # a real palette lookup, not a constant image
 
 
 def test_16bit_grayscale_png_keeps_precision(tmp_path: Path) -> None:

@@ -9,8 +9,8 @@ import re
 import shutil
 import subprocess
 import tempfile
-import time
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pandas as pd
@@ -270,16 +270,35 @@ def test_time_to_quality_is_measured_in_the_enhance_phase(tmp_path: Path) -> Non
                     "of_iterations": 20}
 
 
-def test_any_callable_is_timed_in_one_sample_set() -> None:
-    sleepy = TimedEnhancer("sleep-10ms", lambda x: time.sleep(0.01) or x, facts={"kind": "classical"})
+def test_any_callable_is_timed_in_one_sample_set(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The ms/MP arithmetic on injected timings (no wall clock): the k-th call of ``slow`` takes k ms."""
+    import benchmark.timing as T
+
+    clock = {"now": 0.0, "calls": 0}
+    monkeypatch.setattr(T, "time", SimpleNamespace(perf_counter=lambda: clock["now"]))
+
+    def slow(x: object) -> object:
+        clock["calls"] += 1
+        clock["now"] += clock["calls"] / 1000
+        return x
+
+    sleepy = TimedEnhancer("slow", slow, facts={"kind": "classical"})
     identity = TimedEnhancer("identity", lambda x: x)
     records = time_callables([sleepy, identity], sizes_mp=[0.0025, 0.01], repeats=5, warmup=1)
-    slow = records[0]
-    assert slow["system"] == "sleep-10ms" and slow["kind"] == "classical" and slow["reference_megapixels"] == 0.01
-    assert [s["megapixels"] for s in slow["sizes"]] == [0.0041, 0.01]  # the smallest side is 64 px
-    assert 1000 <= slow["ms_per_mp_median"] < 5000 and slow["ms_per_mp_n"] == 5  # 10 ms on 0.01 MP
-    assert slow["ms_per_mp_p25"] <= slow["ms_per_mp_median"] <= slow["ms_per_mp_p75"]
-    assert records[1]["ms_per_mp_median"] < slow["ms_per_mp_median"]
+    slow_rec = records[0]
+    assert slow_rec["system"] == "slow" and slow_rec["kind"] == "classical" and slow_rec["reference_megapixels"] == 0.01
+    assert [s["megapixels"] for s in slow_rec["sizes"]] == [0.0041, 0.01]  # the smallest side is 64 px
+    assert clock["calls"] == 12  # per size: 1 warm-up call, then 5 timed calls round-robin with the other
+    small, ref = slow_rec["sizes"]
+    assert small["ms_samples"] == [2.0, 3.0, 4.0, 5.0, 6.0] and ref["ms_samples"] == [8.0, 9.0, 10.0, 11.0, 12.0]
+    mp = 64 * 64 / 1e6  # inclusive quartiles of 2..6 ms over 64 x 64 px
+    assert small["ms_per_mp_median"] == pytest.approx(4 / mp) and small["ms_per_mp_p25"] == pytest.approx(3 / mp)
+    assert small["ms_per_mp_p75"] == pytest.approx(5 / mp) and small["ms_per_mp_min"] == pytest.approx(2 / mp)
+    assert small["ms_per_mp_max"] == pytest.approx(6 / mp)
+    headline = {k: slow_rec[k] for k in ("ms_per_mp_median", "ms_per_mp_p25", "ms_per_mp_p75")}  # the largest size
+    assert headline == pytest.approx({"ms_per_mp_median": 1000.0, "ms_per_mp_p25": 900.0, "ms_per_mp_p75": 1100.0})
+    assert slow_rec["ms_per_mp_n"] == 5
+    assert records[1]["ms_per_mp_median"] == 0.0 and records[1]["sizes"][1]["ms_samples"] == [0.0] * 5
     with pytest.raises(ValueError, match="distinct"):
         time_callables([identity, identity])
 
