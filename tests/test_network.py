@@ -62,6 +62,23 @@ def test_init_checkpoint_is_near_identity(backlit_photos) -> None:  # noqa: ANN0
             assert psnr(net(img[None])[0], img) > 30.0
 
 
+# Pinned outputs on one real photo (256 px on the long side): PSNR(output, input) in dB and the output's
+# channel means, from the plain modules on a CPU (float32, 1 and 2 threads agree to all digits shown).
+PINNED = {"rave-unpaired": (22.532227, (0.5448518, 0.5573747, 0.5429378)),
+          "clip-lit": (17.071070, (0.6293831, 0.6465310, 0.6291829))}
+
+
+@pytest.mark.parametrize("name", sorted(PINNED))
+def test_pinned_output_on_a_real_photo(name: str, reference_dir) -> None:  # noqa: ANN001
+    x = _small(load_image(reference_dir / "backlit-samples" / "110_51093502029_o.jpg"))[None]
+    assert x.shape == (1, 3, 192, 256)
+    with torch.no_grad():
+        out = load_enhancer(resolve_weights(name, allow_download=False))(x)
+    want_psnr, want_means = PINNED[name]
+    assert psnr(out, x) == pytest.approx(want_psnr, abs=1e-4)
+    assert out.mean(dim=(0, 2, 3)).tolist() == pytest.approx(want_means, abs=1e-5)
+
+
 def test_black_input_gives_no_nan() -> None:
     net = EnhanceNet().eval()
     with torch.no_grad():
