@@ -41,6 +41,23 @@ def embedding_cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
         yield cache
 
 
+@pytest.fixture
+def iterations_run(monkeypatch: pytest.MonkeyPatch) -> dict[str, int]:
+    """``{"n": ...}``: the training iterations this process executes from now on (every training loop logs
+    each one through :meth:`methods.run_files.Session.record`); set ``n`` to 0 to start a new count."""
+    from methods.run_files import Session
+
+    count = {"n": 0}
+    record = Session.record
+
+    def counted(self: Session, *args: object, **kwargs: object) -> None:
+        count["n"] += 1
+        record(self, *args, **kwargs)
+
+    monkeypatch.setattr(Session, "record", counted)
+    return count
+
+
 @pytest.fixture(scope="session")
 def reference_dir() -> Path:
     """``../shared/reference``; tests that need it skip when it is absent."""

@@ -155,14 +155,17 @@ def test_clip_lit_refused_with_image_only_encoder(small: dict[str, Path], tmp_pa
 
 
 @pytest.mark.parametrize("method, encoder", [("clip-lit", "tiny-clip-random"), ("rave", "effnet-lite0")])
-def test_killed_and_resumed_run_is_bit_identical(method: str, encoder: str, small: dict[str, Path], tmp_path: Path) -> None:
+def test_killed_and_resumed_run_is_bit_identical(method: str, encoder: str, small: dict[str, Path], tmp_path: Path,
+                                                 iterations_run: dict[str, int]) -> None:
     kw = {"encoder": encoder, "identity_encoder": "effnet-lite0", "iters": 20, "progress": False, "seed": 3,
           "overrides": {**TINY, "snapshot_every": 3, "snapshot_window": 4}}  # best snapshots within the kill window
     train_method(method, small["backlit"], small["welllit"], tmp_path / "straight", **kw)
     stopped = train_method(method, small["backlit"], small["welllit"], tmp_path / "resumed", stop_after=11, **kw)
     assert stopped["status"] == "stopped" and len(_log(tmp_path / "resumed")) == 11  # killed after 11, checkpoint at 8
     assert torch.load(tmp_path / "resumed" / "checkpoint.pt", weights_only=True)["state"]["iteration"] == 8
+    iterations_run["n"] = 0
     train_method(method, small["backlit"], small["welllit"], tmp_path / "resumed", resume=True, **kw)
+    assert iterations_run["n"] == 20 - 8  # from the checkpoint on: iterations 1-8 were not redone
     a = torch.load(tmp_path / "straight" / "checkpoint.pt", weights_only=True)
     b = torch.load(tmp_path / "resumed" / "checkpoint.pt", weights_only=True)
     assert a["snapshot"] is not None and a["state"]["snapshot_iter"] > 11

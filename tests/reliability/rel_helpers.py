@@ -1,12 +1,11 @@
 """Helpers of the reliability suite: tiny images, tiny training settings, ``bench`` in-process or as a
-killable subprocess, and a local HTTP server that counts requests and can corrupt responses."""
+subprocess that pauses at a known point to be killed there."""
 from __future__ import annotations
 
 import os
 import subprocess
 import sys
 import time
-from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -53,27 +52,44 @@ def bench_subprocess(args: list[str], cwd: Path, setup: str = "") -> subprocess.
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
 
 
-def kill_when(proc: subprocess.Popen, ready: Callable[[], bool], timeout: float = 180.0) -> None:
-    """SIGKILL ``proc`` as soon as ``ready()`` holds; fail if it ends or times out first."""
+def pause_after(target: str, when: str, marker: Path) -> str:
+    """Python ``setup`` for :func:`bench_subprocess`: wrap ``target`` (``"module:function"`` or
+    ``"module:Class.method"``) so that after the first call for which the expression ``when`` holds
+    (``args``: the call's positional arguments) the process writes ``marker`` and sleeps, paused at
+    that known point until :func:`kill_at_marker` kills it."""
+    module, _, attr = target.partition(":")
+    *owners, name = attr.split(".")
+    return f"""
+import importlib as _il, pathlib as _pl, time as _time
+_owner = _il.import_module({module!r})
+for _o in {owners!r}:
+    _owner = getattr(_owner, _o)
+_real = getattr(_owner, {name!r})
+def _paused(*args, **kwargs):
+    result = _real(*args, **kwargs)
+    if {when}:
+        _pl.Path({str(marker)!r}).write_text("paused")
+        _time.sleep(3600)
+    return result
+setattr(_owner, {name!r}, _paused)
+"""
+
+
+def kill_at_marker(proc: subprocess.Popen, marker: Path, timeout: float = 300.0) -> None:
+    """SIGKILL ``proc`` once it has written ``marker`` (see :func:`pause_after`: it then waits, so the
+    kill lands at that point however fast or slow the machine); fail if it ends or times out first."""
     deadline = time.monotonic() + timeout
-    while not ready():
+    while not marker.exists():
         if proc.poll() is not None:
             raise AssertionError(f"process ended (rc {proc.returncode}) before the kill point:\n{proc.stdout.read()}")
         if time.monotonic() > deadline:
             proc.kill()
-            raise AssertionError("kill point not reached in time")
-        time.sleep(0.005)
+            raise AssertionError(f"{marker} not written within {timeout} s")
+        time.sleep(0.05)
     proc.kill()  # SIGKILL on POSIX
     proc.wait(timeout=30)
     proc.stdout.close()
     assert proc.returncode == -9, proc.returncode
-
-
-def finish(proc: subprocess.Popen, timeout: float = 300.0) -> str:
-    """Wait for ``proc`` to exit 0; its output."""
-    out, _ = proc.communicate(timeout=timeout)
-    assert proc.returncode == 0, out
-    return out
 
 
 def temporaries(folder: Path) -> list[Path]:

@@ -1,11 +1,12 @@
 """Interruptions: ``bench train``, ``bench enhance`` and ``bench evaluate`` processes killed with
 SIGKILL midway resume without redoing finished work, without half-written files, and (training)
-to weights bit-identical to an uninterrupted run."""
+to weights bit-identical to an uninterrupted run. Each process pauses at a known point (after an
+iteration, image or score file; ``rel_helpers.pause_after``) and is killed there, so where the kill
+lands does not depend on the machine's speed."""
 from __future__ import annotations
 
 import csv
 import json
-import random
 from pathlib import Path
 
 import numpy as np
@@ -16,8 +17,9 @@ from rel_helpers import (
     FAST_ENCODER,
     TINY,
     bench_subprocess,
-    finish,
-    kill_when,
+    kill_at_marker,
+    pause_after,
+    run_bench,
     scene,
     temporaries,
     write_image,
@@ -30,6 +32,7 @@ from benchmark.evaluate import evaluate_system, read_scores
 from methods.training import train_method
 
 TOTAL = 16  # iterations; checkpoints every 4
+KILL_AT = 8  # killed after logging iteration 8, before its checkpoint is written: the run resumes from 4
 
 
 def _rows(run: Path) -> list[list[str]]:
@@ -39,9 +42,9 @@ def _rows(run: Path) -> list[list[str]]:
                 for r in csv.DictReader(f)]
 
 
-def test_training_sigkilled_at_a_random_iteration_resumes_bit_identical(train_data: dict[str, Path],
-                                                                       tmp_path: Path) -> None:
-    kill_at = random.Random(2024).randint(5, 9)  # seeded: a checkpoint (iteration 4 or 8) exists by then
+def test_training_sigkilled_midway_resumes_from_its_checkpoint_bit_identical(
+        train_data: dict[str, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture,
+        iterations_run: dict[str, int]) -> None:
     train_method("rave", train_data["backlit"], train_data["welllit"], tmp_path / "straight", encoder=FAST_ENCODER,
                  iters=TOTAL, overrides=TINY, seed=2, progress=False)
     run = tmp_path / "killed"
@@ -49,19 +52,17 @@ def test_training_sigkilled_at_a_random_iteration_resumes_bit_identical(train_da
             "--encoder", FAST_ENCODER, "--iters", str(TOTAL), "--seed", "2", "--out", str(run), "-q"]
     for key, value in TINY.items():
         args += ["--set", f"{key}={value}"]
-
-    def logged() -> int:
-        try:
-            return len((run / "train_log.csv").read_text().splitlines()) - 1
-        except FileNotFoundError:
-            return 0
-
-    kill_when(bench_subprocess(args, tmp_path), lambda: logged() >= kill_at)
+    marker = tmp_path / "paused"
+    setup = pause_after("methods.run_files:Session.record", f"args[1]['iter'] == {KILL_AT}", marker)
+    kill_at_marker(bench_subprocess(args, tmp_path, setup), marker)
     assert not (run / "enhancer.pth").exists()  # killed mid-run
-    state = torch.load(run / "checkpoint.pt", weights_only=True)["state"]
-    assert state["iteration"] in (4, 8, 12) and state["iteration"] <= logged() < TOTAL
+    assert [r[0] for r in _rows(run)] == [str(i) for i in range(1, KILL_AT + 1)]
+    assert torch.load(run / "checkpoint.pt", weights_only=True)["state"]["iteration"] == 4
 
-    finish(bench_subprocess([*args, "--resume"], tmp_path))
+    iterations_run["n"] = 0
+    code, err = run_bench([*args, "--resume"], monkeypatch, capsys)  # the real entry point, in this process
+    assert code == 0, err
+    assert iterations_run["n"] == TOTAL - 4  # resumed from the checkpoint: iterations 1-4 were not redone
     straight, resumed = (torch.load(tmp_path / d / "enhancer.pth", weights_only=True) for d in ("straight", "killed"))
     assert straight.keys() == resumed.keys()
     assert all(torch.equal(straight[k], resumed[k]) for k in straight), "resumed weights differ"
@@ -87,11 +88,14 @@ def test_enhance_sigkilled_midway_resumes_without_redoing(photos: Path, checkpoi
         except (FileNotFoundError, ValueError):
             return []
 
+    marker = tmp_path / "paused"
+    setup = pause_after("benchmark.enhance:write_json",
+                        "args[0].name == 'summary.json' and len(args[1].get('done', ())) == 3", marker)
     proc = bench_subprocess(["enhance", "-w", str(checkpoint), "-i", str(photos), "-o", str(out), "--device", "cpu"],
-                            tmp_path)
-    kill_when(proc, lambda: len(done()) >= 3)
+                            tmp_path, setup)
+    kill_at_marker(proc, marker)  # paused right after recording its third image
     finished = done()
-    assert 3 <= len(finished) < 14
+    assert len(finished) == 3
     visible = sorted(p.name for p in out.glob("*.png"))
     assert set(finished) <= set(visible)
     for name in visible:  # every visible output is whole: written to a temporary name, then renamed
@@ -122,11 +126,13 @@ def test_evaluate_sigkilled_midway_resumes_without_rescoring(tmp_path: Path, mon
 
     args = ["evaluate", "-d", str(data), "-s", "input", "-e", str(data / "input"), "--metrics", ",".join(metrics),
             "--device", "cpu", "--results", str(results)]
-    proc = bench_subprocess(args, tmp_path, setup="import benchmark.evaluate as E; E.CHECKPOINT_S = 0")
-    kill_when(proc, lambda: len(progress().get("fingerprints", {})) >= 3)
+    marker = tmp_path / "paused"
+    setup = "import benchmark.evaluate as E; E.CHECKPOINT_S = 0\n" + pause_after(
+        "benchmark.evaluate:write_json", "len(args[1].get('fingerprints', {})) == 3", marker)
+    kill_at_marker(bench_subprocess(args, tmp_path, setup), marker)  # paused right after saving 3 images' scores
     meta = progress()
     kept = set(meta["fingerprints"])
-    assert meta["complete"] is False and 3 <= len(kept) < n
+    assert meta["complete"] is False and len(kept) == 3
     partial = read_scores(out)  # a whole CSV, consistent with its sidecar
     assert set(partial["image"]) == kept and len(partial) == len(kept) * (len(metrics) + 2)  # + 2 diagnostics
 

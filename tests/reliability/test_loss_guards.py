@@ -34,8 +34,10 @@ def poison(monkeypatch: pytest.MonkeyPatch, value: float) -> None:
 
 @pytest.mark.parametrize("value, shown", [(float("nan"), "nan"), (float("inf"), "inf")])
 def test_non_finite_loss_stops_and_keeps_last_good_checkpoint(value: float, shown: str, train_data: dict[str, Path],
-                                                              tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+                                                              tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                              iterations_run: dict[str, int]) -> None:
     kw = {"encoder": FAST_ENCODER, "iters": 10, "overrides": TINY, "progress": False, "seed": 1}
+    real_guidance_loss = Rave.guidance_loss
     poison(monkeypatch, value)
     with pytest.raises(TrainingDiverged) as err:
         train_method("rave", train_data["backlit"], train_data["welllit"], tmp_path, **kw)
@@ -48,9 +50,11 @@ def test_non_finite_loss_stops_and_keeps_last_good_checkpoint(value: float, show
     assert not (tmp_path / "enhancer.pth").exists()  # a diverged run never publishes weights
     with open(tmp_path / "train_log.csv", newline="") as f:
         assert [r["iter"] for r in csv.DictReader(f)] == ["1", "2", "3", "4", "5"]
-    monkeypatch.undo()  # the cause is gone: the run resumes from the kept checkpoint
+    monkeypatch.setattr(Rave, "guidance_loss", real_guidance_loss)  # the cause is gone: the run resumes from the kept checkpoint
+    iterations_run["n"] = 0
     summary = train_method("rave", train_data["backlit"], train_data["welllit"], tmp_path, resume=True, **kw)
     assert summary["status"] == "done" and summary["iterations"]["total"] == 10
+    assert iterations_run["n"] == 10 - 4  # iterations 5-10 ran again; 1-4 came from the checkpoint
     assert (tmp_path / "enhancer.pth").is_file()
 
 
