@@ -1,10 +1,12 @@
 """Released-weights registry: names, checksums, mirrors, offline errors, local paths."""
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 from pathlib import Path
 
 import pytest
+from local_server import Server
 
 from backlit_core.registry import UnknownNameError
 from benchmark import weights as W
@@ -42,6 +44,54 @@ def test_corrupt_mirror_copy_is_ignored_and_offline_error_says_where(tmp_path: P
     msg = str(err.value)
     assert str(tmp_path / "cache" / "rave-unpaired" / "rave_unpaired.pth") in msg
     assert "sha256" in msg
+    assert not (tmp_path / "cache").exists() or _cache_files(tmp_path) == []  # the bad copy was not taken in
+
+
+@pytest.fixture
+def served(server: Server, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[W.ReleasedWeights, bytes]:
+    """``rave-unpaired`` re-pinned to 300 kB of other bytes that the local server serves; no local copy anywhere."""
+    body = bytes(range(256)) * 1200
+    w = dataclasses.replace(W.RELEASED["rave-unpaired"], sha256=hashlib.sha256(body).hexdigest(), size=len(body))
+    server.files["/" + w.filename] = body
+    monkeypatch.setitem(W.RELEASED, w.name, w)
+    monkeypatch.setattr(W.ReleasedWeights, "url", property(lambda self: f"{server.url}/{self.filename}"))
+    monkeypatch.setenv("BACKLIT_BENCH_WEIGHTS", str(tmp_path / "cache"))
+    monkeypatch.delenv("BACKLIT_BENCH_WEIGHTS_MIRRORS", raising=False)
+    monkeypatch.delenv("BACKLIT_BENCH_MIRROR", raising=False)
+    monkeypatch.setattr(W, "SHARED_DIR", tmp_path / "shared")
+    return w, body
+
+
+def _cache_files(tmp_path: Path) -> list[str]:
+    return sorted(p.relative_to(tmp_path / "cache").as_posix() for p in (tmp_path / "cache").rglob("*") if p.is_file())
+
+
+def test_download_of_corrupt_bytes_leaves_nothing_in_the_cache(served: tuple[W.ReleasedWeights, bytes],
+                                                                server: Server, tmp_path: Path) -> None:
+    w, _ = served
+    server.corrupt_next = 2  # both tries get one flipped byte
+    with pytest.raises(W.WeightsUnavailable, match="sha256 mismatch after 2 downloads"):
+        W.resolve_weights(w.name)
+    assert server.requests == ["/" + w.filename] * 2
+    assert _cache_files(tmp_path) == []  # neither the corrupt file nor its .part
+    path = W.resolve_weights(w.name)  # the source is healthy again
+    assert path == W.cached_path(w) and hashlib.sha256(path.read_bytes()).hexdigest() == w.sha256
+    assert _cache_files(tmp_path) == [f"{w.name}/{w.filename}"]
+
+
+def test_cut_download_never_appears_under_its_name_and_resumes(served: tuple[W.ReleasedWeights, bytes],
+                                                               server: Server, tmp_path: Path) -> None:
+    w, body = served
+    server.cut_next_after = 100_000
+    with pytest.raises(W.WeightsUnavailable, match="run again to resume"):
+        W.resolve_weights(w.name)
+    assert not W.cached_path(w).exists()  # only the .part holds the bytes so far
+    assert _cache_files(tmp_path) == [f"{w.name}/{w.filename}.part"]
+    kept = (W.cached_path(w).parent / f"{w.filename}.part").stat().st_size
+    assert 0 < kept <= 100_000
+    path = W.resolve_weights(w.name)
+    assert server.ranges == [None, f"bytes={kept}-"]  # the second request asked for the rest only
+    assert path.read_bytes() == body and _cache_files(tmp_path) == [f"{w.name}/{w.filename}"]
 
 
 def test_local_paths_and_run_dirs(tmp_path: Path) -> None:
