@@ -7,6 +7,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from hypothesis import settings
 from local_server import Server
 
 from backlit_core.paths import PROJECT_ROOT, SHARED_DIR
@@ -15,6 +16,11 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # as the packages set it, b
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("DVC_NO_ANALYTICS", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+
+# Property tests (hypothesis): the same examples every run (derandomized, no example database written),
+# few enough to stay fast, and no per-example deadline (a loaded CI machine is slow, not wrong).
+settings.register_profile("backlit-bench", max_examples=40, deadline=None, derandomize=True, database=None)
+settings.load_profile("backlit-bench")
 
 REFERENCE_DIR = Path(os.environ.get("BACKLIT_BENCH_REFERENCE", SHARED_DIR / "reference"))
 

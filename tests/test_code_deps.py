@@ -12,6 +12,7 @@ from __future__ import annotations
 import ast
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -71,12 +72,56 @@ def test_fingerprint_follows_the_code_and_only_it(tmp_path: Path) -> None:
     assert data["stage"] == "train" and data["method"] == "rave" and str(ROOT) not in json.dumps(data)
 
 
-def test_changing_one_function_changes_only_the_stages_that_run_it() -> None:
+def test_stage_fingerprints_name_the_functions_each_stage_runs() -> None:
     evaluate, enhance = _covered("evaluate", None), _covered("enhance", None)
     assert "evaluate_stage" in evaluate["benchmark/stages.py"] and "evaluate_stage" not in enhance["benchmark/stages.py"]
     assert "train_zero_dce" not in (_covered("train", "rave").get("methods/zero_dce_train.py") or {"absent"})
-    encoders = _covered("train", "rave")["methods/encoders.py"]  # a registry's lazy "module:attr" entry
-    assert encoders is None or "build_effnet_lite0" in encoders
+
+
+# Run in a copy of the project: fingerprint every stage, then edit one function's body at a time
+# (one statement added) and fingerprint again; print the fingerprint files that changed per edit.
+EDIT = """
+import ast, json, sys
+from benchmark import code_deps as C
+
+def fingerprints():
+    for cached in (C.project_modules, C._parsed, C._bindings):
+        cached.cache_clear()
+    return {rel: C.stage_code(*which) for rel, which in C.fingerprint_files().items()}
+
+before, changed = fingerprints(), {}
+for target in sys.argv[1:]:
+    path, name = target.split("::")
+    file = C.PROJECT_ROOT / path
+    text = file.read_text()
+    node = next(n for n in ast.walk(ast.parse(text)) if isinstance(n, ast.FunctionDef) and n.name == name)
+    lines = text.splitlines(keepends=True)
+    lines.insert(node.body[0].lineno - 1, " " * node.body[0].col_offset + "edited = True\\n")
+    file.write_text("".join(lines))
+    after = fingerprints()
+    file.write_text(text)
+    changed[target] = sorted(k for k in before if before[k] != after[k])
+print(json.dumps(changed))
+"""
+
+GUIDED = ["train/clip-lit.json", "train/latent-prompt.json", "train/rave-shifted.json", "train/rave.json"]
+EDITS = {  # function -> the fingerprint files of exactly the stages that run it
+    "methods/zero_dce_train.py::train_zero_dce": ["train/zero-dce.json"],  # Zero-DCE's loop: its training only
+    "methods/encoders.py::build_effnet_lite0": GUIDED,  # reached through the encoder registry's "module:attr" entry
+    "benchmark/stats.py::holm": ["report.json"],  # statistics run in the report only
+    "benchmark/stages.py::evaluate_stage": ["evaluate.json", "evaluate/clahe.json", "evaluate/gamma.json",
+                                            "evaluate/hist-eq.json"],  # not enhance's, which runs the same module
+}
+
+
+def test_editing_one_function_changes_exactly_the_fingerprints_of_the_stages_that_run_it(tmp_path: Path) -> None:
+    for package in PACKAGES:
+        shutil.copytree(ROOT / package, tmp_path / package, ignore=shutil.ignore_patterns("__pycache__"))
+    env = {**os.environ, "PYTHONPATH": str(tmp_path)}
+    proc = subprocess.run([sys.executable, "-c", EDIT, *EDITS], cwd=tmp_path, env=env, capture_output=True, text=True,
+                          timeout=900, check=False)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert json.loads(proc.stdout.strip().splitlines()[-1]) == EDITS
 
 
 def test_every_module_defers_annotations() -> None:  # why code_deps may skip them

@@ -1,12 +1,15 @@
 """Every input kind real photos come in loads as RGB float in [0, 1]; bad files name themselves."""
 from __future__ import annotations
 
+import tempfile
 from pathlib import Path
 
 import cv2
 import numpy as np
 import pytest
 import torch
+from hypothesis import given
+from hypothesis import strategies as st
 from PIL import Image
 
 from backlit_core.image_io import ImageReadError, list_images, load_image, save_png
@@ -136,3 +139,50 @@ def test_save_png_8_and_16_bit(tmp_path: Path) -> None:
     assert (back16 - img).abs().max() <= 0.5 / 65535 + 1e-7
     assert Image.open(tmp_path / "o8.png").mode == "RGB"
     assert not list(tmp_path.glob(".*tmp*")), "temporary files left behind"
+
+
+# --- properties (hypothesis): every mode, bit depth and size loads as its pixels say ----------------------
+def _write(mode: str, rng: np.random.Generator, h: int, w: int, path: Path) -> np.ndarray:
+    """Write a random ``mode`` image of h x w pixels to ``path``; the RGB float array it must load as."""
+    if mode in ("RGB16", "RGBA16"):  # 16-bit colour, written by OpenCV in its BGR(A) order
+        rgba = rng.integers(0, 65536, (h, w, 4), dtype=np.uint16)
+        channels = [2, 1, 0, 3] if mode == "RGBA16" else [2, 1, 0]
+        assert cv2.imwrite(str(path), np.ascontiguousarray(rgba[..., channels]))
+        return rgba[..., :3].astype(np.float32) / 65535.0
+    if mode == "I;16":
+        gray = rng.integers(0, 65536, (h, w), dtype=np.uint16)
+        assert cv2.imwrite(str(path), gray)
+        return np.repeat(gray[..., None], 3, axis=2).astype(np.float32) / 65535.0
+    pixels = rng.integers(0, 256, (h, w, 4), dtype=np.uint8)
+    if mode == "P":
+        colours = rng.integers(0, 256, (16, 3), dtype=np.uint8)
+        index = pixels[..., 0] % 16
+        img = Image.fromarray(index, "L").convert("P")
+        img.putpalette(colours.tobytes())
+        img.save(path)
+        return colours[index].astype(np.float32) / 255.0
+    channels = {"L": 1, "LA": 2, "RGB": 3, "RGBA": 4}[mode]
+    Image.fromarray(pixels[..., 0] if channels == 1 else pixels[..., :channels], mode).save(path)
+    rgb = np.repeat(pixels[..., :1], 3, axis=2) if channels <= 2 else pixels[..., :3]
+    return rgb.astype(np.float32) / 255.0
+
+
+@given(mode=st.sampled_from(["L", "LA", "RGB", "RGBA", "P", "I;16", "RGB16", "RGBA16"]), h=st.integers(1, 40),
+       w=st.integers(1, 40), seed=st.integers(0, 2**32 - 1), suffix=st.sampled_from([".png", ".tif"]))
+def test_any_mode_depth_and_size_loads_as_its_pixels(mode: str, h: int, w: int, seed: int, suffix: str) -> None:
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / f"x{suffix}"
+        expected = _write(mode, np.random.default_rng(seed), h, w, path)
+        img = load_image(path)
+    _expect(img, h, w)
+    np.testing.assert_allclose(img.numpy().transpose(1, 2, 0), expected, rtol=0, atol=1e-7)
+
+
+@given(h=st.integers(1, 40), w=st.integers(1, 40), bits=st.sampled_from([8, 16]), seed=st.integers(0, 2**32 - 1))
+def test_save_then_load_gives_the_rounded_image(h: int, w: int, bits: int, seed: int) -> None:
+    img = torch.from_numpy(np.random.default_rng(seed).random((3, h, w), dtype=np.float32))
+    with tempfile.TemporaryDirectory() as tmp:
+        back = load_image(save_png(img, Path(tmp) / "o.png", bits=bits))
+    maxv = 2**bits - 1
+    assert torch.equal(torch.round(back * maxv), torch.floor(img * maxv + 0.5))  # round half up, exactly
+    assert (back - img).abs().max() <= 0.5 / maxv + 1e-6

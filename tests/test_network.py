@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import pytest
 import torch
@@ -69,7 +70,7 @@ PINNED = {"rave-unpaired": (22.532227, (0.5448518, 0.5573747, 0.5429378)),
 
 
 @pytest.mark.parametrize("name", sorted(PINNED))
-def test_pinned_output_on_a_real_photo(name: str, reference_dir) -> None:  # noqa: ANN001
+def test_pinned_output_on_a_real_photo(name: str, reference_dir: Path) -> None:
     x = _small(load_image(reference_dir / "backlit-samples" / "110_51093502029_o.jpg"))[None]
     assert x.shape == (1, 3, 192, 256)
     with torch.no_grad():
