@@ -5,7 +5,8 @@ its reason, a second `dvc repro` runs nothing, changing RAVE's learning rate re-
 stages, changing the bootstrap count re-runs only the report, `bench verify` (a scratch clone
 from nothing) reproduces every committed output hash and metric, a 2-job DVC experiment queue
 completes and both experiments reach `bench experiments`, and a trained run travels to another
-clone through a local-directory DVC remote.
+clone through a local-directory DVC remote. Every test that changes the project gets it back as
+committed after the first run, whether it passes or fails (the ``committed`` fixture).
 """
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ import shutil
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -97,6 +99,20 @@ def first_run(project: Path) -> list[str]:
     return ran
 
 
+@pytest.fixture
+def committed(project: Path, first_run: list[str]) -> Iterator[Path]:
+    """The project as committed after the first run, and again after the test, pass or fail: tracked
+    files (params, code, dvc.lock, timings, DVC settings) reset to that commit, untracked ones removed,
+    the cached outputs checked out from the DVC cache."""
+    head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=project, capture_output=True, text=True,
+                          check=True).stdout.strip()
+    yield project
+    _git(project, "reset", "-q", "--hard", head)
+    _git(project, "clean", "-fdq")
+    restored = _run(["dvc", "checkout", "--force"], project)
+    assert restored.returncode == 0, restored.stdout + restored.stderr
+
+
 def test_repro_runs_every_stage_to_the_report(project: Path, first_run: list[str]) -> None:
     families = {name.split("@")[0] for name in first_run}
     assert {"prepare", "train", "enhance", "evaluate", "evaluate-input", "time-inference", "report"} <= families
@@ -122,75 +138,70 @@ def test_repro_runs_every_stage_to_the_report(project: Path, first_run: list[str
     assert (project / "dvc.lock").is_file()
 
 
-def test_second_repro_runs_nothing(project: Path, first_run: list[str]) -> None:
-    assert _repro(project) == []
+def test_second_repro_runs_nothing(committed: Path) -> None:
+    assert _repro(committed) == []
 
 
-def test_changing_rave_lr_reruns_only_rave(project: Path, first_run: list[str]) -> None:
-    params = yaml.safe_load((project / "params.yaml").read_text())
+def test_changing_rave_lr_reruns_only_rave(committed: Path) -> None:
+    params = yaml.safe_load((committed / "params.yaml").read_text())
     params["train"]["rave"]["lr"] = params["train"]["rave"]["lr"] * 2
-    (project / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
-    ran = _repro(project)
-    _git(project, "checkout", "--", "params.yaml")
+    (committed / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    ran = _repro(committed)
     assert {"train@rave-unpaired-0", "train@rave-unpaired-1"} <= set(ran)
     others = [s for s in ran if s.startswith(("train", "enhance@", "evaluate@")) and "rave-unpaired" not in s]
     assert others == [], f"stages of other methods re-ran: {others}"
     assert set(ran) <= {f"{stage}@rave-unpaired-{seed}{suffix}" for seed in (0, 1)
                         for stage, suffix in (("train", ""), ("enhance", "-synthetic-backlit"),
                                               ("evaluate", "-synthetic-backlit"))} | {"time-inference", "report"}
-    _repro(project)  # back to the committed state
 
 
-def test_changing_bootstrap_reruns_only_the_report(project: Path, first_run: list[str]) -> None:
-    params = yaml.safe_load((project / "params.yaml").read_text())
+def test_changing_bootstrap_reruns_only_the_report(committed: Path) -> None:
+    params = yaml.safe_load((committed / "params.yaml").read_text())
     params["evaluate"]["bootstrap"] += 10
-    (project / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
-    ran = _repro(project)
-    _git(project, "checkout", "--", "params.yaml")
-    assert ran == ["report"]
-    _repro(project)
+    (committed / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    assert _repro(committed) == ["report"]
 
 
-def test_changing_zero_dce_loop_retrains_only_zero_dce(project: Path, first_run: list[str]) -> None:
-    loop = project / "methods" / "zero_dce_train.py"
+def test_changing_zero_dce_loop_retrains_only_zero_dce(committed: Path) -> None:
+    loop = committed / "methods" / "zero_dce_train.py"
     loop.write_text(loop.read_text().replace("def _step(self) -> dict:\n", "def _step(self) -> dict:\n        # edited\n"))
-    ran = _repro(project)
-    _git(project, "checkout", "--", "methods/zero_dce_train.py")
+    ran = _repro(committed)
     assert {"code", "train@zero-dce-unpaired-0", "train@zero-dce-unpaired-1"} <= set(ran)
     assert not [s for s in ran if s.startswith("train@") and "zero-dce" not in s], ran
     assert not [s for s in ran if s.startswith(("enhance", "evaluate"))], ran  # same weights: nothing downstream
-    _repro(project)
 
 
-def test_verify_reproduces_every_committed_hash_and_metric(project: Path, first_run: list[str],
-                                                           tmp_path: Path) -> None:
-    done = _run(["bench", "verify", "--project", str(project), "--workdir", str(tmp_path)], project)
+def test_verify_reproduces_every_committed_hash_and_metric(committed: Path, tmp_path: Path) -> None:
+    done = _run(["bench", "verify", "--project", str(committed), "--workdir", str(tmp_path)], committed)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     assert "dvc.lock train" in done.stdout and "dvc.lock prepare" in done.stdout
     assert "all " in done.stdout and "checks agree" in done.stdout
 
 
-def test_two_job_experiment_queue_reaches_the_experiments_table(project: Path, first_run: list[str]) -> None:
-    for lr in (3e-4, 4e-4):
-        queued = _run(["dvc", "exp", "run", "--queue", "-S", f"train.rave.lr={lr}"], project)
-        assert queued.returncode == 0, queued.stderr
-    started = _run(["dvc", "queue", "start", "--jobs", "2"], project)
-    assert started.returncode == 0, started.stderr
-    deadline = time.monotonic() + 900
-    while time.monotonic() < deadline:
-        status = _run(["dvc", "queue", "status"], project).stdout
-        if "Queued" not in status and "Running" not in status:
-            break
-        time.sleep(5)
-    assert status.count("Success") == 2, status
-    done = _run(["bench", "experiments"], project)
+def test_two_job_experiment_queue_reaches_the_experiments_table(committed: Path) -> None:
+    try:
+        for lr in (3e-4, 4e-4):
+            queued = _run(["dvc", "exp", "run", "--queue", "-S", f"train.rave.lr={lr}"], committed)
+            assert queued.returncode == 0, queued.stderr
+        started = _run(["dvc", "queue", "start", "--jobs", "2"], committed)
+        assert started.returncode == 0, started.stderr
+        deadline = time.monotonic() + 900  # a hang fails here, not in CI's overall timeout
+        while time.monotonic() < deadline:
+            status = _run(["dvc", "queue", "status"], committed).stdout
+            if "Queued" not in status and "Running" not in status:
+                break
+            time.sleep(5)
+        assert status.count("Success") == 2, status
+    finally:
+        _run(["dvc", "queue", "stop", "--kill"], committed)
+    done = _run(["bench", "experiments"], committed)
     assert done.returncode == 0, done.stderr
-    table = (project / "results" / "experiments.csv").read_text()
+    table = (committed / "results" / "experiments.csv").read_text()
     assert "train.rave.lr=0.0003" in table and "train.rave.lr=0.0004" in table
-    _run(["dvc", "queue", "stop"], project)
 
 
-def test_trained_run_travels_through_a_local_remote(project: Path, first_run: list[str], tmp_path: Path) -> None:
+def test_trained_run_travels_through_a_local_remote(committed: Path, tmp_path: Path) -> None:
+    project = committed
     remote = tmp_path / "remote"
     for args in (["dvc", "remote", "add", "-f", "-d", "store", str(remote)], ["dvc", "push"]):
         done = _run(args, project)
