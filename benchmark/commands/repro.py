@@ -39,11 +39,15 @@ def repro(targets: tuple[str, ...], workers: int | None, scheduler: str, **slurm
     from benchmark.engine.timeline import PIPELINE_TIMING, Timeline
     from benchmark.params import load_params
 
+    from dvc.exceptions import DvcException
+
     params = load_params()
     try:
         pipeline = Pipeline(".", targets)
     except UnsupportedStageError as exc:
         raise click.UsageError(str(exc)) from None
+    except DvcException as exc:  # no DVC repository, an unknown target, a broken dvc.yaml
+        raise click.ClickException(f"{exc}{': ' + str(exc.__cause__) if exc.__cause__ else ''}") from None
     slurm = None
     gpus: list[str] = []
     if scheduler == "slurm":

@@ -53,7 +53,7 @@ class SlurmSettings:
             "queue": self.partition, "account": self.account, "walltime": self.walltime, "memory": self.memory,
             "processes": self.processes, "cores": self.processes,  # one thread per worker: one stage at a time
             "job_cpu": self.cpus_per_job, "interface": self.interface, "python": sys.executable,
-            "job_name": "bench-repro", "log_directory": str(log_dir), "dashboard_address": ":0",
+            "job_name": "bench-repro", "log_directory": str(log_dir), "scheduler_options": {"dashboard_address": ":0"},
             "job_extra_directives": [f"--gres=gpu:{self.gpus_per_job}"] if self.gpus_per_job else [],
             "worker_extra_args": ["--resources", "GPU=1"] if self.gpus_per_job else [],
         }

@@ -170,6 +170,10 @@ class Runner:
             self._fail(stage, f"{type(exc).__name__}: {exc}; log: {log}")
             self.timeline.finish(stage, "failed", log=log)
             return
+        finally:
+            # Let the scheduler forget the task now: a result it still holds for this client would be recomputed
+            # (the stage run again) if the worker holding it died later.
+            future.release()
         if result["returncode"] != 0:
             self._fail(stage, f"exit status {result['returncode']}; log: {log}")
             self.timeline.finish(stage, "failed", result, log)

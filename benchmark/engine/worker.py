@@ -60,16 +60,12 @@ def _environment(cmd: StageCommand, gpu: str | None) -> dict[str, str]:
     return env
 
 
-def _gpu_of_this_worker() -> str | None:
-    """A worker of a multi-GPU Slurm job (``dask worker --nworkers K``, names ending ``-<k>``) takes the k-th of
-    the job's GPUs; other workers keep the ``CUDA_VISIBLE_DEVICES`` they were started with."""
-    from distributed import get_worker
-
-    worker = get_worker()
-    visible = [v for v in os.environ.get("CUDA_VISIBLE_DEVICES", "").split(",") if v.strip()]
-    if "GPU" not in worker.state.total_resources or len(visible) < 2:
+def gpu_of_worker(name: str, resources: dict, visible: list[str]) -> str | None:
+    """A worker of a multi-GPU Slurm job (``dask worker --nworkers K``: names end ``-<k>``) takes the k-th of the
+    job's ``visible`` GPUs; other workers keep the ``CUDA_VISIBLE_DEVICES`` they were started with (None)."""
+    if "GPU" not in resources or len(visible) < 2:
         return None
-    suffix = str(worker.name).rsplit("-", 1)[-1]
+    suffix = name.rsplit("-", 1)[-1]
     return visible[int(suffix) % len(visible)] if suffix.isdigit() else visible[0]
 
 
@@ -95,7 +91,8 @@ def run_stage(cmd: StageCommand) -> dict:
     who = {"worker_name": str(worker.name), "address": worker.address, "host": os.uname().nodename}
     worker.log_event(EVENTS, {"stage": cmd.stage, "start": start, **who})
     _remove(cmd.remove)
-    env = _environment(cmd, _gpu_of_this_worker())
+    visible = [v.strip() for v in os.environ.get("CUDA_VISIBLE_DEVICES", "").split(",") if v.strip()]
+    env = _environment(cmd, gpu_of_worker(str(worker.name), worker.state.total_resources, visible))
     Path(cmd.log).parent.mkdir(parents=True, exist_ok=True)
     returncode = 0
     with open(cmd.log, "w") as log:
