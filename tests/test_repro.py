@@ -139,8 +139,14 @@ def _overlapping(stages: list[dict]) -> list[tuple[str, str]]:
 
 
 @pytest.fixture(scope="module")
-def serial(tmp_path_factory: pytest.TempPathFactory) -> dict:
-    project = _copy_project(tmp_path_factory.mktemp("serial"))
+def copies(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """Both copies at once: the same code (the code stage hashes it)."""
+    return {name: _copy_project(tmp_path_factory.mktemp(name)) for name in ("serial", "parallel")}
+
+
+@pytest.fixture(scope="module")
+def serial(copies: dict[str, Path]) -> dict:
+    project = copies["serial"]
     (project / ".hook").mkdir()
     (project / ".hook" / "go").touch()
     done = _run(["dvc", "repro", *TARGETS], project)
@@ -149,9 +155,9 @@ def serial(tmp_path_factory: pytest.TempPathFactory) -> dict:
 
 
 @pytest.fixture(scope="module")
-def parallel(tmp_path_factory: pytest.TempPathFactory) -> dict:
+def parallel(copies: dict[str, Path]) -> dict:
     """`bench repro --workers 2`, whose `hook` stage's worker is SIGKILLed mid-stage."""
-    project = _copy_project(tmp_path_factory.mktemp("parallel"))
+    project = copies["parallel"]
     marks = project / ".hook"
     with open(project.parent / "repro.log", "w+") as log:
         proc = subprocess.Popen(["bench", "repro", *TARGETS, "--workers", "2", "--scheduler", "local"],

@@ -67,12 +67,13 @@ def repro(targets: tuple[str, ...], workers: int | None, scheduler: str, **slurm
     try:
         click.echo(f"{len(pipeline.order)} stages to check; scheduler {scheduler} ({client.scheduler.address}); "
                    f"dashboard: {dashboard(client)}")
-        click.echo(f"waiting for {workers or 1} worker(s) ...")
-        client.wait_for_workers(workers or 1)
+        first = workers if scheduler == "local" else 1  # Slurm jobs may queue: start with the first worker
+        click.echo(f"waiting for {first} worker(s) ...")
+        client.wait_for_workers(first)
         gpu_workers = bool(gpus) or bool(slurm and slurm.gpus_per_job) or has_gpu_workers(client)
         results = pipeline.root / "results"
         timeline = Timeline(results / PIPELINE_TIMING, scheduler=scheduler if "://" not in scheduler else "address",
-                            workers=len(client.scheduler_info()["workers"]))
+                            workers=workers or len(client.scheduler_info()["workers"]))
         runner = Runner(pipeline, client, timeline, gpu_workers, restore_env)
         try:
             outcome = runner.run()

@@ -139,14 +139,9 @@ def has_gpu_workers(client: Client) -> bool:
     return any("GPU" in (w.get("resources") or {}) for w in client.scheduler_info()["workers"].values())
 
 
-def _has_bokeh() -> bool:
-    import importlib.util
-
-    return importlib.util.find_spec("bokeh") is not None
-
-
 def dashboard(client: Client) -> str:
     """The dashboard's address, or why there is none (Dask serves it only where bokeh is installed)."""
-    if "dashboard" in (client.scheduler_info().get("services") or {}) and client.run_on_scheduler(_has_bokeh):
+    has_bokeh = lambda: __import__("importlib.util").util.find_spec("bokeh") is not None  # noqa: E731 - by value
+    if "dashboard" in (client.scheduler_info().get("services") or {}) and client.run_on_scheduler(has_bokeh):
         return client.dashboard_link
     return "unavailable (bokeh is not installed where the scheduler runs)"

@@ -58,6 +58,9 @@ class Timeline:
         self.write()
 
     def write(self) -> None:
+        """Rewrite the file; a run that ran nothing leaves the last one."""
+        if not self.stages:
+            return
         write_json(self.path, {"scheduler": self.scheduler, "workers": self.workers, "started": _iso(self.started),
                                "finished": _iso(self.finished), "stages": list(self.stages.values())})
 
