@@ -67,7 +67,7 @@ def start(folder: Path) -> SlurmNode | str:
     munged = subprocess.run(
         [_binary("munged"), "-f", f"--socket={socket_path}", f"--key-file={key}", f"--log-file={folder}/log/munged.log",
          f"--pid-file={folder}/munge/munged.pid", f"--seed-file={folder}/munge/seed"],
-        capture_output=True, text=True)
+        capture_output=True, text=True, check=False)
     if munged.returncode != 0:
         return f"munged did not start: {munged.stderr.strip()}"
     name, cpus, memory = _hardware()
@@ -87,13 +87,14 @@ def start(folder: Path) -> SlurmNode | str:
     env = dict(os.environ, SLURM_CONF=str(conf))
     node = SlurmNode(folder, {"SLURM_CONF": str(conf)})
     for daemon in ("slurmctld", "slurmd"):
-        done = subprocess.run([_binary(daemon), "-f", str(conf)], env=env, capture_output=True, text=True)
+        done = subprocess.run([_binary(daemon), "-f", str(conf)], env=env, capture_output=True, text=True, check=False)
         if done.returncode != 0:
             node.stop()
             return f"{daemon} did not start: {done.stderr.strip() or done.stdout.strip()}"
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
-        state = subprocess.run(["sinfo", "-h", "-o", "%t"], env=env, capture_output=True, text=True).stdout.strip()
+        state = subprocess.run(["sinfo", "-h", "-o", "%t"], env=env, capture_output=True, text=True,
+                               check=False).stdout.strip()
         if state == "idle":
             return node
         time.sleep(0.5)

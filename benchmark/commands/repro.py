@@ -25,6 +25,8 @@ import click
 def repro(targets: tuple[str, ...], workers: int | None, scheduler: str, **slurm_flags: object) -> None:
     """Run the stale stages of dvc.yaml (those `dvc repro TARGETS` would run) in parallel on Dask, and record
     them in dvc.lock as `dvc repro` does. Exits 1 naming each failed stage and its log."""
+    from dvc.exceptions import DvcException
+
     from benchmark.engine.clusters import (
         SlurmSettings,
         connect,
@@ -38,8 +40,6 @@ def repro(targets: tuple[str, ...], workers: int | None, scheduler: str, **slurm
     from benchmark.engine.reproduce import Runner
     from benchmark.engine.timeline import PIPELINE_TIMING, Timeline
     from benchmark.params import load_params
-
-    from dvc.exceptions import DvcException
 
     params = load_params()
     try:

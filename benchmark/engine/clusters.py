@@ -141,7 +141,7 @@ def has_gpu_workers(client: Client) -> bool:
 
 def dashboard(client: Client) -> str:
     """The dashboard's address, or why there is none (Dask serves it only where bokeh is installed)."""
-    has_bokeh = lambda: __import__("importlib.util").util.find_spec("bokeh") is not None  # noqa: E731 - by value
+    has_bokeh = lambda: __import__("importlib.util").util.find_spec("bokeh") is not None
     if "dashboard" in (client.scheduler_info().get("services") or {}) and client.run_on_scheduler(has_bokeh):
         return client.dashboard_link
     return "unavailable (bokeh is not installed where the scheduler runs)"

@@ -10,7 +10,6 @@ import os
 import queue
 import sys
 import uuid
-from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -53,18 +52,17 @@ class Runner:
     """The client's loop: check, submit, follow, record."""
 
     def __init__(self, pipeline: Pipeline, client: Client, timeline: Timeline, gpu_workers: bool,
-                 restore_env: dict[str, str | None], say: Callable[[str], None] | None = None) -> None:
+                 restore_env: dict[str, str | None]) -> None:
         self.pipeline, self.client, self.timeline, self.gpu_workers = pipeline, client, timeline, gpu_workers
         self.restore_env = restore_env
         self.outcome = Outcome(status=dict.fromkeys(pipeline.order, "waiting"))
         self.futures: dict[Future, str] = {}
         self.events: queue.Queue = queue.Queue()
-        self._say = say
         self.bar = None
 
     def say(self, what: str, stage: str, detail: str = "") -> None:
         line = f"{what:<9} {stage}{'  ' + detail if detail else ''}"
-        (self._say or self.bar.write)(line)
+        self.bar.write(line)
 
     def _settle(self, stage: str, status: str) -> None:
         self.outcome.status[stage] = status
