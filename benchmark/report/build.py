@@ -24,6 +24,7 @@ from benchmark.report.performance import (
 from benchmark.report.published import published_for
 from benchmark.report.tables import Table, decision_table, fmt, fmt_p, metric_table, systems_table, unit
 from benchmark.report.verdict import verdict
+from benchmark.stats import TEST
 from benchmark.system import System
 from benchmark.timing import training_runs
 
@@ -144,12 +145,12 @@ def _signed(x: float) -> str:
 
 
 def paired_table(res: Results, dataset: str) -> Table:
-    n_tests = int(res.paired["p_holm"].notna().sum())
-    table = Table(["metric", "a", "b", "n images (scenes)", "wins a", "wins b", "ties", "mean a − b [95% CI]",
-                   "effect r [95% CI]", "Wilcoxon p", "p Holm"], [],
-                  notes=[(f"Wilcoxon signed-rank on per-scene mean differences; p Holm: Holm-Bonferroni over all "
-                          f"{n_tests} tests in tables/paired.csv (the input and the other pairs are there too); "
-                          "effect r: matched-pairs rank-biserial correlation, positive when a is better; "
+    table = Table(["metric", "family", "a", "b", "n images (scenes)", "wins a", "wins b", "ties", "mean a − b [95% CI]",
+                   "effect r [95% CI]", "t-test p", "p Holm"], [], source="tables/paired.csv",
+                  notes=[(f"{TEST} (two-sided); p Holm: Holm-Bonferroni within the family of the metric: primary "
+                          "(pairs of healthy systems: the tests behind best) or secondary (pairs with the input or a "
+                          "flagged system; the input's pairs are in tables/paired.csv only); effect r: matched-pairs "
+                          "rank-biserial correlation of the per-scene differences, positive when a is better; "
                           "intervals resample whole scenes")])
     with_trained = any(System.parse(s).source == "trained" for s in res.systems(dataset))
     for r in res.paired[res.paired["dataset"] == dataset].itertuples():
@@ -159,8 +160,8 @@ def paired_table(res: Results, dataset: str) -> Table:
         diff = f"{fmt(r.mean_diff)}{' dB' if u == 'dB' else ''} [{fmt(r.diff_low, r.mean_diff)}, " \
                f"{fmt(r.diff_high, r.mean_diff)}]"
         effect = "–" if math.isnan(r.effect) else f"{_signed(r.effect)} [{_signed(r.effect_low)}, {_signed(r.effect_high)}]"
-        table.rows.append([r.metric, r.system_a, r.system_b, f"{r.n} ({r.n_scenes})", str(r.wins_a), str(r.wins_b),
-                           str(r.ties), diff, effect, fmt_p(r.p_value), fmt_p(r.p_holm)])
+        table.rows.append([r.metric, r.family, r.system_a, r.system_b, f"{r.n} ({r.n_scenes})", str(r.wins_a),
+                           str(r.wins_b), str(r.ties), diff, effect, fmt_p(r.p_value), fmt_p(r.p_holm)])
     return table
 
 
