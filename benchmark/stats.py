@@ -9,7 +9,9 @@ Test: a two-sided paired t-test on the per-scene mean differences (df = scenes -
 cluster summaries that stays valid with few clusters. A rank test on scenes would have a floor: with n
 scenes no exact signed-rank or sign-flip p is below 2 / 2**n (0.031 for 6 scenes), which after
 correction for a handful of pairs can never be significant; the t-test has no such floor, at the price
-of assuming roughly normal per-scene differences.
+of assuming roughly normal per-scene differences. That assumption cannot carry a result alone: below
+:data:`MIN_SCENES` (the fewest scenes at which an exact sign-flip test could reject at all, 2 / 2**n <
+alpha: 6 at 5%) no system is called best, whatever the t-test says.
 Multiplicity: Holm-Bonferroni within a family. The ``primary`` family of a (dataset, metric) holds the
 pairwise comparisons among its candidates (every healthy system but the input): the only tests behind
 "best". Comparisons with the input or with a flagged system form the ``secondary`` family, reported
@@ -39,6 +41,7 @@ ALPHA = 0.05  # family-wise error rate of the Holm-adjusted tests behind "best"
 TEST = "paired t-test on per-scene mean differences"
 PRIMARY, SECONDARY = "primary", "secondary"
 NOT_SEPARATED = "not separated"
+MIN_SCENES = math.ceil(math.log2(2 / ALPHA))  # 6: 2 / 2**6 = 0.031 < 0.05
 MAX_SCENES_SEARCHED = 10_000
 
 Scenes = Mapping[str, Mapping[str, str]]  # dataset -> image stem -> scene id
@@ -262,9 +265,10 @@ def critical_t(n_scenes: int, n_tests: int, alpha: float = ALPHA) -> float:
 
 
 def scenes_for(d: float, n_tests: int, alpha: float = ALPHA) -> int | None:
-    """The fewest scenes at which a lead of ``d`` standard deviations of its per-scene differences can be
-    significant in a family of ``n_tests`` (None beyond :data:`MAX_SCENES_SEARCHED`)."""
-    lo, hi = 2, MAX_SCENES_SEARCHED
+    """The fewest scenes (at least :data:`MIN_SCENES`) at which a lead of ``d`` standard deviations of its
+    per-scene differences can be significant in a family of ``n_tests`` (None beyond
+    :data:`MAX_SCENES_SEARCHED`)."""
+    lo, hi = MIN_SCENES, MAX_SCENES_SEARCHED
     if n_tests < 1 or critical_t(hi, n_tests, alpha) / math.sqrt(hi) > d:
         return None
     while lo < hi:  # critical_t(n) / sqrt(n) falls with n
@@ -276,12 +280,13 @@ def scenes_for(d: float, n_tests: int, alpha: float = ALPHA) -> int | None:
 def attainable(n_scenes: int, n_tests: int, alpha: float = ALPHA) -> dict[str, Any]:
     """What a family of ``n_tests`` paired t-tests on ``n_scenes`` scenes can show at all.
 
-    ``min_p_holm``: the smallest p_holm the test can give (0: the t-test has no floor from 2 scenes on;
-    1 below 2 scenes, where it cannot run); ``separable``: ``min_p_holm < alpha``; ``d_crit``: the smallest
-    lead, in standard deviations of its per-scene differences, that can be significant
-    (``critical_t / sqrt(n_scenes)``); ``scenes_for_d1``: the scenes a lead of one such sd would need.
+    ``min_p_holm``: the smallest p_holm that can decide "best" (0 from :data:`MIN_SCENES` scenes on: the
+    t-test has no floor; 1 below, where no result is called best); ``separable``: ``min_p_holm < alpha``;
+    ``d_crit``: the smallest lead, in standard deviations of its per-scene differences, that can be
+    significant (``critical_t / sqrt(n_scenes)``); ``scenes_for_d1``: the scenes a lead of one such sd
+    would need.
     """
-    min_p = 0.0 if n_scenes >= 2 and n_tests else 1.0
+    min_p = 0.0 if n_scenes >= MIN_SCENES and n_tests else 1.0
     crit = critical_t(n_scenes, n_tests, alpha)
     return {"min_p_holm": min_p, "separable": min_p < alpha,
             "d_crit": crit / math.sqrt(n_scenes) if not math.isnan(crit) else math.nan,
@@ -349,17 +354,24 @@ def _decide(dataset: str, metric: str, group: pd.DataFrame, paired: pd.DataFrame
         return {**row, "status": "single", "reason": "only one healthy system: nothing to compare it with"}
     lead_row, run_row = ranked.iloc[0], ranked.iloc[1]
     row["runner_up"] = str(run_row["system"])
-    row["lead"] = abs(float(lead_row["mean"]) - float(run_row["mean"]))
+    row["lead"] = abs(float(lead_row["mean"]) - float(run_row["mean"]))  # until a paired test says it on common images
     sds = [float(s) for s in (lead_row["seed_sd"], run_row["seed_sd"]) if not math.isnan(s)]
     row["seed_sd"] = max(sds) if sds else math.nan
     test, forward = _pair_row(paired, dataset, metric, row["leader"], row["runner_up"])
     if test is None:
         return {**row, "status": NOT_SEPARATED, "reason": "no paired test (no images in common)"}
     sign = (1 if forward else -1) * (-1 if lower else 1)  # leader better by = sign * (a - b)
+    row["lead"] = sign * float(test["mean_diff"])  # on the images both have, like its interval
     row["lead_low"], row["lead_high"] = sorted((sign * float(test["diff_low"]), sign * float(test["diff_high"])))
-    if math.isnan(test["p_holm"]):
-        return {**row, "status": NOT_SEPARATED, "reason": "one scene: no test is possible"}
-    return _significance(row, test, sign * float(test["mean_diff"]) > 0, bool(sds), alpha)
+    if int(test["n_scenes"]) < MIN_SCENES:
+        return {**row, "p_holm": float(test["p_holm"]), "status": NOT_SEPARATED,
+                "reason": f"lead {row['lead']:.3g}{_interval(row)}; {_scenes(int(test['n_scenes']))} cannot separate "
+                          f"systems (at least {MIN_SCENES} needed)"}
+    return _significance(row, test, row["lead"] > 0, bool(sds), alpha)
+
+
+def _scenes(n: int) -> str:
+    return f"{n} scene{'' if n == 1 else 's'}"
 
 
 def _interval(row: dict[str, Any]) -> str:

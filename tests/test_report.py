@@ -50,8 +50,10 @@ def _scene(rng: np.random.Generator) -> np.ndarray:
     return img
 
 
-def _log(system: str, phases: list[tuple[str, int]], step_s: float) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """A train_log.csv whose loss is the trainer's weighted sum of its terms, and the timing CSV."""
+def _log(system: str, phases: list[tuple[str, int]], step_s: float, rising: bool = False
+         ) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """A train_log.csv whose loss is the trainer's weighted sum of its terms (``rising``: the guidance loss
+    does not fall: a diverged run), and the timing CSV."""
     rows, wall, it = [], 0.0, 0
     for phase, n in phases:
         for k in range(n):
@@ -62,7 +64,7 @@ def _log(system: str, phases: list[tuple[str, int]], step_s: float) -> tuple[pd.
                 row |= {"identity": 0.02 / (k + 1), "psnr": 20.0 + k}
                 row["loss"] = 25.0 * row["identity"]
             elif phase == "enhance":
-                row |= {"guidance": 0.1 + 0.4 * (k < n // 2), "identity": 0.01}
+                row |= {"guidance": 0.1 + 0.4 * ((k >= n // 2) if rising else (k < n // 2)), "identity": 0.01}
                 row["loss"] = GUIDANCE_WEIGHT[system] * row["guidance"] + 22.5 * row["identity"]
             else:
                 row |= {"rank": 0.3}
@@ -75,9 +77,9 @@ def _log(system: str, phases: list[tuple[str, int]], step_s: float) -> tuple[pd.
 
 
 def _train_run(root: Path, system: str, seed: int, phases: list[tuple[str, int]], step_s: float, encoders: dict,
-               status: str = "done") -> None:
-    """results/train/<system>/seed-<k>/ and results/timing/train/<system>/seed-<k>.{json,csv} (the layout of
-    the seeds contract: no timings in the train folder)."""
+               status: str = "done", rising: bool = False) -> None:
+    """results/train/<system>/seed-<k>/ and results/timing/train/<system>/seed-<k>/{train_timing.json,
+    train_steps.csv} (as the trainer writes them: no timings in the train folder)."""
     import torch
 
     from methods.network import EnhanceNet
@@ -87,7 +89,7 @@ def _train_run(root: Path, system: str, seed: int, phases: list[tuple[str, int]]
     if status == "skipped":
         (run / "train_summary.json").write_text(json.dumps({"status": "skipped", "reason": "needs a text encoder"}))
         return
-    log, steps = _log(system, phases, step_s)
+    log, steps = _log(system, phases, step_s, rising)
     log.to_csv(run / "train_log.csv", index=False)
     torch.save(EnhanceNet().state_dict(), run / "enhancer.pth")
     counts = {p: n for p, n in phases}
@@ -95,10 +97,10 @@ def _train_run(root: Path, system: str, seed: int, phases: list[tuple[str, int]]
         "status": "done", "reason": None, "method": system.rsplit("-", 1)[0], "iterations": {**counts, "total": len(log)},
         "seed": seed, "encoder": encoders["guidance"], "identity_encoder": encoders.get("identity"),
         "is_random": "random" in str(encoders)}))
-    timing = root / "timing" / "train" / system
+    timing = root / "timing" / "train" / system / f"seed-{seed}"
     timing.mkdir(parents=True, exist_ok=True)
-    steps.to_csv(timing / f"seed-{seed}.csv", index=False)
-    (timing / f"seed-{seed}.json").write_text(json.dumps({
+    steps.to_csv(timing / "train_steps.csv", index=False)
+    (timing / "train_timing.json").write_text(json.dumps({
         "wall_s": len(log) * step_s, "s_per_iter": {p: step_s for p in counts}, "iterations": counts,
         "peak_rss_mb": 512.0, "peak_cuda_mb": None, "device": "cpu", "cpu": "test-cpu"}))
 
@@ -154,7 +156,7 @@ def results(tmp_path_factory: pytest.TempPathFactory) -> Path:
             _scores(root, system, data, SEEDS)
     for seed in SEEDS:
         _train_run(root, "rave-unpaired", seed, [("warmup", 10), ("enhance", 10)], 0.5,
-                   {"guidance": "tiny-clip-random", "identity": "effnet-lite0"})
+                   {"guidance": "tiny-clip-random", "identity": "effnet-lite0"}, rising=seed == 1)  # flagged
         _train_run(root, "clip-lit-unpaired", seed, [("warmup", 10), ("enhance", 10), ("prompt", 10)], 1.5,
                    {"guidance": "clip:ViT-B-32-quickgelu:openai"})
         _train_run(root, "latent-prompt-unpaired", seed, [], 0, {}, status="skipped")

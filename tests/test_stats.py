@@ -8,6 +8,7 @@ import pandas as pd
 import pytest
 
 from benchmark.stats import (
+    MIN_SCENES,
     NOT_SEPARATED,
     aggregate,
     attainable,
@@ -89,22 +90,24 @@ def test_paired_t_test_known_values() -> None:
 
 
 def test_paired_comparison_uses_common_images_and_direction() -> None:
-    rows = [("x", f"i{k}", "niqe", 3.0 + k, True) for k in range(4)]
-    rows += [("y", f"i{k}", "niqe", v, True) for k, v in enumerate([4.0, 4.5, 7.0])]  # y lacks i3
-    rows += [("input", f"i{k}", "niqe", 1.0, True) for k in range(4)]
+    worse = [1.0, 0.5, 2.0, -0.5, 1.5, -0.3]  # how much higher (worse) y's niqe is on each common image
+    rows = [("x", f"i{k}", "niqe", 3.0 + k, True) for k in range(7)]
+    rows += [("y", f"i{k}", "niqe", 3.0 + k + d, True) for k, d in enumerate(worse)]  # y lacks i6
+    rows += [("input", f"i{k}", "niqe", 1.0, True) for k in range(7)]
     table = paired_comparison(_scores(rows)).set_index(["system_a", "system_b"])
     xy = table.loc[("x", "y")]
-    assert (xy["n"], xy["wins_a"], xy["wins_b"]) == (3, 3, 0)  # lower niqe is better: x wins
+    assert (xy["n"], xy["wins_a"], xy["wins_b"]) == (6, 4, 2)  # lower niqe is better
     assert len(table) == 3 and list(table["family"]) == ["secondary", "secondary", "primary"]  # the input's apart
     assert xy["p_holm"] == xy["p_value"]  # alone in its family
     agg = aggregate(_scores(rows), n_boot=100)
     decision = best_systems(agg, table.reset_index()).iloc[0]
     assert (decision["leader"], decision["runner_up"]) == ("x", "y")  # input has the lowest niqe but is excluded
-    # differences 1, 0.5, 2 on 3 images: t = 2.65, df 2, p = 0.118: not separated, with the lead's interval
+    # t = sqrt(3) on 5 df, p = 0.1438: not separated; the lead is on the common images, with its interval
     assert decision["status"] == NOT_SEPARATED and decision["best"] == ""
-    assert decision["p_holm"] == pytest.approx(0.118, abs=1e-3) and "not significant" in decision["reason"]
-    assert decision["lead_low"] == pytest.approx(0.5) and decision["lead_high"] == pytest.approx(2.0)
-    assert "[0.5, 2]" in decision["reason"]
+    assert decision["p_holm"] == pytest.approx(0.1438, abs=1e-4) and "not significant" in decision["reason"]
+    assert decision["lead"] == pytest.approx(0.7)
+    assert -0.5 <= decision["lead_low"] < 0.7 < decision["lead_high"] <= 2.0
+    assert decision["reason"].startswith(f"lead 0.7 [{decision['lead_low']:.3g}, {decision['lead_high']:.3g}]")
 
 
 def test_scene_bootstrap_resamples_whole_scenes() -> None:
@@ -213,13 +216,29 @@ def test_a_flagged_system_changes_no_p_holm_among_healthy_ones() -> None:
 
 
 def test_what_a_family_can_show() -> None:
+    assert MIN_SCENES == 6  # the fewest scenes at which an exact sign-flip test can reject at 5%: 2 / 2**6 < 0.05
     one = attainable(1, 3)  # one scene: no t-test at all
     assert (one["min_p_holm"], one["separable"]) == (1.0, False) and math.isnan(one["d_crit"])
-    two = attainable(2, 1)  # t(1 df, 0.975) = 12.706: the mean difference must be 12.7 / sqrt(2) sd
-    assert (two["min_p_holm"], two["separable"]) == (0.0, True) and two["d_crit"] == pytest.approx(12.706 / 2**0.5,
+    two = attainable(2, 1)  # t(1 df, 0.975) = 12.706: the mean difference must be 12.7 / sqrt(2) sd; never best
+    assert (two["min_p_holm"], two["separable"]) == (1.0, False) and two["d_crit"] == pytest.approx(12.706 / 2**0.5,
                                                                                                      rel=1e-4)
+    assert not attainable(5, 1)["separable"] and attainable(6, 1)["separable"]
+    assert attainable(6, 1)["min_p_holm"] == 0.0  # the t-test has no floor
     # t(5 df, 0.975) / sqrt(6) = 2.571 / 2.449 > 1 >= t(6 df, 0.975) / sqrt(7) = 2.447 / 2.646
     assert scenes_for(1.0, 1) == 7 == attainable(6, 1)["scenes_for_d1"]
     # 7 scenes, 45 tests: p < 0.05 / 45 needs t(6 df) > 5.84, i.e. a lead of 2.2 sd of its per-scene differences
     assert attainable(7, 45)["d_crit"] == pytest.approx(5.84 / 7**0.5, rel=2e-3)
     assert scenes_for(1.0, 45) > scenes_for(1.0, 21) > scenes_for(1.0, 1)
+
+
+def test_too_few_scenes_are_never_separated() -> None:
+    """Two photos of 4 crops each, a lead that is the same on both: the t-test's p is 0, yet not best."""
+    rows = [(s, f"{scene}-{k}", "psnr", 20.0 + k + gain, False) for scene in ("p", "q") for k in range(4)
+            for s, gain in (("a", 1.0), ("b", 0.0))]
+    scores = _scores(rows)
+    scenes = {"d": {f"{scene}-{k}": scene for scene in ("p", "q") for k in range(4)}}
+    paired = paired_comparison(scores, scenes=scenes)
+    assert paired["p_value"].iloc[0] == 0.0 and paired["n_scenes"].iloc[0] == 2
+    decision = best_systems(aggregate(scores, scenes=scenes, n_boot=100), paired).iloc[0]
+    assert (decision["status"], decision["best"], decision["leader"]) == (NOT_SEPARATED, "", "a")
+    assert decision["reason"] == "lead 1 [1, 1]; 2 scenes cannot separate systems (at least 6 needed)"

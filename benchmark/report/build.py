@@ -23,6 +23,7 @@ from benchmark.report.performance import (
 )
 from benchmark.report.published import published_for
 from benchmark.report.tables import Table, decision_table, fmt, fmt_p, metric_table, systems_table, unit
+from benchmark.report.timing_text import inference_method, training_method
 from benchmark.report.verdict import verdict
 from benchmark.stats import TEST
 from benchmark.system import System
@@ -64,7 +65,7 @@ def setup_rows(res: Results, params: dict | None, seed: int | None = None) -> li
         ("profile", str((params or {}).get("profile") or prov.get("profile") or "–")),
         ("git commit", f"{prov.get('git_commit') or '–'}{' (dirty)' if prov.get('git_dirty') else ''}"),
         ("python / torch / pyiqa", f"{prov.get('python', '–')} / {pk.get('torch', '–')} / {pk.get('pyiqa', '–')}"),
-        ("device", ", ".join(f"{k}={v}" for k, v in dev.items()) or "–"),
+        ("device", device_row(dev)),
         ("bootstrap seed", str(prov.get("bootstrap_seed", "–") if seed is None else seed)),
     ]
     for system, seeds in res.runs.items():
@@ -76,6 +77,18 @@ def setup_rows(res: Results, params: dict | None, seed: int | None = None) -> li
         detail = f"{t['device']} ({t['machine']}), torch {t.get('torch')}, {t.get('torch_threads')} threads"
         rows.append((f"timing {system}", detail))
     return rows
+
+
+def device_row(dev: dict) -> str:
+    """The machine of provenance.json's ``device``: CPU model, cores and threads, the GPU when one was used."""
+    if not dev:
+        return "–"
+    cpu = dev.get("cpu_model") or dev.get("processor") or "CPU model not recorded"
+    parts = [f"CPU {cpu}" + (f", {dev['cpu_count']} cores" if dev.get("cpu_count") else "")
+             + (f", {dev['torch_threads']} torch threads" if dev.get("torch_threads") else "")]
+    parts.append(f"GPU {dev['cuda_device']} (CUDA {dev.get('cuda_version')})" if dev.get("cuda_device") else "no GPU")
+    parts.append(str(dev["platform"])) if dev.get("platform") else None
+    return "; ".join(parts)
 
 
 def fidelity_table(params: dict | None, measured: dict | None = None) -> Table:
@@ -189,8 +202,10 @@ def build_report(results: str | Path = "results", params: dict | None = None, *,
         "fidelity": fidelity_table(params, res.perf.get("fidelity")),
         "sections": sections, "training": training_table(runs, root), "ratios": ratio_table(runs, root),
         "timing": inference_table(root), "loss_png": plots.loss_curves(runs, figures / "training_loss.png"),
-        "speed_png": plots.inference_speed(res, figures / "inference_speed.png"),
-        "other_runs": other_runs(res.perf, root), "skipped": res.skipped, "unavailable": res.unavailable,
+        "speed_png": plots.inference_speed(res, figures / "inference_speed.png", inference_method(root)),
+        "inference_note": inference_method(root), "training_note": training_method(runs),
+        "results_name": root.as_posix(),
+        "other_runs": other_runs(res.perf, root, perf_dir), "perf_name": Path(perf_dir).as_posix(), "skipped": res.skipped, "unavailable": res.unavailable,
         "md_grid_images": MD_GRID_IMAGES, "has_provenance": (root / "provenance.json").is_file(),
         "b64": _b64_file, "rel": lambda p: p.relative_to(root).as_posix() if p else None,
     }
@@ -209,7 +224,9 @@ def _section(res: Results, dataset: str, metrics: list[str], scored: list[str], 
         "paired": paired_table(res, dataset), "decisions": decision_table(res, dataset),
         "bars": plots.metric_bars(res, dataset, scored, figures / f"metrics_{dataset}.png"),
         "quality_cost": plots.quality_vs_cost(res, dataset, headline, res.inference, runs,
-                                              figures / f"quality_vs_cost_{dataset}.png"),
+                                              figures / f"quality_vs_cost_{dataset}.png",
+                                              " ".join(filter(None, [inference_method(res.root),
+                                                                     training_method(runs)]))),
         "per_image": plots.per_image_lines(res, dataset, headline, figures / f"per_image_{dataset}.png"),
         "grid_rows": rows, "grid_png": grids.grid_figure(rows[:MD_GRID_IMAGES], figures / f"grid_{dataset}.png"),
         "n_images": res.n_images(dataset), "n_scenes": res.n_scenes(dataset),

@@ -16,6 +16,7 @@ import pandas as pd
 
 from benchmark.health import RULES
 from benchmark.report.data import SKIPPED_LABEL, Results
+from benchmark.report.timing_text import inference_method
 
 NA = "n/a"
 EMPTY = ("–", "")
@@ -172,9 +173,8 @@ def _metric_notes(res: Results, dataset: str, metrics: list[str], systems: list[
     for flag in sorted({f.flag for s in systems for f in res.flags(dataset, s)}):
         notes.append(f"{flag}: {RULES[flag]}; flagged systems are greyed and never best")
     notes += [f"{NA} {m}: {res.unavailable[m]}" for m in metrics if m in res.unavailable]
-    devices = sorted({f"{t['device']} ({t['machine']})" for s, t in res.inference.items() if s in systems})
-    if with_timing and devices:
-        notes.append("ms/MP: median over repeats after warm-up, on " + "; ".join(devices))
+    if with_timing and any(s in res.inference for s in systems) and (text := inference_method(res.root)):
+        notes.append(text)
     return notes
 
 

@@ -15,7 +15,7 @@ import pandas as pd
 from benchmark.health import Flag
 from benchmark.report.data import SKIPPED_LABEL, Results
 from benchmark.report.tables import fmt, fmt_p, unit
-from benchmark.stats import ALPHA, NOT_SEPARATED, PRIMARY, SECONDARY, TEST
+from benchmark.stats import ALPHA, MIN_SCENES, NOT_SEPARATED, PRIMARY, SECONDARY, TEST
 from benchmark.system import System
 
 PAPER = "CLIP ViT-B/32 guidance, CLIP RN101 identity, 512-px crops, the paper schedule"
@@ -45,10 +45,9 @@ def headline(res: Results, dataset: str) -> str:
     dec = res.decisions[res.decisions["dataset"] == dataset]
     if len(fam) and not fam["separable"].any():
         r = fam.iloc[0]
-        need = f"; a lead of one sd of its per-scene differences would need {r.scenes_for_d1} scenes" \
-            if r.scenes_for_d1 else ""
-        return (f"This test set cannot separate systems: {_plural(int(r.n_scenes), 'scene')}, and a {TEST} needs at "
-                f"least 2{need}.")
+        need = f" (a lead of one sd of its per-scene differences needs {r.scenes_for_d1})" if r.scenes_for_d1 else ""
+        return (f"This test set cannot separate systems: it has {_plural(int(r.n_scenes), 'scene')}, and no system is "
+                f"called best on fewer than {MIN_SCENES}{need}.")
     if dec.empty or not (dec["status"].isin(["best", NOT_SEPARATED])).any():
         return "No two healthy systems to compare." if len(dec) else "No scores."
     best = dec[dec["status"] == "best"]
@@ -59,7 +58,7 @@ def headline(res: Results, dataset: str) -> str:
         parts.append(f"no system is separated on {'any metric' if best.empty else _plural(n, 'other metric')}"
                      if best.empty or n > 3 else f"none is separated on {_join(list(open_['metric']))}")
     text = "; ".join(parts)
-    return text[0].upper() + text[1:] + "."
+    return (text[0].upper() + text[1:] if best.empty else text) + "."
 
 
 def family_sentence(res: Results, dataset: str) -> list[str]:
@@ -74,13 +73,14 @@ def family_sentence(res: Results, dataset: str) -> list[str]:
     text = (f"Best is decided per metric among the {len(systems)} healthy systems ({_join(systems)}): {tests} on "
             f"per-scene mean differences ({_plural(int(r.n_scenes), 'scene')}) per metric, Holm-adjusted at "
             f"{ALPHA:g} within each metric")
-    if not math.isnan(r.d_crit):
-        text += (f"; a lead is significant only when it exceeds {fmt(r.d_crit)} standard deviations of its "
+    if r.separable and not math.isnan(r.d_crit):
+        text += (f"; a lead is significant only when it exceeds {r.d_crit:.1f} standard deviations of its "
                  "per-scene differences")
     others = res.families[(res.families["dataset"] == dataset) & (res.families["family"] == SECONDARY)]
     if len(others):
         names = sorted({s for row in others.itertuples() for s in row.systems.split()} - set(systems),
                        key=lambda s: (s != "input", s))
+        names = ["the input" if s == "input" else s for s in names]
         text += (f". Comparisons with {_join(names)} form a separate family (Holm within it; "
                  "tables/paired.csv), never used for best")
     return [text + "."]
@@ -129,7 +129,7 @@ def _leads(res: Results, dataset: str) -> list[str]:
         cost = _cost(res, str(leader))
         out.append(f"{leader} is best on {_join(items)}" + (f"; cost: {cost}." if cost else "."))
     why = {"not significant": "lead not significant", "seed-to-seed": "lead within the seed-to-seed spread",
-           "not worse": "runner-up not worse on the common images"}
+           "not worse": "runner-up not worse on the common images", "cannot separate": "too few scenes"}
     groups: dict[str, list[str]] = {}
     for r in dec[dec["status"] == NOT_SEPARATED].itertuples():
         kind = next((k for k in why if k in r.reason), "")
