@@ -1,7 +1,8 @@
 """One fixed colour per system, the same in every figure of every report, and grey for flagged systems.
 
-A system's hue is its method's, by the method's place in the method registry (training-free operators
-included; a name the registry does not know gets a hue from a stable hash of it); the variants of one
+A system's hue is its method's, by the method's place in the method registry (CLIP-guided methods first,
+then trained baselines, then training-free operators; a name the registry does not know gets a hue from a
+stable hash of it); the variants of one
 method (its released weights in the order of the weights registry, then its trained paired and unpaired
 runs) are shades of that hue, darkest first. The colour-blind palette's grey is left out: grey means
 flagged (:data:`FLAGGED`), dark grey the unprocessed input (:data:`INPUT`).
@@ -16,7 +17,8 @@ from benchmark.system import REGIMES, System
 FLAGGED = (0.74, 0.74, 0.74)  # every mark of a flagged system
 FLAGGED_HATCH = "///"
 INPUT = (0.3, 0.3, 0.3)
-DARKEST, LIGHTEST = -0.35, 0.45  # the shades of a method's variants: mixed with black (<0) up to white (>0)
+DARKEST, LIGHTEST = -0.4, 0.25  # the shades of a method's variants: mixed with black (<0) up to white (>0)
+HUE_ORDER = (0, 1, 2, 3, 4, 8, 5, 9, 6)  # seaborn's colour-blind palette without its grey (7), most distinct first
 
 
 @functools.cache
@@ -24,14 +26,18 @@ def _hues() -> tuple[tuple[float, float, float], ...]:
     import seaborn as sns
 
     palette = sns.color_palette("colorblind", 10)
-    return tuple(tuple(c) for i, c in enumerate(palette) if i != 7)  # index 7 is grey
+    return tuple(tuple(palette[i]) for i in HUE_ORDER)
 
 
 @functools.cache
 def _methods() -> tuple[str, ...]:
+    """The registry's methods, its CLIP-guided ones first, then trained baselines, then training-free ones."""
     from methods.registry import METHODS
 
-    return tuple(METHODS.names())
+    kinds = ("clip-guided", "trained baseline", "training-free")
+    rank = {n: kinds.index(k) if (k := getattr(METHODS.get(n), "kind", None)) in kinds else len(kinds)
+            for n in METHODS.names()}
+    return tuple(sorted(METHODS.names(), key=lambda n: (rank[n], METHODS.names().index(n))))
 
 
 def _variants(method: str) -> list[str]:

@@ -205,10 +205,10 @@ def quality_vs_cost(res: Results, dataset: str, metrics: list[str], inference: d
                 ax.text(0.5, 0.5, "no timings in this results folder", ha="center", va="center", transform=ax.transAxes)
                 ax.set_xticks([])
                 ax.set_yticks([])
-    labels = _figure_legend(fig, axes)
     fig.suptitle(f"{dataset}: quality against cost (error bars: SD over seeds; circled: Pareto front; "
                  "squares: released weights; grey: flagged)", fontsize=11)
     bottom = _footer(fig, caption)
+    labels = _figure_legend(fig, axes, bottom)
     fig.tight_layout(rect=(0, bottom + 0.04 + 0.03 * math.ceil(len(labels) / 4), 1, 1))
     return _save(fig, out, tight=False)
 
@@ -236,16 +236,17 @@ def _cost_points(res: Results, dataset: str, metric: str, inference: dict[str, d
     return metric, lower, inf, trn, means.at["input", "mean"] if "input" in means.index else None
 
 
-def _figure_legend(fig: Figure, axes: np.ndarray) -> list[str]:
-    """One legend below the figure with each label of ``axes`` once; returns the labels."""
+def _figure_legend(fig: Figure, axes: np.ndarray, bottom: float = 0.0) -> list[str]:
+    """One legend below the figure (above ``bottom``, a figure fraction) with each label of ``axes`` once;
+    returns the labels."""
     handles, labels = {}, []
     for ax in axes.flat:
         for h, lab in zip(*ax.get_legend_handles_labels()):
             if lab not in handles:
                 handles[lab] = h
                 labels.append(lab)
-    fig.legend([handles[lab] for lab in labels], labels, loc="lower center", ncol=min(4, len(labels)), fontsize=8,
-               frameon=False)
+    fig.legend([handles[lab] for lab in labels], labels, loc="lower center", bbox_to_anchor=(0.5, bottom),
+               ncol=min(4, len(labels)), fontsize=8, frameon=False)
     return labels
 
 

@@ -133,8 +133,9 @@ def _leads(res: Results, dataset: str) -> list[str]:
     groups: dict[str, list[str]] = {}
     for r in dec[dec["status"] == NOT_SEPARATED].itertuples():
         kind = next((k for k in why if k in r.reason), "")
-        item = (f"{r.metric} ({r.leader} leads {r.runner_up} by {_amount(res, r.metric, r.lead)}"
-                f"{_interval(res, r)}, p_holm {fmt_p(r.p_holm)})" if kind else f"{r.metric} ({r.reason})")
+        p = "" if kind == "cannot separate" else f", p_holm {fmt_p(r.p_holm)}"  # too few scenes: p is not used
+        item = (f"{r.metric} ({r.leader} leads {r.runner_up} by {_amount(res, r.metric, r.lead)}{_interval(res, r)}{p})"
+                if kind else f"{r.metric} ({r.reason})")
         groups.setdefault(kind, []).append(item)
     for kind, items in groups.items():
         out.append(f"Not separated{': ' + why[kind] if kind else ''}: {_join(items)}.")
