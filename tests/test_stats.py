@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -242,3 +243,43 @@ def test_too_few_scenes_are_never_separated() -> None:
     decision = best_systems(aggregate(scores, scenes=scenes, n_boot=100), paired).iloc[0]
     assert (decision["status"], decision["best"], decision["leader"]) == (NOT_SEPARATED, "", "a")
     assert decision["reason"] == "lead 1 [1, 1]; 2 scenes cannot separate systems (at least 6 needed)"
+
+
+@pytest.mark.reference
+def test_adding_flagged_clip_lit_init_leaves_clip_lit_vs_rave_alone(tmp_path: Path, reference_dir: Path,
+                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    """The issue's example with real numbers: the released CLIP-LIT and RAVE (unpaired) models on 12 real SICE
+    pairs, then the near-identity clip-lit-init beside them (flagged no-effect): the p_holm of clip-lit vs RAVE
+    is the same with and without it; one family for every test, as before, would have moved it."""
+    from click.testing import CliRunner
+    from test_health import _pairs
+
+    from benchmark import metrics as M
+    from benchmark.cli import cli
+    from benchmark.report.data import load_results
+
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch-home"))
+    monkeypatch.setattr(M, "_LOADED", {})
+    data = _pairs(reference_dir / "sice-pairs", tmp_path / "sice12", n=12, size=96)
+    results = tmp_path / "results"
+    run = CliRunner().invoke(cli, [
+        "compare", "--methods", "clip-lit,rave-unpaired,clip-lit-init", "--weights", "released", "--dataset", str(data),
+        "--results", str(results), "--metrics", "psnr,ssim,brisque", "--no-timing", "--metric-weights",
+        str(reference_dir / "metric-weights"), "--bootstrap", "200"])
+    assert run.exit_code == 0, run.output
+    res = load_results(results, n_boot=200, perf_dir=None)
+    flagged = {k: bool(v) for k, v in res.health.items()}
+    assert [k[1] for k, v in flagged.items() if v] == ["released-clip-lit-init"]  # no-effect
+    without = paired_comparison(res.scores[res.scores["system"] != "released-clip-lit-init"], scenes=res.scenes,
+                                flagged=flagged, n_boot=200)
+
+    def clip_lit_vs_rave(table: pd.DataFrame) -> pd.Series:
+        rows = table[(table["system_a"] == "released-clip-lit") & (table["system_b"] == "released-rave-unpaired")]
+        return rows.set_index("metric")["p_holm"].sort_index()
+
+    assert len(clip_lit_vs_rave(res.paired)) == 3 and (res.paired["n_scenes"] == 12).all()
+    assert clip_lit_vs_rave(res.paired).equals(clip_lit_vs_rave(without))  # the flagged system changes nothing
+    assert (res.paired[res.paired["family"] == "primary"]["p_holm"] == res.paired[
+        res.paired["family"] == "primary"]["p_value"]).all()  # one healthy pair per metric: a family of one
+    pooled = res.paired.assign(p_holm=holm(res.paired["p_value"]))  # the old design: one family of 18 tests
+    assert (clip_lit_vs_rave(pooled) > clip_lit_vs_rave(res.paired)).any()

@@ -195,17 +195,18 @@ def build_report(results: str | Path = "results", params: dict | None = None, *,
     scored = [m for m in metrics if m in res.metric_info]
     runs = training_runs(root)
     sections = [_section(res, dataset, metrics, scored, runs, n_images) for dataset in res.datasets]
+    flagged = {s for s in res.systems() if plots.flagged(res, s)}
     context = {
         "created": _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
         "verdict": verdict(res), "systems": systems_table(res),
         "setup": setup_rows(res, params, seed), "random_encoders": random_encoders(runs), "protocols": protocol_table(res),
         "fidelity": fidelity_table(params, res.perf.get("fidelity")),
         "sections": sections, "training": training_table(runs, root), "ratios": ratio_table(runs, root),
-        "timing": inference_table(root), "loss_png": plots.loss_curves(runs, figures / "training_loss.png"),
+        "timing": inference_table(root), "loss_png": plots.loss_curves(runs, figures / "training_loss.png", flagged),
         "speed_png": plots.inference_speed(res, figures / "inference_speed.png", inference_method(root)),
         "inference_note": inference_method(root), "training_note": training_method(runs),
-        "results_name": root.as_posix(),
-        "other_runs": other_runs(res.perf, root, perf_dir), "perf_name": Path(perf_dir).as_posix(), "skipped": res.skipped, "unavailable": res.unavailable,
+        "results_name": root.as_posix(), "perf_name": Path(perf_dir).as_posix(),
+        "other_runs": other_runs(res.perf, root, perf_dir), "skipped": res.skipped, "unavailable": res.unavailable,
         "md_grid_images": MD_GRID_IMAGES, "has_provenance": (root / "provenance.json").is_file(),
         "b64": _b64_file, "rel": lambda p: p.relative_to(root).as_posix() if p else None,
     }

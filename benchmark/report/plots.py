@@ -355,9 +355,10 @@ def _smooth(frame: pd.DataFrame, segments: list[tuple[str, int, int]]) -> pd.Dat
     return pd.concat(parts) if parts else frame
 
 
-def loss_curves(runs: dict[str, dict], out: Path) -> Path | None:
+def loss_curves(runs: dict[str, dict], out: Path, flagged_systems: set[str] = frozenset()) -> Path | None:
     """One panel per trained system (its first seed): the logged total loss and the weighted terms that
-    make it up, against iteration, phases shaded; log scale (the phases' losses differ by orders)."""
+    make it up, against iteration, phases shaded; log scale (the phases' losses differ by orders). The
+    titles of ``flagged_systems`` say so, in grey."""
     logs = _first_logs(runs)
     if not logs:
         return None
@@ -369,6 +370,8 @@ def loss_curves(runs: dict[str, dict], out: Path) -> Path | None:
     phases_seen: list[str] = []
     for ax, (system, (run, log)) in zip(axes.flat, logs.items()):
         _loss_panel(ax, system, run, log, term_colours, phases_seen)
+        if system in flagged_systems:
+            ax.set_title(f"{ax.get_title()} (flagged)", fontsize=10, color="#999999")
     for ax in list(axes.flat)[len(logs):]:
         ax.axis("off")
     patches = [Patch(color=PHASE_COLOURS.get(p, "#e0e0e0"), alpha=0.35, label=PHASE_NAMES.get(p, p)) for p in phases_seen]
