@@ -159,14 +159,15 @@ def _cost_panel(ax: Axes, pts: list[dict], metric: str, lower: bool, xlabel: str
     for x, group in shared.items():
         ys = [p["y"] for p in group]
         ax.plot([x, x], [min(ys), max(ys)], color="black", lw=0.6, alpha=0.5)
-        ax.annotate("one network:\n" + "\n".join(p["system"] for p in group), (x, max(ys)), xytext=(6, 0),
+        ax.annotate("one network:\n" + "\n".join(p["label"] for p in group), (x, max(ys)), xytext=(6, 0),
                     textcoords="offset points", fontsize=6, va="top", color="#333333")
-    front = _pareto([(p["x"], p["y"]) for p in pts], lower)
+    healthy = [p for p in pts if not p["flagged"]]  # a flagged system is never on the front
+    front = [healthy[i] for i in _pareto([(p["x"], p["y"]) for p in healthy], lower)]
     if len(front) > 1:
-        xs, ys = [pts[i]["x"] for i in front], [pts[i]["y"] for i in front]
-        ax.step(xs, ys, where="post", color="black", lw=0.8, ls=":", label="Pareto front")
-    for i in front:
-        ax.plot(pts[i]["x"], pts[i]["y"], "o", ms=11, mfc="none", mec="black", mew=1.0)
+        ax.step([p["x"] for p in front], [p["y"] for p in front], where="post", color="black", lw=0.8, ls=":",
+                label="Pareto front (healthy systems)")
+    for p in front:
+        ax.plot(p["x"], p["y"], "o", ms=11, mfc="none", mec="black", mew=1.0)
     if input_mean is not None:
         ax.axhline(input_mean, color="grey", ls="--", lw=1, label="input (not enhanced)")
     ax.set_xlim(left=0, right=max(p["x"] + (np.max(p["xerr"]) if p.get("xerr") is not None else 0) for p in pts) * 1.25)
@@ -184,8 +185,8 @@ def quality_vs_cost(res: Results, dataset: str, metrics: list[str], inference: d
     A point is a system: mean over seeds of its mean over images; error bars are the SD over seeds
     (trained systems with several seeds; released weights have one); ms/MP error bars are p25–p75.
     Systems that run one network (:func:`~benchmark.report.performance.network_groups`) share one
-    ms/MP: their timings pooled. Circled points form the Pareto front (no other system is both cheaper
-    and better); squares are released weights, dots trained runs; flagged systems are grey.
+    ms/MP: their timings pooled. Circled points form the Pareto front of the healthy systems (no other
+    is both cheaper and better); squares are released weights, dots trained runs; flagged systems are grey.
     ``caption``: how and where the timings were taken, printed under the figure."""
     train_s: dict[str, list[float]] = {}
     for r in runs.values():
@@ -205,8 +206,8 @@ def quality_vs_cost(res: Results, dataset: str, metrics: list[str], inference: d
                 ax.text(0.5, 0.5, "no timings in this results folder", ha="center", va="center", transform=ax.transAxes)
                 ax.set_xticks([])
                 ax.set_yticks([])
-    fig.suptitle(f"{dataset}: quality against cost (error bars: SD over seeds; circled: Pareto front; "
-                 "squares: released weights; grey: flagged)", fontsize=11)
+    fig.suptitle(f"{dataset}: quality against cost (error bars: SD over seeds; circled: Pareto front of the healthy "
+                 "systems; squares: released weights; grey: flagged)", fontsize=10)
     bottom = _footer(fig, caption)
     labels = _figure_legend(fig, axes, bottom)
     fig.tight_layout(rect=(0, bottom + 0.04 + 0.03 * math.ceil(len(labels) / 4), 1, 1))
@@ -221,7 +222,8 @@ def _cost_points(res: Results, dataset: str, metric: str, inference: dict[str, d
     if means.empty:
         return None
     lower = bool(res.metric_info.get(metric, {}).get("lower_better"))
-    look = {s: {"colour": colour(s, flagged(res, s, dataset)), "label": label(res, s, dataset)} for s in means.index}
+    look = {s: {"colour": colour(s, flagged(res, s, dataset)), "label": label(res, s, dataset),
+                "flagged": flagged(res, s, dataset)} for s in means.index}
     inf = []
     for group in network_groups({s: t for s, t in inference.items() if s in means.index}):
         t = pooled([inference[s] for s in group])
