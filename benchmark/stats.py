@@ -251,7 +251,7 @@ def paired_comparison(scores: pd.DataFrame, systems: Sequence[str] | None = None
             rows.append({"dataset": dataset, "metric": metric, "protocol": protocol, "lower_better": bool(lower),
                          "family": PRIMARY if primary else SECONDARY, "system_a": sa, "system_b": sb, **res})
     out = pd.DataFrame(rows, columns=PAIRED_COLUMNS)
-    for _, idx in out.groupby(["dataset", "metric", "family"]).groups.items():
+    for idx in out.groupby(["dataset", "metric", "family"]).groups.values():
         out.loc[idx, "p_holm"] = holm(out.loc[idx, "p_value"].to_numpy())
     return out
 

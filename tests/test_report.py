@@ -356,7 +356,7 @@ def test_flagged_system_is_grey_and_colours_are_fixed_in_every_figure(results: P
         assert _pixels(figures / name, system_colour("released-rave-unpaired")) > 50, name
     assert _pixels(figures / "inference_speed.png", own) == 0
     res = load_results(results, n_boot=20, perf_dir=None)
-    _, _, inf, trn, _ = _cost_points(res, "baid", "psnr", res.inference, {"rave-unpaired": [10.0], "gamma": [1.0]})
+    _, _, inf, _, _ = _cost_points(res, "baid", "psnr", res.inference, {"rave-unpaired": [10.0], "gamma": [1.0]})
     assert len({p["x"] for p in inf}) == 1 and {p["system"] for p in inf} == {
         "released-rave-unpaired", "clip-lit-unpaired", "rave-unpaired"}  # one network, one cost point
     assert {p["label"]: p["colour"] for p in inf}["rave-unpaired (flagged)"] == FLAGGED

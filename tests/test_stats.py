@@ -209,8 +209,8 @@ def test_a_flagged_system_changes_no_p_holm_among_healthy_ones() -> None:
     assert set(after[after["family"] == "secondary"]["system_a"] + "/" + after[after["family"] == "secondary"][
         "system_b"]) == {"a/init", "a/input", "b/init", "b/input", "c/init", "c/input", "init/input"}
     pooled = holm(after["p_value"])  # one family for all 10 tests, as before: a vs b would move
-    assert pooled[list(after.index[(after["system_a"] == "a") & (after["system_b"] == "b")])[0]] > healthy.loc[
-        ("a", "b")]
+    a_vs_b = next(iter(after.index[(after["system_a"] == "a") & (after["system_b"] == "b")]))
+    assert pooled[a_vs_b] > healthy.loc[("a", "b")]
     fam = families(after).set_index("family")
     assert fam.loc["primary", "systems"] == "a b c" and fam.loc["primary", "n_tests"] == 3
     assert fam.loc["secondary", "n_tests"] == 7 and fam.loc["primary", "n_scenes"] == 10

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import dataclass, field
 from itertools import combinations
 from pathlib import Path
@@ -312,7 +313,7 @@ def _decide(res: Results, summaries: dict[str, dict[str, dict]], profile: str | 
 
 
 def _short(x: float) -> float | None:
-    return None if x != x else float(f"{x:.4g}")
+    return None if math.isnan(x) else float(f"{x:.4g}")
 
 
 def metrics_json(res: Results) -> dict:
