@@ -63,6 +63,7 @@ import yaml
 from _common import RESULTS, ROOT, environment, write_result
 
 from backlit_core.provenance import collect_provenance
+from backlit_core.registry import UnknownNameError
 from methods.fidelity import VALUES, Fidelity
 from methods.registry import METHODS
 
@@ -781,7 +782,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     if unknown := set(filter(None, args.steps.split(","))) - set(CAPS):
         ap.error(f"unknown steps {', '.join(sorted(unknown))}; choose from {', '.join(CAPS)}")
     for method in filter(None, args.methods.split(",")):
-        METHODS.get(method)  # UnknownNameError names the valid ones
+        try:
+            trained = METHODS.get(method).training_loop is not None
+        except UnknownNameError as exc:
+            ap.error(str(exc))
+        if not trained:
+            ap.error(f"{method} is training-free: nothing to check")
     return args
 
 
