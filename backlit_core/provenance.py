@@ -101,8 +101,21 @@ def environment() -> dict[str, object]:
     return record
 
 
+def cpu_model() -> str:
+    """The CPU's model name (``/proc/cpuinfo``; elsewhere what the platform module knows)."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
 def device_info() -> dict[str, object]:
-    info: dict[str, object] = {"platform": platform.platform(), "processor": platform.processor() or platform.machine()}
+    """The machine: platform, CPU model and count, torch threads, and the GPU when CUDA is available."""
+    info: dict[str, object] = {"platform": platform.platform(), "processor": platform.processor() or platform.machine(),
+                               "cpu_model": cpu_model()}
     try:
         import torch
 

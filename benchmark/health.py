@@ -1,6 +1,7 @@
 """Health checks per system: did it act at all, is its output sane, did training converge, are its
 results current. Each :class:`Flag` states its rule and the measured value; a flagged system is
-greyed in the report and never called best.
+grey in every table and figure of the report and never called best, and its paired comparisons form a
+family of their own (:mod:`benchmark.stats`), apart from those among healthy systems.
 
 - ``no-effect``: the median per-image PSNR between output and input (score rows ``psnr_vs_input``,
   written by the evaluate step) is at least :data:`NO_EFFECT_DB`.

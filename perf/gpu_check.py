@@ -114,7 +114,7 @@ class Sizes:
     frame: tuple[int, int]  # inference height, width
     warmup: int
     repeats: int
-    photo_crops: int  # training crops per photo of the synthetic generator (4 photos)
+    photo_crops: int  # training crops per photo of the synthetic generator (3 training photos)
     long_side: int
     precisions: tuple[str, ...] = PRECISIONS  # clip_precision settings trained on the device
 

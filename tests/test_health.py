@@ -217,9 +217,10 @@ def test_report_with_seeds_scenes_and_flags(tmp_path: Path) -> None:
     assert [f.flag for f in res.flags("toy", "released-clip-lit-init")] == ["no-effect"]
     assert res.labels["rave-unpaired"] == ("trained here: profile embedded, encoder effnet-lite0, schedule quick, "
                                            "96-px crops, 380 iterations, seeds 0, 1, 2")
-    decision = res.decisions.iloc[0]  # 2 scenes: no lead can be significant
+    decision = res.decisions.iloc[0]  # 2 scenes: never separated, whatever the t-test says
     assert (decision["leader"], decision["runner_up"], decision["status"]) == (
-        "released-rave-unpaired", "rave-unpaired", "tie")
+        "released-rave-unpaired", "rave-unpaired", "not separated")
+    assert decision["reason"].endswith("2 scenes cannot separate systems (at least 6 needed)")
     assert not res.aggregates["best"].any()
 
     build_report(root, {"profile": "embedded", "evaluate": {"bootstrap": 200}}, n_images=0,

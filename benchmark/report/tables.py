@@ -2,7 +2,7 @@
 
 Headers carry ↑/↓ from each metric's stored ``lower_better`` and the unit; a cell is bold only for
 a system the decision in :func:`benchmark.stats.best_systems` calls best (healthy, significant lead
-after Holm correction, beyond the seed spread); cells read ``mean ± CI half-width``. Systems with a
+in the primary family after Holm correction, beyond the seed spread); cells read ``mean ± CI half-width``. Systems with a
 health flag are greyed (HTML) and say why. Columns with no value in any row are not shown.
 """
 from __future__ import annotations
@@ -16,6 +16,7 @@ import pandas as pd
 
 from benchmark.health import RULES
 from benchmark.report.data import SKIPPED_LABEL, Results
+from benchmark.report.timing_text import inference_method
 
 NA = "n/a"
 EMPTY = ("–", "")
@@ -64,7 +65,8 @@ class Table:
     notes: list[str] = field(default_factory=list)
     grey: set[int] = field(default_factory=set)  # rows of flagged systems
     source: str | None = None
-    bold_note: str = "* best: a healthy system's lead, significant after Holm correction and beyond the seed spread"
+    bold_note: str = ("* best: a healthy system's lead, significant after Holm correction among the healthy systems "
+                      "and beyond the seed spread")
 
     def _columns(self) -> list[int]:
         """Indices of the columns shown: the first, and every one with a value in some row."""
@@ -171,21 +173,25 @@ def _metric_notes(res: Results, dataset: str, metrics: list[str], systems: list[
     for flag in sorted({f.flag for s in systems for f in res.flags(dataset, s)}):
         notes.append(f"{flag}: {RULES[flag]}; flagged systems are greyed and never best")
     notes += [f"{NA} {m}: {res.unavailable[m]}" for m in metrics if m in res.unavailable]
-    devices = sorted({f"{t['device']} ({t['machine']})" for s, t in res.inference.items() if s in systems})
-    if with_timing and devices:
-        notes.append("ms/MP: median over repeats after warm-up, on " + "; ".join(devices))
+    if with_timing and any(s in res.inference for s in systems) and (text := inference_method(res.root)):
+        notes.append(text)
     return notes
 
 
 def decision_table(res: Results, dataset: str) -> Table:
-    """Per metric: which system is best, or why it is a tie (the basis of every bold cell)."""
-    table = Table(["metric", "best", "leader", "runner-up", "lead", "p Holm", "seed sd", "why"], [])
+    """Per metric: which system is best, or why none is separated (the basis of every bold cell)."""
+    table = Table(["metric", "best", "leader", "runner-up", "lead [95% CI]", "p Holm", "seed sd", "why"], [],
+                  source="tables/decisions.csv")
     for r in res.decisions[res.decisions["dataset"] == dataset].itertuples():
         info = res.metric_info.get(r.metric)
-        u = unit(r.metric, info)
-        lead = f"{fmt(r.lead)} {u}" if u == "dB" and not math.isnan(r.lead) else fmt(r.lead)
+        u = " dB" if unit(r.metric, info) == "dB" and not math.isnan(r.lead) else ""
+        lead = fmt(r.lead) + (f" [{fmt(r.lead_low, r.lead)}, {fmt(r.lead_high, r.lead)}]"
+                              if not math.isnan(r.lead_low) else "") + u
         table.rows.append([metric_header(r.metric, info), r.best or f"none ({r.status})", r.leader or "–",
                            r.runner_up or "–", lead, fmt_p(r.p_holm), fmt(r.seed_sd), r.reason])
+    table.notes.append("lead: leader minus runner-up in the metric's better direction, with the 95% bootstrap interval "
+                       "resampling scenes; p Holm: the paired t-test on per-scene means, Holm-adjusted among the "
+                       "healthy systems of this metric")
     return table
 
 
