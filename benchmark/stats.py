@@ -13,9 +13,10 @@ of assuming roughly normal per-scene differences. That assumption cannot carry a
 :data:`MIN_SCENES` (the fewest scenes at which an exact sign-flip test could reject at all, 2 / 2**n <
 alpha: 6 at 5%) no system is called best, whatever the t-test says.
 Multiplicity: Holm-Bonferroni within a family. The ``primary`` family of a (dataset, metric) holds the
-pairwise comparisons among its candidates (every healthy system but the input): the only tests behind
-"best". Comparisons with the input or with a flagged system form the ``secondary`` family, reported
-but never used for "best", so that adding a flagged system changes no p_holm among healthy systems.
+pairwise comparisons among its candidates (the healthy trained, released and external systems): the only
+tests behind "best". Comparisons with the input, with a training-free operator (a baseline) or with a
+flagged system form the ``secondary`` family, reported but never used for "best", so that adding a
+flagged system or a baseline changes no p_holm among the candidates.
 """
 from __future__ import annotations
 
@@ -224,9 +225,13 @@ def holm(pvalues: Sequence[float]) -> np.ndarray:
     return out
 
 
-def candidate(dataset: str, system: str, flagged: Flagged | None = None) -> bool:
-    """Whether ``system`` may be called best on ``dataset``: not the input, and healthy there."""
-    return system != "input" and not (flagged or {}).get((dataset, system))
+NOT_CANDIDATES = ("input", "training-free")  # sources never called best: the inputs, the baseline operators
+
+
+def candidate(dataset: str, system: str, flagged: Flagged | None = None, source: str | None = None) -> bool:
+    """Whether ``system`` (of ``source``) may be called best on ``dataset``: a trained, released or external
+    system (not the input or a training-free operator), healthy there."""
+    return system != "input" and source not in NOT_CANDIDATES and not (flagged or {}).get((dataset, system))
 
 
 def paired_comparison(scores: pd.DataFrame, systems: Sequence[str] | None = None, *, scenes: Scenes | None = None,
@@ -241,13 +246,15 @@ def paired_comparison(scores: pd.DataFrame, systems: Sequence[str] | None = None
     for (dataset, metric, protocol, lower), group in frame.groupby(["dataset", "metric", "protocol", "lower_better"]):
         wide = group.pivot_table(index="image", columns="system", values="value", aggfunc="first")
         names = [s for s in (systems or sorted(wide.columns)) if s in wide.columns]
+        source = dict(zip(group["system"], group["source"]))
         for sa, sb in combinations(names, 2):
             both = wide[[sa, sb]].dropna()
             if both.empty:
                 continue
             res = paired_test(both[sa].to_numpy(), both[sb].to_numpy(), lower_better=bool(lower),
                               clusters=scene_of(scenes, str(dataset), list(both.index)), n_boot=n_boot, seed=seed)
-            primary = candidate(str(dataset), sa, flagged) and candidate(str(dataset), sb, flagged)
+            primary = (candidate(str(dataset), sa, flagged, source.get(sa))
+                       and candidate(str(dataset), sb, flagged, source.get(sb)))
             rows.append({"dataset": dataset, "metric": metric, "protocol": protocol, "lower_better": bool(lower),
                          "family": PRIMARY if primary else SECONDARY, "system_a": sa, "system_b": sb, **res})
     out = pd.DataFrame(rows, columns=PAIRED_COLUMNS)
@@ -343,7 +350,7 @@ def _decide(dataset: str, metric: str, group: pd.DataFrame, paired: pd.DataFrame
             alpha: float) -> dict[str, Any]:
     """The :func:`best_systems` row of one (dataset, metric) from its enhancer systems ``group``."""
     lower = bool(group["lower_better"].iloc[0])
-    ranked = group[[candidate(dataset, s, flagged) for s in group["system"]]]
+    ranked = group[[candidate(dataset, s, flagged, src) for s, src in zip(group["system"], group["source"])]]
     ranked = ranked.sort_values("mean", ascending=lower, kind="stable")
     row = {"dataset": dataset, "metric": metric, "best": "", "leader": "", "runner_up": "", "lead": math.nan,
            "lead_low": math.nan, "lead_high": math.nan, "p_holm": math.nan, "seed_sd": math.nan}

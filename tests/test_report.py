@@ -190,8 +190,8 @@ def test_markdown_report_tables_and_sections(results: Path) -> None:
     assert opening == ("**baid:** This test set cannot separate systems: it has 2 scenes, and no system is called best "
                        "on fewer than 6 (a lead of one sd of its per-scene differences needs 7).")
     assert "4 images from 2 scenes" in verdict  # scenes.json: two crops per photo
-    assert ("Best is decided per metric among the 2 healthy systems (clip-lit-unpaired and released-rave-unpaired): "
-            "1 paired t-test") in verdict
+    assert ("Best is decided per metric among the 2 healthy trained and released systems (clip-lit-unpaired and "
+            "released-rave-unpaired): 1 paired t-test") in verdict
     assert "Comparisons with the input and rave-unpaired form a separate family" in verdict  # rave diverged
     healthy = verdict.split("Healthy: ")[1].split(".")[0]  # a skipped run is not called healthy
     assert "latent-prompt-unpaired" not in healthy and "clip-lit-unpaired" in healthy

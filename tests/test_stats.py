@@ -283,3 +283,32 @@ def test_adding_flagged_clip_lit_init_leaves_clip_lit_vs_rave_alone(tmp_path: Pa
         res.paired["family"] == "primary"]["p_value"]).all()  # one healthy pair per metric: a family of one
     pooled = res.paired.assign(p_holm=holm(res.paired["p_value"]))  # the old design: one family of 18 tests
     assert (clip_lit_vs_rave(pooled) > clip_lit_vs_rave(res.paired)).any()
+
+
+def test_operators_are_compared_in_the_secondary_family_only() -> None:
+    """The primary family (behind "best") holds trained/released systems; an operator added to the run changes
+    none of their p_holm, and is never called best."""
+    import numpy as np
+
+    from benchmark.stats import PRIMARY, SECONDARY, best_systems, paired_comparison, aggregate
+
+    rng = np.random.default_rng(0)
+    rows = []
+    for system, source, shift in (("rave-unpaired", "trained", 1.0), ("released-clip-lit", "released", 0.0),
+                                  ("clahe", "training-free", 3.0)):
+        for scene in range(8):
+            rows.append({"dataset": "d", "system": system, "method": system, "source": source, "regime": "",
+                         "seed": "", "image": f"s{scene}", "metric": "psnr", "protocol": "", "lower_better": False,
+                         "value": 15 + scene * 0.5 + shift + rng.normal(0, 0.1)})
+    scores = pd.DataFrame(rows)
+    without = paired_comparison(scores[scores["system"] != "clahe"])
+    with_op = paired_comparison(scores)
+    key = ("rave-unpaired", "released-clip-lit")
+    p_without = without.set_index(["system_a", "system_b"]).loc[key[::-1] if key[::-1] in
+                                                                set(zip(without.system_a, without.system_b)) else key]
+    both = with_op.set_index(["system_a", "system_b"])
+    p_with = both.loc[key[::-1] if key[::-1] in both.index else key]
+    assert p_with["family"] == PRIMARY and p_with["p_holm"] == p_without["p_holm"]
+    assert set(with_op[with_op["system_a"].eq("clahe") | with_op["system_b"].eq("clahe")]["family"]) == {SECONDARY}
+    best = best_systems(aggregate(scores), with_op)
+    assert list(best["best"]) == ["rave-unpaired"]  # clahe's mean is higher, but it is a baseline

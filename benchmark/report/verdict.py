@@ -70,7 +70,8 @@ def family_sentence(res: Results, dataset: str) -> list[str]:
     systems = r.systems.split()
     several = fam["n_tests"].nunique() > 1
     tests = f"{'up to ' if several else ''}{_plural(int(r.n_tests), TEST.split(' on ')[0])}"
-    text = (f"Best is decided per metric among the {len(systems)} healthy systems ({_join(systems)}): {tests} on "
+    text = (f"Best is decided per metric among the {len(systems)} healthy trained and released systems "
+            f"({_join(systems)}): {tests} on "
             f"per-scene mean differences ({_plural(int(r.n_scenes), 'scene')}) per metric, Holm-adjusted at "
             f"{ALPHA:g} within each metric")
     if r.separable and not math.isnan(r.d_crit):
