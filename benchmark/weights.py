@@ -3,12 +3,14 @@
 Nine hold the shared network (CLIP-LIT, latent-prompt, RAVE); ``zero-dce`` holds the Zero-DCE
 baseline's (``network``: which one, :mod:`methods.enhancers` loads either).
 
-``resolve_weights`` accepts a released name, a checkpoint file, or a training run directory.
-Released files are looked up, in order, in the cache (``$BACKLIT_BENCH_WEIGHTS``, default
-``~/.cache/backlit_bench/weights``), in local mirror folders (``$BACKLIT_BENCH_WEIGHTS_MIRRORS``,
-``os.pathsep``-separated, plus ``../shared/reference/checkpoints`` beside the checkout when it
-exists), and finally downloaded: from upstream, or from ``$BACKLIT_BENCH_MIRROR/weights/`` when
-that mirror is set (:mod:`benchmark.data.mirror`). Every file is sha256-verified before use.
+Each name says method and regime; :data:`ALIASES` adds the names the papers use (``rave`` is the
+unpaired RAVE model). ``resolve_weights`` accepts a released name or alias, a checkpoint file, or a
+training run directory. Released files are looked up, in order, in the cache
+(``$BACKLIT_BENCH_WEIGHTS``, default ``~/.cache/backlit_bench/weights``), in local mirror folders
+(``$BACKLIT_BENCH_WEIGHTS_MIRRORS``, ``os.pathsep``-separated, plus ``../shared/reference/checkpoints``
+beside the checkout when it exists), and finally downloaded: from upstream, or from
+``$BACKLIT_BENCH_MIRROR/weights/`` when that mirror is set (:mod:`benchmark.data.mirror`). Every file
+is sha256-verified before use.
 """
 from __future__ import annotations
 
@@ -87,6 +89,22 @@ RELEASED: dict[str, ReleasedWeights] = {
 }
 
 
+# the name a paper gives a model -> its released name (the unpaired regime is each paper's own setting)
+ALIASES: dict[str, str] = {"rave": "rave-unpaired", "latent-prompt": "latent-prompt-unpaired"}
+
+
+def released(name: str) -> ReleasedWeights:
+    """The released weights of ``name`` or its alias; :class:`UnknownNameError` lists the valid names."""
+    w = RELEASED.get(ALIASES.get(name, name))
+    if w is None:
+        raise UnknownNameError(unknown_name_message("released weights", name, [*RELEASED, *ALIASES]))
+    return w
+
+
+def aliases_of(name: str) -> list[str]:
+    return [a for a, n in ALIASES.items() if n == name]
+
+
 class WeightsUnavailable(RuntimeError):
     """A released checkpoint is neither cached nor downloadable; the message says what to do."""
 
@@ -113,6 +131,11 @@ def _find_local(w: ReleasedWeights) -> Path | None:
         if c.is_file() and c.stat().st_size == w.size and sha256_of(c) == w.sha256:
             return c
     return None
+
+
+def local_weights() -> dict[str, Path]:
+    """Released name -> the verified local file, for every released model found without downloading."""
+    return {w.name: path for w in RELEASED.values() if (path := _find_local(w)) is not None}
 
 
 def download(w: ReleasedWeights, timeout: float = 30.0) -> Path:
@@ -149,11 +172,9 @@ def resolve_weights(name_or_path: str | Path, allow_download: bool = True) -> Pa
     if p.is_file():
         return p
     name = str(name_or_path)
-    if name not in RELEASED:
-        if any(sep in name for sep in ("/", "\\")) or p.suffix:
-            raise FileNotFoundError(f"{name}: no such checkpoint file or directory")
-        raise UnknownNameError(unknown_name_message("released weights", name, list(RELEASED)))
-    w = RELEASED[name]
+    if ALIASES.get(name, name) not in RELEASED and (any(sep in name for sep in ("/", "\\")) or p.suffix):
+        raise FileNotFoundError(f"{name}: no such checkpoint file or directory")
+    w = released(name)
     local = _find_local(w)
     if local is not None:
         return local

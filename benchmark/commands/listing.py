@@ -39,9 +39,10 @@ def _names(kind: str) -> list[str]:
         from benchmark.data import list_cards
 
         return [c.name for c in list_cards()]
-    from benchmark.weights import RELEASED
+    from benchmark.weights import RELEASED, aliases_of
 
-    return [f"{w.name} ({w.method}, {w.regime})" for w in RELEASED.values()]
+    return [f"{w.name} ({w.method}, {w.regime})" + "".join(f", alias {a}" for a in aliases_of(w.name))
+            for w in RELEASED.values()]
 
 
 @click.command("sys-info")

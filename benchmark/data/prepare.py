@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from backlit_core.atomic import write_json
+from backlit_core.image_io import list_images
 from benchmark.data import layout
 from benchmark.data.cards import Card, card_names, load_card
 from benchmark.data.download import extract_all, fetch_gdrive, fetch_gdrive_folder, fetch_http, pending_archives
@@ -22,7 +23,6 @@ from benchmark.data.errors import DatasetError, SourceUnavailable
 from benchmark.data.folder import detect, slug
 from benchmark.data.manifest import read_manifest, verify_manifest
 from benchmark.data.mirror import MIRROR_ENV, fetch_group, group_url, mirror_record, mirror_url
-from benchmark.data.pairs import images_in
 from benchmark.data.paths import PROJECT_ROOT, data_root, dataset_dir, raw_dir
 
 log = logging.getLogger("benchmark.data")
@@ -97,7 +97,7 @@ def _listing_key(folders: dict[str, Path]) -> str:
     h = hashlib.sha256()
     for target, folder in sorted(folders.items()):
         h.update(f"{target}={folder.resolve()}\n".encode())
-        for p in images_in(folder):
+        for p in list_images(folder):
             st = p.stat()
             h.update(f"{p.name}:{st.st_size}:{st.st_mtime_ns}\n".encode())
     return "folder:" + h.hexdigest()[:16]
@@ -132,7 +132,7 @@ def _find(card: Card, root: Path) -> tuple[dict[str, Path], list[str]]:
         raw = raw_dir(rule.group, root)
         hits: list[Path] = []
         for pattern in rule.paths:
-            hits = [d for d in layout.find_dirs(raw, pattern) if images_in(d)] if raw.is_dir() else []
+            hits = [d for d in layout.find_dirs(raw, pattern) if list_images(d)] if raw.is_dir() else []
             if hits:
                 break
         if len(hits) > 1:

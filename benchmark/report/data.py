@@ -75,6 +75,12 @@ class Results:
     def n_images(self, dataset: str) -> int:
         return int(self.scores[self.scores["dataset"] == dataset]["image"].nunique()) if len(self.scores) else 0
 
+    def n_given(self, dataset: str, system: str) -> int | None:
+        """The images ``system`` was given on ``dataset`` (scored ones are each metric's ``n``; the rest were
+        dropped, listed under skipped); None where its scores record no count."""
+        n = self.sidecars.get((system, dataset), {}).get("images")
+        return int(n) if n is not None else None
+
     def n_scenes(self, dataset: str) -> int:
         images = self.scores[self.scores["dataset"] == dataset]["image"].unique() if len(self.scores) else []
         table = self.scenes.get(dataset, {})
@@ -298,17 +304,22 @@ def _decide(res: Results, summaries: dict[str, dict[str, dict]], profile: str | 
     res.labels = {s: system_label(s, summaries.get(s, {}), profile) for s in res.systems()}
     best = {(r.dataset, r.metric, r.best) for r in res.decisions.itertuples() if r.best}
     res.aggregates["best"] = [(r.dataset, r.metric, r.system) in best for r in res.aggregates.itertuples()]
+    res.aggregates.insert(list(res.aggregates.columns).index("n") + 1, "n_given",
+                          [res.n_given(r.dataset, r.system) for r in res.aggregates.itertuples()])
     res.aggregates["health"] = ["; ".join(f.text() for f in res.flags(r.dataset, r.system))
                                 for r in res.aggregates.itertuples()]
     res.aggregates["label"] = res.aggregates["system"].map(res.labels).fillna("")
 
 
 def metrics_json(res: Results) -> dict:
-    """Nested ``{dataset: {system: {metric: {mean, ci_low, ci_high, n, lower_better}}}}`` for DVC."""
+    """Nested ``{dataset: {system: {metric: {mean, ci_low, ci_high, n, n_given, lower_better}}}}`` for DVC
+    (``n`` images scored of the ``n_given`` given)."""
     out: dict[str, Any] = {}
     for r in res.aggregates.itertuples():
         out.setdefault(r.dataset, {}).setdefault(r.system, {})[r.metric] = {
-            "mean": r.mean, "ci_low": r.ci_low, "ci_high": r.ci_high, "n": r.n, "lower_better": bool(r.lower_better)}
+            "mean": r.mean, "ci_low": r.ci_low, "ci_high": r.ci_high, "n": r.n,
+            "n_given": None if pd.isna(r.n_given) else int(r.n_given),
+            "lower_better": bool(r.lower_better)}
     if res.unavailable:
         out["unavailable_metrics"] = dict(res.unavailable)
     return out
@@ -316,9 +327,9 @@ def metrics_json(res: Results) -> dict:
 
 def write_tables(res: Results) -> list[Path]:
     """``metrics.json`` and under ``tables/``: ``aggregates.csv`` (one row per dataset, system and metric:
-    seed-averaged images, scene-bootstrap CI, ``n_seeds`` and ``seed_sd`` across seeds, ``health`` flags,
-    ``best``, ``label``), ``seeds.csv`` (the same per seed of each trained system), ``paired.csv`` (every
-    pair: Wilcoxon p, ``p_holm`` over all its rows, mean difference and rank-biserial effect with
+    seed-averaged images, ``n`` scored of ``n_given``, scene-bootstrap CI, ``n_seeds`` and ``seed_sd`` across
+    seeds, ``health`` flags, ``best``, ``label``), ``seeds.csv`` (the same per seed of each trained system),
+    ``paired.csv`` (every pair: Wilcoxon p, ``p_holm`` over all its rows, mean difference and rank-biserial effect with
     intervals), ``decisions.csv`` (best or tie per metric, and why) and ``speed_ratios.csv``."""
     tables = res.root / "tables"
     written = [res.root / "metrics.json", tables / "aggregates.csv", tables / "paired.csv", tables / "speed_ratios.csv",
