@@ -7,10 +7,10 @@ Each name says method and regime; :data:`ALIASES` adds the names the papers use 
 unpaired RAVE model). ``resolve_weights`` accepts a released name or alias, a checkpoint file, or a
 training run directory. Released files are looked up, in order, in the cache
 (``$BACKLIT_BENCH_WEIGHTS``, default ``~/.cache/backlit_bench/weights``), in local mirror folders
-(``$BACKLIT_BENCH_WEIGHTS_MIRRORS``, ``os.pathsep``-separated, plus ``../shared/reference/checkpoints``
-beside the checkout when it exists), and finally downloaded: from upstream, or from
-``$BACKLIT_BENCH_MIRROR/weights/`` when that mirror is set (:mod:`benchmark.data.mirror`). Every file
-is sha256-verified before use.
+(``$BACKLIT_BENCH_WEIGHTS_MIRRORS``, ``os.pathsep``-separated, plus ``checkpoints`` of the reference
+data, ``$BACKLIT_BENCH_REFERENCE``, default ``../shared/reference``, when it exists), and finally
+downloaded: from upstream, or from ``$BACKLIT_BENCH_MIRROR/weights/`` when that mirror is set
+(:mod:`benchmark.data.mirror`). Every file is sha256-verified before use.
 """
 from __future__ import annotations
 
@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from backlit_core.hashing import sha256_of
-from backlit_core.paths import SHARED_DIR
+from backlit_core.paths import REFERENCE_DIR
 from backlit_core.registry import UnknownNameError, unknown_name_message
 
 CLIP_LIT_COMMIT = "25ed5be6086cd34d2bc1020c6088ac3f9d3a9522"
@@ -115,7 +115,7 @@ def cache_dir() -> Path:
 
 def mirror_dirs() -> list[Path]:
     dirs = [Path(p) for p in os.environ.get("BACKLIT_BENCH_WEIGHTS_MIRRORS", "").split(os.pathsep) if p]
-    dirs.append(SHARED_DIR / "reference" / "checkpoints")
+    dirs.append(REFERENCE_DIR / "checkpoints")
     return [d for d in dirs if d.is_dir()]
 
 

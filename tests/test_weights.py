@@ -35,7 +35,7 @@ def test_corrupt_mirror_copy_is_ignored_and_offline_error_says_where(tmp_path: P
     (mirror / "rave_unpaired.pth").write_bytes(b"\0" * W.RELEASED["rave-unpaired"].size)  # right size, wrong bytes
     monkeypatch.setenv("BACKLIT_BENCH_WEIGHTS", str(tmp_path / "cache"))
     monkeypatch.setenv("BACKLIT_BENCH_WEIGHTS_MIRRORS", str(mirror))
-    monkeypatch.setattr(W, "SHARED_DIR", tmp_path / "shared")  # hide ../shared
+    monkeypatch.setattr(W, "REFERENCE_DIR", tmp_path / "reference")  # hide ../shared/reference
     monkeypatch.setattr(W.ReleasedWeights, "url", property(lambda self: "http://127.0.0.1:9/" + self.filename))
     with pytest.raises(W.WeightsUnavailable) as err:
         W.resolve_weights("rave-unpaired")

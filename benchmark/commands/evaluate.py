@@ -146,38 +146,51 @@ def _resolve_systems(methods: str, weights: str, store: ResultsStore) -> tuple[l
 
 
 def _training_hint(methods: list[str], store: ResultsStore) -> str:
-    """One line: how to train ``methods`` for the comparison, how long the committed run took for them, and
-    the released models to compare instead."""
-    from backlit_core.atomic import read_json
+    """One line: how to train ``methods`` (or ``all``) for the comparison, how long the committed run took for
+    them, and the released models to compare instead."""
     from benchmark.weights import ALIASES, RELEASED
     from methods.registry import METHODS
 
     params = _params()
     seeds, regimes = params.get("seeds") or [0], params.get("regimes") or ["unpaired"]
-    trained = [m for m in methods if m in (params.get("methods") or []) and m != "all"]
-    seconds, cores = 0.0, set()
-    for m in trained:
-        for regime in regimes:
-            records = [read_json(System.trained(m, regime, k).train_timing_dir(store.root) / "train_timing.json")
-                       for k in seeds]
-            walls = [r["wall_s"] for r in records if r.get("status") != "skipped" and r.get("wall_s")]
-            seconds += sum(walls) / len(walls) * len(seeds) if walls else 0.0
-            cores |= {r["machine"]["cpu_count"] for r in records if r.get("machine", {}).get("cpu_count")}
-    how = ("`dvc repro --glob " + " ".join(f"'train@{m}-{r}-*'" for m in trained for r in regimes) + "`"
-           if trained == methods else "`bench train --method METHOD ...` (or add them to params.yaml methods and "
-           "`dvc repro`)")
+    listed = params.get("methods") or []
+    everything = methods == ["all"]
+    names = list(listed) if everything else methods
+    absent = [m for m in names if m not in listed]
+    how = "`dvc repro`" if everything else "`dvc repro --glob " + " ".join(
+        f"'train@{m}-{r}-*'" for m in names for r in regimes) + "`" + (
+        f" after adding {', '.join(absent)} to params.yaml methods" if absent else "")
     facts = [f"{len(seeds)} seed{'s' * (len(seeds) > 1)}"]
+    seconds, cores = _committed_training_s(names, regimes, seeds)
     if seconds:
         on = f" on the {'/'.join(map(str, sorted(cores)))}-core CPU of the committed run" if cores else ""
-        facts.append(f"about {max(1, round(seconds / 60))} min{on}")
-    text_only = [m for m in methods if m in METHODS and METHODS.get(m).needs_text]
+        facts.append(f"about {max(1, round(seconds / 60))} min of training{on}")
+    text_only = [m for m in names if m in METHODS and METHODS.get(m).needs_text]
     guidance = str((params.get("encoders") or {}).get("guidance", ""))
     if text_only and not guidance.startswith("clip:"):
         facts.append(f"{', '.join(text_only)} needs a CLIP text encoder, so the image-only {guidance} skips it")
-    line = f"no training runs of {', '.join(methods)} in {store.root / 'train'}: train with {how} ({'; '.join(facts)})"
-    if all(m in RELEASED or m in ALIASES for m in methods):
+    which = "" if everything else f" of {', '.join(methods)}"
+    line = f"no training runs{which} in {store.root / 'train'}: train with {how} ({'; '.join(facts)})"
+    if everything or all(m in RELEASED or m in ALIASES for m in methods):
         line += f", or compare the released models: `bench compare --methods {','.join(methods)} --weights released`"
     return line
+
+
+def _committed_training_s(methods: list[str], regimes: list[str], seeds: list[int]) -> tuple[float, set[int]]:
+    """Seconds the project's committed run (``results/timing/train``) took to train ``methods`` in ``regimes``
+    for ``len(seeds)`` seeds (mean of its finished runs per seed), and the CPU core counts it ran on."""
+    from backlit_core.atomic import read_json
+    from backlit_core.paths import PROJECT_ROOT
+
+    seconds, cores = 0.0, set()
+    for m in methods:
+        for regime in regimes:
+            records = [read_json(System.trained(m, regime, k).train_timing_dir(PROJECT_ROOT / "results")
+                                 / "train_timing.json") for k in seeds]
+            walls = [r["wall_s"] for r in records if r.get("status") != "skipped" and r.get("wall_s")]
+            seconds += sum(walls) / len(walls) * len(seeds) if walls else 0.0
+            cores |= {r["machine"]["cpu_count"] for r in records if (r.get("machine") or {}).get("cpu_count")}
+    return seconds, cores
 
 
 def _timing(systems: list[System], store: ResultsStore, device: str, size_mp: float, repeats: int,

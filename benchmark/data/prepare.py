@@ -16,6 +16,7 @@ from typing import Any
 
 from backlit_core.atomic import write_json
 from backlit_core.image_io import list_images
+from backlit_core.paths import REFERENCE_DIR, REFERENCE_ENV
 from benchmark.data import layout
 from benchmark.data.cards import Card, card_names, load_card
 from benchmark.data.download import extract_all, fetch_gdrive, fetch_gdrive_folder, fetch_http, pending_archives
@@ -83,8 +84,11 @@ def synthesize(dest: Path, params: Any) -> Path:
 
 
 def card_folder(card: Card) -> Path:
-    """The folder of a ``kind: folder`` card (relative paths are relative to the project root)."""
-    path = Path(os.path.expandvars(card.path or "")).expanduser()
+    """The folder of a ``kind: folder`` card (``$BACKLIT_BENCH_REFERENCE`` is the reference data, set or not;
+    relative paths are relative to the project root)."""
+    text = (card.path or "").replace("${" + REFERENCE_ENV + "}", "$" + REFERENCE_ENV)
+    text = text.replace("$" + REFERENCE_ENV, str(REFERENCE_DIR))
+    path = Path(os.path.expandvars(text)).expanduser()
     return (path if path.is_absolute() else PROJECT_ROOT / path).resolve()
 
 
@@ -270,7 +274,7 @@ def how_to_get(card: Card, group: str, root: Path | None = None, failures: list[
 
 @dataclass(frozen=True)
 class Status:
-    state: str  # present | stale | ready | missing | manual
+    state: str  # present | stale | ready (found, prepared on first use) | missing | manual
     action: str  # what to do (empty when present)
 
 
@@ -290,8 +294,10 @@ def status(card: Card, root: Path | None = None) -> Status:
     if card.kind == "folder":
         folder = card_folder(card)
         if not folder.is_dir():
-            return Status("missing", f"folder {folder} not found (edit 'path' in {card.file})")
-        return Status("present", "") if stamp else Status("missing", run)
+            return Status("missing", f"folder {folder} not found (set {REFERENCE_ENV} to the reference data, or edit "
+                                     f"'path' in {card.file})")
+        return Status("present", "") if stamp else \
+            Status("ready", f"found at {folder} (commands read it from there)\n{run}  (links it into {dest.parent})")
     if stamp and stamp.get("manifest_failed"):
         return Status("stale", f"{run}  (last copy failed the manifest check: {stamp['manifest_failed']})")
     if stamp:
