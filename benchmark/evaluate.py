@@ -107,7 +107,7 @@ def pair_problems(test: TestSet, stems: Iterable[str]) -> dict[str, str]:
     """Image stem -> why its pair loses the full-reference metrics: no ground truth with its stem, or ground
     truth of another size (both files and sizes named). Sizes come from the file headers."""
     from benchmark.data.errors import DatasetError
-    from benchmark.data.pairs import image_size
+    from benchmark.data.pairs import size_mismatch
 
     if test.gt is None:
         return {}
@@ -116,16 +116,14 @@ def pair_problems(test: TestSet, stems: Iterable[str]) -> dict[str, str]:
         if inp is None:
             continue
         if gt is None:
-            out[stem] = f"{inp.name}: no ground truth named {stem}.* in {test.gt}"
+            out[stem] = f"{inp}: no ground truth named {stem}.* in {test.gt}"
             continue
         try:
-            a, b = image_size(inp), image_size(gt)
+            problem = size_mismatch(inp, gt)
         except DatasetError as exc:
-            out[stem] = str(exc)
-            continue
-        if a != b:
-            out[stem] = (f"size mismatch: {inp} is {a[0]}x{a[1]} but its ground truth {gt} is {b[0]}x{b[1]} "
-                         "(width x height)")
+            problem = str(exc)
+        if problem:
+            out[stem] = problem
     return out
 
 

@@ -45,7 +45,7 @@ def load_checkpoint(path: Path) -> dict:
     from backlit_core.torch_files import CheckpointError, load_tensors
 
     must_hold = (f"a training checkpoint is bench train's checkpoint.pt (version {CHECKPOINT_VERSION}: "
-                 "enhancer, guidance, optimiser and RNG states); delete it to start the run afresh")
+                 "enhancer, guidance, optimiser and RNG states); move it away to start the run afresh")
     data = load_tensors(path, must_hold)
     if not isinstance(data, dict) or data.get("version") != CHECKPOINT_VERSION:
         raise CheckpointError(f"{path}: not a version-{CHECKPOINT_VERSION} training checkpoint; {must_hold}")

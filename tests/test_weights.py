@@ -54,3 +54,41 @@ def test_local_paths_and_run_dirs(tmp_path: Path) -> None:
         W.resolve_weights(tmp_path)
     with pytest.raises(FileNotFoundError, match="no such checkpoint"):
         W.resolve_weights(str(tmp_path / "missing.pth"))
+
+
+def test_paper_names_are_aliases(reference_dir: Path) -> None:
+    from click.testing import CliRunner
+
+    from benchmark.cli import cli
+    from benchmark.system import System
+
+    assert W.released("rave").name == "rave-unpaired" and W.released("latent-prompt").name == "latent-prompt-unpaired"
+    assert W.released("clip-lit").name == "clip-lit"  # the CLIP-LIT paper's own model
+    assert W.resolve_weights("rave", allow_download=False) == W.resolve_weights("rave-unpaired", allow_download=False)
+    assert System.released("rave").name == "released-rave-unpaired"  # results live under the released name
+    with pytest.raises(UnknownNameError, match="did you mean 'rave'"):
+        W.released("ravee")
+    listing = CliRunner().invoke(cli, ["weights", "list"]).output.splitlines()
+    assert next(line for line in listing if line.startswith("rave-unpaired ")).endswith("alias: rave")
+    assert next(line for line in listing if line.startswith("latent-prompt-unpaired ")).endswith("alias: latent-prompt")
+    assert max(map(len, listing)) <= 120
+
+
+def test_sys_info_names_cpu_and_local_weights(reference_dir: Path, tmp_path: Path,
+                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    import json
+
+    from click.testing import CliRunner
+
+    from benchmark.cli import cli
+
+    monkeypatch.setenv("BACKLIT_BENCH_WEIGHTS", str(tmp_path / "cache"))
+    monkeypatch.setenv("BACKLIT_BENCH_WEIGHTS_MIRRORS", "")
+    info = json.loads(CliRunner().invoke(cli, ["sys-info"]).stdout)
+    assert info["device"]["cpu_model"] and info["device"]["cpu_model"] != info["device"]["processor"]
+    assert info["weights"]["rave-unpaired"] == {"file": str(reference_dir / "checkpoints/rave/rave_unpaired.pth"),
+                                                "sha256": W.RELEASED["rave-unpaired"].sha256}
+    assert len(info["weights"]) == len(W.RELEASED)  # every released model is in the reference copy
+    monkeypatch.setattr(W, "REFERENCE_DIR", tmp_path / "reference")  # hide it
+    none = json.loads(CliRunner().invoke(cli, ["sys-info"]).stdout)["weights"]
+    assert none.startswith(f"none cached: no released model in {tmp_path / 'cache'}")

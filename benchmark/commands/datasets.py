@@ -66,10 +66,11 @@ def prepare_dataset(name: str, root: Path | None) -> None:
 
 def _describe(folders: dict[str, Path]) -> int:
     """Print where each standard-layout folder comes from, input / ground-truth counts and pairing problems
-    (duplicates, missing or orphan ground truth, sizes that differ); the number of pairs of different sizes."""
+    (duplicates, missing or orphan ground truth, unreadable headers, sizes that differ); the number of pairs
+    of different sizes."""
     from backlit_core.image_io import list_images
     from benchmark.data.cards import PAIRS
-    from benchmark.data.pairs import image_size, match
+    from benchmark.data.pairs import match, size_mismatch
 
     for target, folder in folders.items():
         click.echo(f"{target:24s} <- {folder} ({len(list_images(folder))} images)")
@@ -78,16 +79,18 @@ def _describe(folders: dict[str, Path]) -> int:
         if inp not in folders:
             continue
         rep = match(list_images(folders[inp]), list_images(folders[gt]) if gt in folders else None)
-        sizes = [(i, g) for i, g in rep.pairs if g is not None and image_size(i) != image_size(g)]
-        with_gt = f"{len(rep.pairs) - len(rep.missing_gt) - len(sizes)} with ground truth of the same size" \
-            if gt in folders else "no ground truth"
+        with_gt = f"{len(rep.pairs) - len(rep.missing_gt)} with ground truth" if gt in folders else "no ground truth"
         click.echo(f"{inp.split('/')[0]}: {len(rep.pairs)} inputs, {with_gt}")
         for line in rep.problems():
             click.echo(f"  {line}")
-        for i, g in sizes:
-            (wi, hi), (wg, hg) = image_size(i), image_size(g)
-            click.echo(f"  size mismatch: {i} is {wi}x{hi} but its ground truth {g} is {wg}x{hg} (width x height)")
-        mismatched += len(sizes)
+        for i, g in ((i, g) for i, g in rep.pairs if g is not None):
+            try:
+                problem = size_mismatch(i, g)
+            except _errors() as exc:  # an unreadable header: the manifest check says more
+                problem = str(exc)
+            if problem:
+                click.echo(f"  {problem}")
+                mismatched += problem.startswith("size mismatch")
     return mismatched
 
 

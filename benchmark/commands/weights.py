@@ -22,7 +22,7 @@ def list_weights() -> None:
         where = f"local: {found[w.name]}" if w.name in found else \
             f"not local: bench weights download {w.name} (-> {cached_path(w)})"
         click.echo(f"{w.name:24s} {w.method:14s} {w.regime:9s}{' alias: ' + alias if alias else ''}".rstrip())
-        click.echo(f"{'':24s} {w.repo}@{w.commit[:7]}:{w.path}\n{'':24s} {where}")
+        click.echo(f"    {w.repo}@{w.commit[:7]}:{w.path}\n    {where}")
 
 
 @weights.command("download")

@@ -92,6 +92,15 @@ def image_size(path: Path) -> tuple[int, int]:
     return (h, w) if orientation in (5, 6, 7, 8) else (w, h)
 
 
+def size_mismatch(inp: Path, gt: Path) -> str | None:
+    """``size mismatch: <input> is WxH but its ground truth <gt> is WxH`` when the two differ (read from the
+    headers; :class:`DatasetError` when one cannot be read), else None."""
+    a, b = image_size(inp), image_size(gt)
+    if a == b:
+        return None
+    return f"size mismatch: {inp} is {a[0]}x{a[1]} but its ground truth {gt} is {b[0]}x{b[1]} (width x height)"
+
+
 def test_pairs(dataset: str | Path, check_sizes: bool = True) -> list[tuple[Path, Path | None]]:
     """``[(input, gt or None)]`` of a dataset folder (any layout of :mod:`benchmark.data.folder`); problems are
     logged; size mismatches raise.
@@ -107,9 +116,9 @@ def test_pairs(dataset: str | Path, check_sizes: bool = True) -> list[tuple[Path
         log.warning("%s: %s", dataset.name, line)
     if check_sizes:
         for inp, gt in report.pairs:
-            if gt is not None and image_size(inp) != image_size(gt):
-                raise DatasetError(f"size mismatch: {inp} is {image_size(inp)} but its ground truth {gt} is "
-                                   f"{image_size(gt)} (width, height); fix or remove the pair")
+            problem = size_mismatch(inp, gt) if gt is not None else None
+            if problem:
+                raise DatasetError(f"{problem}; fix or remove the pair")
     return report.pairs
 
 

@@ -164,8 +164,8 @@ def metric_table(res: Results, dataset: str, metrics: list[str] | None = None, s
         table.rows.append(row)
     table.notes += _metric_notes(res, dataset, metrics, systems, seeded, with_timing)
     if any(a != b for r in table.rows for a, _, b in [r[len(metrics) + 2].partition("/")] if b):
-        table.notes.append("scored/given: images scored by every metric / images given; each dropped image or pair "
-                           "is listed with the reason under skipped")
+        table.notes.append("scored/given: images scored by every metric / images given; why each dropped image or "
+                           "pair was dropped: the report's Skipped section, and the scores' .json files")
     return table
 
 
