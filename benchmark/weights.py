@@ -146,19 +146,28 @@ def download(w: ReleasedWeights, timeout: float = 30.0) -> Path:
 
     target = cached_path(w)
     mirror = mirror_url()
+    made = [d for d in (target.parent, target.parent.parent) if not d.exists()]  # removed again if left empty
     try:
         if mirror:
             fetch_listed(mirror, "weights", w.filename, target, w.sha256, timeout=timeout)
             return target
         return fetch_http(w.url, target, w.sha256, w.size, timeout=timeout)
     except ChecksumError as exc:
+        _remove_empty(made)
         raise WeightsUnavailable(str(exc)) from None
     except SourceUnavailable as exc:
+        _remove_empty(made)
         raise WeightsUnavailable(
             f"{w.name}: not cached and the download failed ({exc}). "
             f"Download {w.url} (sha256 {w.sha256}) and place it at {target}, "
             f"or put it in a folder listed in BACKLIT_BENCH_WEIGHTS_MIRRORS, or pass the file path instead of the name."
         ) from None
+
+
+def _remove_empty(folders: list[Path]) -> None:
+    for d in folders:  # deepest first
+        if d.is_dir() and not any(d.iterdir()):
+            d.rmdir()
 
 
 def resolve_weights(name_or_path: str | Path, allow_download: bool = True) -> Path:

@@ -42,6 +42,7 @@ def test_corrupt_mirror_copy_is_ignored_and_offline_error_says_where(tmp_path: P
     msg = str(err.value)
     assert str(tmp_path / "cache" / "rave-unpaired" / "rave_unpaired.pth") in msg
     assert "sha256" in msg
+    assert not (tmp_path / "cache").exists()  # the failed download leaves no empty folder
 
 
 def test_local_paths_and_run_dirs(tmp_path: Path) -> None:
