@@ -158,9 +158,9 @@ def download(w: ReleasedWeights, timeout: float = 30.0) -> Path:
     except SourceUnavailable as exc:
         _remove_empty(made)
         raise WeightsUnavailable(
-            f"{w.name}: not cached and the download failed ({exc}). "
-            f"Download {w.url} (sha256 {w.sha256}) and place it at {target}, "
-            f"or put it in a folder listed in BACKLIT_BENCH_WEIGHTS_MIRRORS, or pass the file path instead of the name."
+            f"{w.name}: not cached, and {exc}. Place {w.filename} (sha256 {w.sha256}) at {target}, in a folder "
+            f"listed in BACKLIT_BENCH_WEIGHTS_MIRRORS or in {REFERENCE_DIR / 'checkpoints'}, or pass its path instead "
+            "of the name."
         ) from None
 
 
