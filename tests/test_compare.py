@@ -197,7 +197,8 @@ def test_compare_without_training_runs_says_what_to_run(tmp_path: Path, monkeypa
     run = CliRunner().invoke(cli, ["compare", "--methods", "clip-lit,rave", "--results", str(results)])
     assert run.exit_code == 1
     error = [line for line in run.output.splitlines() if line.startswith("Error:")]
-    assert len(error) == 1 and error[0].startswith(f"Error: no training runs of clip-lit, rave in {results / 'train'}: ")
+    assert len(error) == 1
+    assert error[0].startswith(f"Error: no training runs of clip-lit, rave in {results / 'train'}: ")
     assert "`dvc repro --glob 'train@clip-lit-unpaired-*' 'train@rave-unpaired-*'`" in error[0]
     assert "min of training" in error[0]  # from the committed run's results/timing/train
     assert "`bench compare --methods clip-lit,rave --weights released`" in error[0]

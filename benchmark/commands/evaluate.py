@@ -313,8 +313,9 @@ def _print_tables(res: Results, tests: list[tuple[str, TestSet]], names: list[st
 @click.command(epilog=EPILOG)
 @click.option("--methods", "-m", required=True,
               help="Comma-separated: method names (trained runs of clip-lit, rave, zero-dce, ...; training-free "
-                   "gamma, hist-eq, clahe) or run names, or released weight names with --weights released; "
-                   "`all` for every training run.")
+                   "gamma, hist-eq, clahe) or run names, or with --weights released the released models by name "
+                   "or as the papers name them (clip-lit, rave, latent-prompt; `bench weights list`); `all` for "
+                   "every training run or released model.")
 @click.option("--dataset", "-d", "datasets", multiple=True,
               help="Dataset name or directory in a layout below (repeatable, or comma-separated) [default: "
                    "params.yaml data.test, prepared when it is the embedded synthetic set].")

@@ -25,7 +25,8 @@ WRITERS: dict[str, tuple[Callable[[Path, Path], None], str]] = {
     "list": (lambda p, good: torch.save([torch.zeros(2)], p), "holds a list, not a state dict"),
     "wrong-tensors": (lambda p, good: torch.save({"conv.weight": torch.zeros(2)}, p),
                       "a state dict of 1 entry, not the enhancement network's (30 of its 30 tensors missing"),
-    "wrong-shape": (lambda p, good: torch.save({**torch.load(good, weights_only=True), "cond1.bias": torch.zeros(3)}, p),
+    "wrong-shape": (lambda p, good: torch.save({**torch.load(good, weights_only=True),
+                                                "cond1.bias": torch.zeros(3)}, p),
                     "1 of another shape (first: cond1.bias is (3,), the network needs"),
 }
 
