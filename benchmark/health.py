@@ -123,12 +123,13 @@ def training_flags(runs: Mapping[str, Mapping[str, Path]]) -> dict[str, list[Fla
 
 
 def _change_items(entry: object) -> list[str]:
-    """A ``dvc status`` entry as texts, for changes of code, params, data or command (not of outputs)."""
+    """A ``dvc status`` entry as texts, for changes of code, params, data or command (not of outputs, nor an input
+    that is absent: a stage that has not run in this checkout, as in a fresh clone, made nothing here)."""
     if isinstance(entry, str):
         return [entry] if entry in ("changed command", "always changed") else []
     if isinstance(entry, dict) and "changed deps" in entry:
         return [f"{path} {k} {v}" if isinstance(what, dict) else f"{path} {what}"
-                for path, what in entry["changed deps"].items()
+                for path, what in entry["changed deps"].items() if what != "deleted"
                 for k, v in (what.items() if isinstance(what, dict) else [(None, None)])]
     return []
 

@@ -101,6 +101,10 @@ def test_stale_after_a_code_change(tmp_path: Path) -> None:
     flags, note = stale_flags(tmp_path / "results", tmp_path)
     assert set(flags) == {"sys"} and note == "stale: checked with dvc status (1 stale stages)"
     assert flags["sys"][0].value == "code.py modified, params.yaml lr modified (stage train)"
+    (tmp_path / "code.py").write_text("x = 1\n")
+    (tmp_path / "params.yaml").write_text("lr: 1\n")
+    shutil.rmtree(tmp_path / "results" / "train")  # as in a fresh clone: an input absent is not a change
+    assert stale_flags(tmp_path / "results", tmp_path) == ({}, "stale: checked with dvc status (0 stale stages)")
 
 
 def _pairs(src: Path, dst: Path, n: int, size: int) -> Path:

@@ -77,6 +77,12 @@ class Results:
     def n_images(self, dataset: str) -> int:
         return int(self.scores[self.scores["dataset"] == dataset]["image"].nunique()) if len(self.scores) else 0
 
+    def n_given(self, dataset: str, system: str) -> int | None:
+        """The images ``system`` was given on ``dataset`` (scored ones are each metric's ``n``; the rest were
+        dropped, listed under skipped); None where its scores record no count."""
+        n = self.sidecars.get((system, dataset), {}).get("images")
+        return int(n) if n is not None else None
+
     def n_scenes(self, dataset: str) -> int:
         images = self.scores[self.scores["dataset"] == dataset]["image"].unique() if len(self.scores) else []
         table = self.scenes.get(dataset, {})
@@ -307,6 +313,8 @@ def _decide(res: Results, summaries: dict[str, dict[str, dict]], profile: str | 
     res.labels = {s: system_label(s, summaries.get(s, {}), profile) for s in res.systems()}
     best = {(r.dataset, r.metric, r.best) for r in res.decisions.itertuples() if r.best}
     res.aggregates["best"] = [(r.dataset, r.metric, r.system) in best for r in res.aggregates.itertuples()]
+    res.aggregates.insert(list(res.aggregates.columns).index("n") + 1, "n_given",
+                          [res.n_given(r.dataset, r.system) for r in res.aggregates.itertuples()])
     res.aggregates["health"] = ["; ".join(f.text() for f in res.flags(r.dataset, r.system))
                                 for r in res.aggregates.itertuples()]
     res.aggregates["label"] = res.aggregates["system"].map(res.labels).fillna("")
@@ -340,11 +348,11 @@ def metrics_json(res: Results) -> dict:
 
 def write_tables(res: Results) -> list[Path]:
     """``metrics.json`` and under ``tables/``: ``aggregates.csv`` (one row per dataset, system and metric:
-    seed-averaged images, scene-bootstrap CI, ``n_seeds`` and ``seed_sd`` across seeds, ``health`` flags,
-    ``best``, ``label``), ``seeds.csv`` (the same per seed of each trained system), ``paired.csv`` (every
-    pair: its ``family``, t-test p, ``p_holm`` within the family, mean difference and rank-biserial effect with
-    intervals), ``families.csv`` (each family: systems, tests, scenes, what it can show), ``decisions.csv``
-    (best or not separated per metric, and why) and ``speed_ratios.csv``."""
+    seed-averaged images, ``n`` scored of ``n_given``, scene-bootstrap CI, ``n_seeds`` and ``seed_sd`` across
+    seeds, ``health`` flags, ``best``, ``label``), ``seeds.csv`` (the same per seed of each trained system),
+    ``paired.csv`` (every pair: its ``family``, t-test p, ``p_holm`` within the family, mean difference and
+    rank-biserial effect with intervals), ``families.csv`` (each family: systems, tests, scenes, what it can show),
+    ``decisions.csv`` (best or not separated per metric, and why) and ``speed_ratios.csv``."""
     tables = res.root / "tables"
     written = [res.root / "metrics.json", tables / "aggregates.csv", tables / "paired.csv", tables / "speed_ratios.csv",
                tables / "seeds.csv", tables / "decisions.csv", tables / "families.csv"]
