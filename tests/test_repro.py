@@ -180,7 +180,8 @@ def parallel(copies: dict[str, Path]) -> dict:
         output = log.read()
     assert proc.returncode == 0, output[-5000:]
     status = _run(["dvc", "status", "--json", "--with-deps", *TARGETS], project)
-    return {"project": project, "output": output, "lock": _masked_lock(project), "status": status,
+    ignored = _run(["dvc", "check-ignore", "results/timing/pipeline.json"], project)
+    return {"ignored": ignored, "project": project, "output": output, "lock": _masked_lock(project), "status": status,
             "timeline": json.loads((project / "results/timing/pipeline.json").read_text()),
             "killed": worker, "first_alive": first_alive}
 
@@ -195,6 +196,8 @@ def test_parallel_run_writes_the_serial_lock(serial: dict, parallel: dict) -> No
 def test_parallel_run_leaves_dvc_status_clean_and_overlaps_stages(parallel: dict) -> None:
     status = parallel["status"]
     assert status.returncode == 0 and json.loads(status.stdout) == {}, status.stdout + status.stderr
+    # DVC does not see the timeline, so it changes no stage's results/timing dependency (the report's).
+    assert parallel["ignored"].returncode == 0 and "results/timing/pipeline.json" in parallel["ignored"].stdout
     timeline = parallel["timeline"]
     assert timeline["scheduler"] == "local" and timeline["workers"] == 2 and timeline["finished"]
     stages = timeline["stages"]
@@ -257,6 +260,8 @@ def test_failed_stage_stops_only_its_descendants_and_a_rerun_continues(tmp_path:
     log = ".dvc/tmp/repro/broken.log"
     assert f"Error: stage 'broken' failed: exit status 1; log: {log}" in done.stderr
     assert "bad input: 7 is not a size" in (project / log).read_text()
+    timeline = json.loads((project / "results/timing/pipeline.json").read_text())["stages"]
+    assert {s["stage"]: s["status"] for s in timeline} == {"first": "done", "broken": "failed", "other": "done"}
     assert re.search(r"not run +after +\(after failed broken\)", done.stdout)
     lock = yaml.safe_load((project / "dvc.lock").read_text())["stages"]
     assert list(lock) == ["first", "other"]  # the finished ones are recorded, in dvc repro's order
