@@ -1,7 +1,7 @@
 """The released enhancers: names, pinned upstream URLs, checksums, cache and download.
 
 Nine hold the shared network (CLIP-LIT, latent-prompt, RAVE); ``zero-dce`` holds the Zero-DCE
-baseline's (``network``: which one, :mod:`methods.enhancers` loads either).
+baseline's (``network``: which one, :mod:`methods.enhancer_api` loads either).
 
 ``resolve_weights`` accepts a released name, a checkpoint file, or a training run directory.
 Released files are looked up, in order, in the cache (``$BACKLIT_BENCH_WEIGHTS``, default

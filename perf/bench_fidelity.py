@@ -24,7 +24,7 @@ from benchmark.enhance import enhance_folder
 from benchmark.evaluate import evaluate_system, read_scores
 from benchmark.params import load_params
 from methods.fidelity import LEDGER
-from methods.training import train_method
+from methods.train_api import train_method
 
 TRAINED = ("latent-prompt", "rave")
 RETRAINED = {"snapshot": "last", "resize_filter": "bilinear"}  # alternatives that can change training here

@@ -18,7 +18,7 @@ from backlit_core.image_io import save_png
 from methods.clip_encoder import build_open_clip, needs_quickgelu, read_state_dict, resolve_checkpoint, weights_format
 from methods.encoder_base import EncoderUnavailable
 from methods.encoders import load_encoder
-from methods.training import train_method
+from methods.train_api import train_method
 
 pytestmark = pytest.mark.usefixtures("embedding_cache")  # tests/conftest.py: a fresh cache per module
 

@@ -28,7 +28,7 @@ from methods.encoders import load_encoder
 from methods.network import load_enhancer
 from methods.registry import METHODS
 from methods.run_files import TrainingDiverged
-from methods.training import train_method
+from methods.train_api import train_method
 
 pytestmark = pytest.mark.usefixtures("embedding_cache")  # tests/conftest.py: a fresh cache per module
 
@@ -279,7 +279,7 @@ def test_lanczos_resize_is_pils(small: dict[str, Path]) -> None:
 
 
 def test_nan_loss_stops_and_keeps_last_checkpoint(small: dict[str, Path], tmp_path: Path, monkeypatch) -> None:
-    from methods import trainer
+    from methods import guided_training as trainer
 
     calls = {"n": 0}
     real = trainer.identity_loss

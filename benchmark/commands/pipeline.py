@@ -50,7 +50,7 @@ def prepare(dataset: str) -> None:
 def train(method: str, regime: str, seed: int) -> None:
     """Train METHOD on the training dataset in REGIME with SEED; a method that cannot run is recorded as skipped."""
     from benchmark.system import System
-    from methods.training import train_method
+    from methods.train_api import train_method
 
     p = _params()
     system = System.trained(method, regime, seed)

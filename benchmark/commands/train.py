@@ -51,7 +51,7 @@ def train(method: str, backlit: str, welllit: str | None, encoder: str, identity
     """Train METHOD; writes checkpoint.pt, enhancer.pth, train_log.csv, train_summary.json, provenance.json."""
     from methods.registry import METHODS
     from methods.run_files import TrainingDiverged
-    from methods.training import train_method
+    from methods.train_api import train_method
 
     if welllit is None and METHODS.get(method).kind == "clip-guided":
         raise click.BadParameter(f"{method} needs well-lit images", param_hint="--welllit")

@@ -5,7 +5,7 @@ transformer and read at EOT. Only positions up to EOT influence the output (caus
 learnable tensor holds those 18 positions per prompt (2 x 18 x width), initialised with CLIP's own
 embeddings of that string; this is exactly equivalent to upstream's 2 x 77 x width tensor.
 
-Training (in :mod:`methods.trainer`): cross-entropy initialisation of the prompts, reconstruction
+Training (in :mod:`methods.guided_training`): cross-entropy initialisation of the prompts, reconstruction
 warm-up, then rounds of enhancer training against frozen prompts (320 x P(negative) + 22.5 x
 identity) and prompt refinement by rank learning.
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 import torch
 
 from methods.base import GuidanceMethod, MethodContext
-from methods.data import reference_embeddings
+from methods.data import REF_PREPROCESS, reference_embeddings
 from methods.losses import (
     class_mean,
     rave_direction,
@@ -28,6 +28,7 @@ class Rave(GuidanceMethod):
     source = "Gaintseva et al., ECCV 2024 (Atmyre/RAVE)"
     guidance_weight = 6 * 320.0
     paper_total_iters = 140_000  # 1000 warm-up + ~139K guided if run to completion (spec 4.2)
+    method_parameters = (REF_PREPROCESS,)
 
     def __init__(self, ctx: MethodContext) -> None:
         super().__init__(ctx)
@@ -40,8 +41,8 @@ class Rave(GuidanceMethod):
 
     def reference_means(self, ctx: MethodContext) -> tuple[torch.Tensor, torch.Tensor]:
         """Class means ``v_b, v_w`` of the cached reference embeddings (CPU)."""
-        b, key_b = reference_embeddings(ctx.encoder, ctx.backlit_paths, ctx.ref_preprocess)
-        w, key_w = reference_embeddings(ctx.encoder, ctx.welllit_paths, ctx.ref_preprocess)
+        b, key_b = reference_embeddings(ctx.encoder, ctx.backlit_paths, self.settings["ref_preprocess"])
+        w, key_w = reference_embeddings(ctx.encoder, ctx.welllit_paths, self.settings["ref_preprocess"])
         self.info["reference_cache_keys"] = {"backlit": key_b, "welllit": key_w}
         return class_mean(b), class_mean(w)
 

@@ -1,4 +1,4 @@
-"""The one training loop for CLIP-LIT, latent-prompt, RAVE and RAVE-shifted.
+"""The one training loop of the CLIP-guided methods (:class:`methods.base.GuidanceMethod`).
 
 Phases (methods-spec 3.2-3.5, 4.2): ``ce_init`` (prompt methods: cross-entropy fit of the guidance
 pair), ``warmup`` (25 x identity with all level weights 1; the enhancer is re-initialised with a
@@ -12,16 +12,17 @@ Best-snapshot bookkeeping (spec 3.4, fidelity switch ``snapshot``): every ``snap
 iterations of an enhancer round, when the running mean of -loss over a ``snapshot_window`` buffer
 (zero-filled at the start of each round, as upstream's) beats the round's best so far, the enhancer
 is copied. Under ``best-running-loss`` (upstream) the latest such snapshot is exported as
-enhancer.pth and gives CLIP-LIT's intermediate results; under ``last`` the live enhancer does.
+enhancer.pth and gives the prompt methods' intermediate results; under ``last`` the live enhancer does.
 
 Exact resume: every batch and augmentation is a pure function of (seed, iteration), and the
 checkpoint holds everything else (weights, optimisers, RNG states, phase state, intermediate
 results), so a killed run resumed from its checkpoint ends bit-identical on CPU.
 
 :func:`train_guided` is the loop :class:`methods.base.GuidanceMethod` names (the API is
-:func:`methods.training.train_method`); a method that cannot run in the setting (e.g. CLIP-LIT with
-an image-only encoder, or encoder weights that are unavailable offline) is *returned* as a summary
-with ``status: "skipped"`` and a one-line ``reason`` (also written to train_summary.json).
+:func:`methods.train_api.train_method`); a method that cannot run in the setting (e.g. one that needs
+a text tower given an image-only encoder, or encoder weights that are unavailable offline) is
+*returned* as a summary with ``status: "skipped"`` and a one-line ``reason`` (also written to
+train_summary.json).
 """
 from __future__ import annotations
 
@@ -62,6 +63,7 @@ from methods.losses import (
     psnr_y,
     ranking_loss,
 )
+from methods.method_parameters import split_settings
 from methods.network import EnhanceNet
 from methods.run_files import (
     CHECKPOINT,
@@ -81,7 +83,7 @@ from methods.schedule import Schedule, make_schedule, total_iterations
 from methods.trainlog import phase_counts
 
 if TYPE_CHECKING:
-    from methods.training import TrainOptions
+    from methods.train_api import TrainOptions
 
 @dataclass
 class LoopState:
@@ -103,12 +105,13 @@ class LoopState:
 def train_guided(cls: type[torch.nn.Module], backlit_dir: str | Path, welllit_dir: str | Path, files: RunFiles,
                  opts: TrainOptions) -> dict:
     """Train the CLIP-guided method ``cls``, a :class:`methods.base.GuidanceMethod` (see
-    :func:`methods.training.train_method`)."""
+    :func:`methods.train_api.train_method`)."""
     from backlit_core.device import resolve_device
     from methods.determinism import make_deterministic
 
     fidelity = Fidelity.coerce(opts.fidelity)
-    sched = make_schedule(opts.schedule, opts.schedule_overrides())
+    settings, overrides = split_settings(cls, opts.schedule, opts.schedule_overrides())
+    sched = make_schedule(opts.schedule, overrides, also_valid=settings)
     backlit, welllit = image_paths(backlit_dir), image_paths(welllit_dir)
     dev = resolve_device(opts.device)
     identity_name = opts.identity_encoder or opts.encoder
@@ -118,9 +121,7 @@ def train_guided(cls: type[torch.nn.Module], backlit_dir: str | Path, welllit_di
     try:
         guidance_encoder = load_encoder(opts.encoder, dev)
         identity_encoder = load_encoder(identity_name, dev, fidelity.identity_precision(identity_name, dev.type))
-        ctx = MethodContext(guidance_encoder, backlit, welllit, opts.seed, sched.ref_preprocess, sched.shift_tokens,
-                            fidelity.vocabulary, sched.latent_logit_scale)
-        guidance = cls(ctx).to(dev)
+        guidance = cls(MethodContext(guidance_encoder, backlit, welllit, opts.seed, settings, fidelity)).to(dev)
     except (MethodUnavailable, EncoderUnavailable) as exc:
         return write_skipped(files, base, str(exc))
     run = Run(guidance, guidance_encoder, identity_encoder, sched, backlit, welllit, files, dev, base, fidelity)
@@ -146,6 +147,7 @@ class Run:
                        "identity_fp": identity_encoder.fingerprint,
                        "schedule_values": {k: v for k, v in asdict(sched).items()
                                            if k not in ("total_iters", "checkpoint_every")},
+                       "method_settings": guidance.settings,
                        "backlit": files_digest(backlit), "welllit": files_digest(welllit)}
         rf = fidelity.resize_filter
         self.backlit_train = preload(backlit, sched.crop, rf)
@@ -430,6 +432,7 @@ class Run:
             "guidance_method": self.guidance.name, "is_random": self.guidance_encoder.is_random or self.identity_encoder.is_random,
             "encoder_sha256": self.guidance_encoder.weights_sha256, "identity_encoder_sha256": self.identity_encoder.weights_sha256,
             "schedule_values": {**asdict(self.sched), "total_iters": self.total, "guidance_lr": self.guidance_lr if self.has_prompts else None},
+            "method_settings": self.guidance.settings,
             "iterations": {"total": st.iteration, **counts},
             "rounds": rounds, "reinits": st.reinits, "extensions": st.extensions,
             "warmup_psnr": round(sum(st.psnr) / len(st.psnr), 2) if st.psnr else None,

@@ -1,6 +1,6 @@
 """``train_method``: the API that trains any registered method with the loop its class names.
 
-A method declares ``training_loop = "module:function"`` (CLIP-guided: :func:`methods.trainer.train_guided`;
+A method declares ``training_loop = "module:function"`` (CLIP-guided: :func:`methods.guided_training.train_guided`;
 Zero-DCE: :func:`methods.zero_dce_train.train_zero_dce`; training-free: None); the loop is imported
 by name, so nothing here or in a plugin imports a loop it does not run (see benchmark/code_deps.py).
 """
