@@ -2,6 +2,7 @@
 (:class:`MethodUnavailable`); shared by :mod:`methods.base` and the training loop."""
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -27,3 +28,4 @@ class MethodContext:
     seed: int
     settings: dict[str, object] = field(default_factory=dict)  # the method's own ``parameters`` (missing: upstream's)
     fidelity: Fidelity = field(default_factory=Fidelity)  # the switches a method reads for itself
+    find_weights: Callable[[str], Path] | None = None  # a released file by name (the caller's registry); None: none

@@ -24,6 +24,7 @@ class Parameter:
     choices: tuple[str, ...] = ()  # str: the accepted values; number: words accepted besides a number
     positive: bool = False  # a number must be > 0
     by_schedule: Mapping[str, object] = field(default_factory=dict)  # schedule name -> its default
+    recorded: bool = True  # False: kept out of method_settings (a file path; the method records the file itself)
 
     def key(self, method: str) -> str:
         """Where params.yaml sets it."""
@@ -65,6 +66,11 @@ def split_settings(cls: type, schedule: str, overrides: Mapping[str, object] | N
     rest = dict(overrides or {})
     settings = {p.name: p.check(rest.pop(p.name)) if p.name in rest else p.default_for(schedule) for p in declared(cls)}
     return settings, rest
+
+
+def recorded(params: Iterable[Parameter], settings: Mapping[str, object]) -> dict:
+    """The settings a run records (checkpoint, summary): all but the unrecorded ones."""
+    return {p.name: settings[p.name] for p in params if p.recorded and p.name in settings}
 
 
 def complete(params: Iterable[Parameter], given: Mapping[str, object]) -> dict:

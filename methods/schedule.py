@@ -53,7 +53,7 @@ class Schedule:
     psnr_window: int = 30
     psnr_min: float = 8.0  # dB; below it (running mean) the enhancer is re-initialised
     reinit_extension: int = 100
-    max_reinits: int = 5
+    max_reinits: int = 5  # only under the fidelity switch reinit_cap: capped (upstream: no cap)
     output_bias_init: float | None = None  # None: PyTorch's default bias of the last conv (upstream)
     snapshot_every: int = 20  # best-snapshot check interval (upstream's display_iter)
     snapshot_window: int = 30  # running-loss buffer of the best-snapshot check

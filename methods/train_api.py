@@ -7,6 +7,7 @@ by name, so nothing here or in a plugin imports a loop it does not run (see benc
 from __future__ import annotations
 
 import importlib
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -30,6 +31,7 @@ class TrainOptions:
     progress: bool = True
     threads: int | None = None
     fidelity: object = None  # dict or methods.fidelity.Fidelity; None: the upstream code's choices
+    find_weights: Callable[[str], Path] | None = None  # released files by name (benchmark.weights.resolve_weights)
 
     def __post_init__(self) -> None:
         if not isinstance(self.seed, int) or isinstance(self.seed, bool) or self.seed < 0:

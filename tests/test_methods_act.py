@@ -19,8 +19,8 @@ from methods.base import MethodContext
 from methods.data import image_paths, reference_embeddings
 from methods.encoders import load_encoder
 from methods.enhancer_api import open_checkpoint
-from methods.registry import METHODS
 from methods.method_parameters import split_settings
+from methods.registry import METHODS
 from methods.train_api import train_method
 from methods.zero_dce_train import PHASE as ZERO_DCE_PHASE
 

@@ -78,7 +78,8 @@ def test_method_plugin(name: str, tiny: Path, tmp_path: Path) -> None:
         refused = train_method(name, backlit, welllit, tmp_path / "refused", encoder="effnet-lite0", progress=False)
         assert refused["status"] == "skipped" and "text encoder" in refused["reason"]
     kw = {"encoder": "tiny-clip-random" if cls.needs_text else "effnet-lite0", "identity_encoder": "effnet-lite0",
-          "iters": 2, "overrides": TINY_SCHEDULE[cls.kind], "progress": False}
+          "iters": 2, "overrides": TINY_SCHEDULE[cls.kind], "progress": False,
+          "fidelity": {"clip_lit_start": "scratch"}}  # a plugin's mechanics from scratch (no released init here)
     summary = train_method(name, backlit, welllit, run, **kw)
     assert summary["status"] == "done", summary.get("reason")
     assert summary["iterations"]["total"] == 2 and math.isfinite(summary["final_loss"])

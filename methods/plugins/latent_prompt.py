@@ -9,6 +9,10 @@ schedule's default: ``calibrated``); with
 ``calibrated`` it is :func:`methods.losses.calibrated_logit_scale` of the class means of the training
 embeddings (RAVE's cached reference embeddings), so that no pair can saturate the softmax on this
 encoder (see docs/methods.md, "Why latent-prompt saturated").
+
+Schedule (fidelity switch ``latent_schedule``): upstream's script (RAVE train.py) cannot run as
+committed, so by default this trains with CLIP-LIT's loop (``clip-lit-style``); ``literal`` reads
+RAVE train.py line by line: its CE does not advance the iteration counter (the loop's "uncounted CE").
 """
 from __future__ import annotations
 
@@ -46,6 +50,7 @@ class LatentPrompt(PromptMethod):
         else:
             self.logit_scale = float(scale)
         self.info["logit_scale"] = self.logit_scale
+        self.ce_counted = ctx.fidelity.latent_schedule == "clip-lit-style"
 
     def prompt_features(self, encoder: Encoder) -> torch.Tensor:
         return self.latent

@@ -2,7 +2,8 @@
 
 ``r = n(v_w - v_b)`` from the normalised class means of the well-lit and backlit training
 embeddings, ``tau = <v_w, r>``; the enhancer minimises ``1920 * mean((<e, r> - tau)^2) + 22.5 *
-identity``. The reference embeddings are computed once from the original files (CLIP's standard
+identity``; upstream extends a round while ``320 * guidance + 22.5 * identity`` is above the
+threshold (train_rave.py:252; fidelity switch ``round_extension``). The reference embeddings are computed once from the original files (CLIP's standard
 resize + centre crop, as upstream; or the training-time resize) and cached on disk by content
 hash. Any encoder works.
 
@@ -15,18 +16,13 @@ import torch
 
 from methods.base import GuidanceMethod, MethodContext
 from methods.data import REF_PREPROCESS, reference_embeddings
-from methods.losses import (
-    class_mean,
-    rave_direction,
-    rave_loss,
-    rave_target,
-)
+from methods.losses import W_GUIDANCE, class_mean, rave_direction, rave_loss, rave_target
 
 
 class Rave(GuidanceMethod):
     name = "rave"
     source = "Gaintseva et al., ECCV 2024 (Atmyre/RAVE)"
-    guidance_weight = 6 * 320.0
+    guidance_weight = 6 * W_GUIDANCE  # train_rave.py:198 `6*cliploss`
     paper_total_iters = 140_000  # 1000 warm-up + ~139K guided if run to completion (spec 4.2)
     method_parameters = (REF_PREPROCESS,)
 
