@@ -164,9 +164,9 @@ class Run:
         self.welllit_rank = preload(welllit, sched.rank_size, rf) if self.has_prompts else None
         self.results: dict[str, torch.Tensor | None] = {"new": None, "old": None}
         self.slots: list[torch.Tensor | None] = [None, None]  # uncounted CE: upstream's two result slots
-        # CE not counted (upstream's RAVE train.py read literally): the counter starts after CE, so the warm-up
-        # monitor (re-initialisation, PSNR in the snapshot buffer) stays on for ce_iters + warmup_iters counted
-        # iterations and results are recorded, and their slot toggled, only past it (see _literal_results).
+        # CE not counted (an upstream train.py read literally; docs/fidelity.md): the counter starts after CE, so
+        # the warm-up monitor (re-initialisation, PSNR in the snapshot buffer) stays on for ce_iters + warmup_iters
+        # counted iterations and results are recorded, and their slot toggled, only past it (_literal_results).
         self.uncounted_ce = not guidance.ce_counted
         self.snapshot: dict[str, torch.Tensor] | None = None  # the latest best enhancer (CPU)
         self.state = LoopState()
@@ -226,7 +226,7 @@ class Run:
         if phase == "enhance":
             st.round_scores, st.best_score = [], None  # upstream resets its buffer and best each round
             st.recorded = False
-            if self._monitoring(st.iteration):  # RAVE train.py:197: the zeroed buffer is also the monitor's
+            if self._monitoring(st.iteration):  # upstream train.py:197: the zeroed buffer is also the monitor's
                 st.psnr = [0.0] * self.sched.psnr_window
             if self.has_prompts:
                 self.guidance.freeze_features(self.guidance_encoder)
@@ -279,7 +279,7 @@ class Run:
         return torch.cat([to_uint8(net(to_float(chunk).to(self.dev))).cpu() for chunk in self.backlit_rank.split(8)])
 
     def _literal_results(self) -> dict[str, torch.Tensor | None]:
-        """Uncounted CE (RAVE train.py:316-351): the round's results fill the current slot if it took a
+        """Uncounted CE (upstream train.py:316-351): the round's results fill the current slot if it took a
         snapshot past the monitor; the slot toggles once the counter has reached ``ce_iters``; the ranking
         then sees no results while slot 0 is empty, one set while slot 1 is, else new = the other slot."""
         st = self.state
@@ -294,12 +294,12 @@ class Run:
         return {"new": self.slots[1 - st.slot], "old": self.slots[st.slot]}
 
     def _warmup_counted(self) -> int:
-        """Uncounted CE: upstream's reconstruction count, lengthened by each re-initialisation (RAVE train.py:286)."""
+        """Uncounted CE: upstream's reconstruction count, lengthened by each re-initialisation (train.py:286)."""
         return self.sched.warmup_iters + self.state.reinits * self.sched.reinit_extension
 
     def _past_monitor(self, step: int) -> int:
         """Uncounted CE: how far 0-based ``step``'s counter is past the monitor's end, ce_iters + the warm-up
-        (RAVE train.py:253 monitors while it is negative, :272 records results while it is positive)."""
+        (train.py:253 monitors while it is negative, :272 records results while it is positive)."""
         return step - self.sched.ce_iters - (self.sched.ce_iters + self._warmup_counted())
 
     def _monitoring(self, step: int) -> bool:

@@ -150,6 +150,14 @@ def test_a_plugin_in_a_new_file_brings_its_own_setting(tiny: Path, tmp_path: Pat
                      overrides={"target": "high"}, progress=False)
 
 
+def test_shared_training_modules_name_no_method(project_root: Path) -> None:
+    """A method carries its settings: the schedule, the context and the loop know no method by name."""
+    names = set(METHODS.names()) | {n.replace("-", "_") for n in METHODS.names()} | {"latent", "rave"}
+    for module in ("schedule", "guidance_context", "guided_training"):
+        text = (project_root / "methods" / f"{module}.py").read_text().lower()
+        assert not [n for n in names if n in text], module
+
+
 @pytest.fixture(scope="module")
 def photo_pair(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     """A real photo (scikit-image's astronaut, 192 px), a distorted copy (noise + darkening) and both as PNGs."""
