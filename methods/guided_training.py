@@ -459,7 +459,8 @@ class Run:
         monitoring = "psnr" in row and phase == "enhance"  # uncounted CE: the warm-up monitor is still on
         if phase == "warmup" or monitoring:
             self._check_reinit(row["psnr"])
-        if phase == "enhance" and self.fidelity.snapshot == "best-running-loss":
+        if phase == "enhance" and (self.fidelity.snapshot == "best-running-loss" or self.uncounted_ce):
+            # uncounted CE records results at best snapshots, whichever enhancer is exported
             self._track_snapshot(row["psnr"] if monitoring else -row["loss"])
         if st.phase_iter >= st.phase_len:
             self._next_phase()
