@@ -28,6 +28,7 @@ import torch
 from torch import nn
 
 from backlit_core.hashing import sha256_of
+from backlit_core.torch_files import load_tensors
 from methods.base import MethodContext, MethodUnavailable, PromptMethod
 from methods.encoder_base import Encoder
 from methods.method_parameters import Parameter
@@ -72,9 +73,10 @@ class ClipLit(PromptMethod):
             net.load_state_dict(read_state_dict(enhancer), strict=True)
         except RuntimeError as exc:
             raise ValueError(f"{enhancer}: not the released CLIP-LIT init enhancer ({exc})") from None
-        pair = read_state_dict(prompts).get("embedding_prompt")
-        if pair is None or pair.dim() != 3 or pair.shape[0] != 2 or pair.shape[1] < scratch.shape[1] \
-                or pair.shape[2] != scratch.shape[2]:
+        pair = load_tensors(prompts, "upstream's init_prompt_pair.pth holds `embedding_prompt`, 2 x 77 x width")
+        pair = pair.get("module.embedding_prompt", pair.get("embedding_prompt")) if isinstance(pair, dict) else None
+        fits = isinstance(pair, torch.Tensor) and pair.dim() == 3 and pair.shape[0] == 2
+        if not fits or pair.shape[1] < scratch.shape[1] or pair.shape[2] != scratch.shape[2]:
             raise ValueError(f"{prompts}: no 2 x 77 x {scratch.shape[2]} `embedding_prompt` (upstream's prompt pair "
                              f"for this text encoder)")
         self.initial_enhancer = net.state_dict()
