@@ -19,6 +19,7 @@ from methods.base import MethodContext
 from methods.data import image_paths, reference_embeddings
 from methods.encoders import load_encoder
 from methods.enhancer_api import open_checkpoint
+from methods.fidelity import Fidelity
 from methods.method_parameters import split_settings
 from methods.registry import METHODS
 from methods.train_api import train_method
@@ -105,9 +106,9 @@ def test_latent_scale_switch_and_clip_lit_unchanged(synthetic: Path) -> None:
     assert calibrated.logit_scale == pytest.approx(L.calibrated_logit_scale(eb, ew))
     assert 5 < calibrated.logit_scale < 15  # effnet-lite0 on synthetic-backlit: ~8 (|m_b - m_w| ~ 0.36)
     clip = load_encoder("tiny-clip-random")
-    clip_lit = METHODS.get("clip-lit")(MethodContext(clip, b, w, seed=0))
+    clip_lit = METHODS.get("clip-lit")(MethodContext(clip, b, w, seed=0, fidelity=Fidelity(clip_lit_start="scratch")))
     assert clip_lit.logit_scale == 100.0  # CLIP-LIT keeps upstream's scale in every schedule
-    assert split_settings(METHODS.get("clip-lit"), "quick", {"latent_logit_scale": 8.0}) == (
-        {}, {"latent_logit_scale": 8.0})  # not CLIP-LIT's setting: left to the schedule, which refuses it
+    own, rest = split_settings(METHODS.get("clip-lit"), "quick", {"latent_logit_scale": 8.0})
+    assert "latent_logit_scale" not in own and rest == {"latent_logit_scale": 8.0}  # left to the schedule, which refuses it
     emb, text = torch.nn.functional.normalize(torch.randn(3, 8), dim=1), torch.randn(2, 8)
     assert torch.equal(L.prompt_logits(emb, text), L.prompt_logits(emb, text, 100.0))
