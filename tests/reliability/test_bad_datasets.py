@@ -20,7 +20,7 @@ from benchmark.data import download
 from benchmark.data.layout import read_stamp
 from benchmark.enhance import output_names
 from benchmark.evaluate import evaluate_system, read_scores, resolve_test_set
-from methods.training import train_method
+from methods.train_api import train_method
 
 
 def _dataset(root: Path, stems: list[str], gt: list[str], gt_size: dict[str, tuple[int, int]] | None = None) -> Path:
