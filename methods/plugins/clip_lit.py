@@ -36,6 +36,7 @@ from methods.network import EnhanceNet, read_state_dict
 
 PROMPT_LENGTH = 16
 PROMPT_WORD = "X"
+INIT_PROMPTS_URL = "https://github.com/ZhexinLiang/CLIP-LIT/releases/tag/v1.0.0"  # README.md:113; not in the repository
 RELEASED_INIT_TOTAL = 71_300  # upstream's default run from the released init (num_epochs 2000; spec 3.6)
 INIT_ENHANCER = Parameter("init_enhancer", "clip-lit-init", str, "the enhancer a released-init run starts from: "
                           "a released name (benchmark/weights.py) or a file", recorded=False)
@@ -98,7 +99,8 @@ class ClipLit(PromptMethod):
         elif value:
             reason = f"{value} is no file, and no weights registry is given to look it up by name"
         else:
-            reason = f"set train.{self.name}.{setting} to its path"
+            reason = f"set train.{self.name}.{setting} to its path" + (
+                f" (upstream publishes it unpinned at {INIT_PROMPTS_URL})" if setting == "init_prompts" else "")
         raise MethodUnavailable(f"{self.name} starts from upstream's released {upstream_name} (fidelity clip_lit_start: "
                                 f"released-init), which is not available: {reason}; or set clip_lit_start: scratch")
 
