@@ -38,6 +38,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+import torch
 import yaml
 from local_server import Server
 
@@ -57,6 +58,9 @@ RELEASED = ["clip-lit", "rave-unpaired", "zero-dce"]  # one per upstream reposit
 OVERRIDES = ["device=cpu", "seeds=[0]", "timing.sizes_mp=[0.01]", "timing.repeats=1", "evaluate.bootstrap=20",
              f"data.test=[{','.join(TEST_DATASETS)}]", f"released=[{','.join(RELEASED)}]"] + [
     f"++train.{m}.{k}={v}" for m, values in TRAIN_OVERRIDES.items() for k, v in values.items()]
+# CLIP-LIT starts from upstream's released init (clip_lit_start): the enhancer comes from the mirror (clip-lit-init),
+# the prompt pair, which has no registry entry, is a stand-in file given by path (``init_prompts``)
+PROMPT_PAIR = "init_prompt_pair.pth"
 
 fixtures_clip = pytest.importorskip("fixtures_clip", reason="tests/fixtures_clip.py (tiny OpenAI-format CLIP) missing")
 pytestmark = [pytest.mark.slow,  # 50 stages; plain `pytest` (make test, CI) runs it
@@ -77,12 +81,14 @@ def _copy_project(dst: Path) -> None:
 
 def _env(mirror: str, home: Path) -> dict[str, str]:
     """The stages run the copy's code (PYTHONPATH), so the project root is the copy and its ``../shared``
-    does not exist: released weights and metric weights come from the mirror or not at all."""
+    does not exist (nor ``$BACKLIT_BENCH_REFERENCE``): released and metric weights come from the mirror or not
+    at all."""
     env = dict(os.environ, HF_HUB_OFFLINE="1", DVC_NO_ANALYTICS="1", PYTHONUNBUFFERED="1",
                BACKLIT_BENCH_MIRROR=mirror, BACKLIT_BENCH_WEIGHTS=str(home / "weights-cache"),
                BACKLIT_BENCH_CACHE=str(home / "cache"), PYTHONPATH=str(home / "project"))
     env["PATH"] = os.pathsep.join([os.path.dirname(sys.executable), env.get("PATH", "")])
-    for var in ("BACKLIT_BENCH_DATA", "BACKLIT_BENCH_PARAMS", "BACKLIT_BENCH_WEIGHTS_MIRRORS"):
+    for var in ("BACKLIT_BENCH_DATA", "BACKLIT_BENCH_PARAMS", "BACKLIT_BENCH_WEIGHTS_MIRRORS",
+                "BACKLIT_BENCH_REFERENCE"):
         env.pop(var, None)
     return env
 
@@ -111,6 +117,10 @@ def paper_run(tmp_path_factory: pytest.TempPathFactory) -> PaperRun:
     _copy_project(project)
     clip_vit = fixtures_clip.build_openai_jit_clip(home / "clip" / "ViT-B-32.pt", "vit")
     clip_rn = fixtures_clip.build_openai_jit_clip(home / "clip" / "RN101.pt", "rn")
+    width = fixtures_clip.tiny_openai_model("vit").token_embedding.embedding_dim
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(0)
+        torch.save({"module.embedding_prompt": torch.randn(2, 77, width)}, home / PROMPT_PAIR)
     server = Server()
     server.files.update(mirror_files())
     thread = threading.Thread(target=server.httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
@@ -121,7 +131,8 @@ def paper_run(tmp_path_factory: pytest.TempPathFactory) -> PaperRun:
         for cmd in (["bench", "profile", "paper"], ["git", "init", "-q"], ["git", "add", "-A"],
                     ["git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "paper profile"]):
             subprocess.run(cmd, cwd=project, env=env, check=True, capture_output=True)
-        sets = [*OVERRIDES, f"encoders.guidance={fixtures_clip.encoder_name(clip_vit, 'vit')}",
+        sets = [*OVERRIDES, f"++train.clip-lit.init_prompts=../{PROMPT_PAIR}",
+                f"encoders.guidance={fixtures_clip.encoder_name(clip_vit, 'vit')}",
                 f"encoders.identity={fixtures_clip.encoder_name(clip_rn, 'rn')}"]
         t0, cpu0 = time.monotonic(), resource.getrusage(resource.RUSAGE_CHILDREN)
         proc = subprocess.Popen(["dvc", "exp", "run", *[a for s in sets for a in ("-S", s)]], cwd=project, env=env,
@@ -155,7 +166,8 @@ def test_params_differ_from_the_paper_profile_only_where_stated(paper_run: Paper
     assert changed == {"device", "seeds", "timing", "evaluate", "train", "encoders", "data", "released"}
     assert used["evaluate"]["metrics"] == paper["evaluate"]["metrics"]
     for m in METHODS:
-        assert used["train"][m] == {**(paper["train"][m] or {}), **TRAIN_OVERRIDES[m]}
+        stand_in = {"init_prompts": f"../{PROMPT_PAIR}"} if m == "clip-lit" else {}
+        assert used["train"][m] == {**(paper["train"][m] or {}), **TRAIN_OVERRIDES[m], **stand_in}
     assert used["data"] == {**paper["data"], "test": TEST_DATASETS} and used["released"] == RELEASED
     assert {k: v for k, v in used.items() if k not in changed} == {k: v for k, v in paper.items() if k not in changed}
     assert used["datasets"] == paper["datasets"] and used["methods"] == list(METHODS)  # all prepared, all trained
@@ -176,7 +188,8 @@ def test_every_stage_runs(paper_run: PaperRun) -> None:
     expected |= {f"{stage}@{o}-{d}" for stage in ("enhance-operator", "evaluate-operator")
                  for o in used["operators"] for d in tests}
     expected |= {f"evaluate-input@{d}" for d in tests}
-    assert set(paper_run.ran) == expected, (sorted(expected - set(paper_run.ran)), sorted(set(paper_run.ran) - expected))
+    ran = set(paper_run.ran)
+    assert ran == expected, (sorted(expected - ran), sorted(ran - expected))
     assert len(paper_run.ran) == len(expected) == 50
     print(f"\npaper profile on the fixtures: {len(paper_run.ran)} stages, {paper_run.took}")
 
@@ -201,12 +214,13 @@ def test_every_download_came_from_the_mirror_whole_and_as_served(paper_run: Pape
     assert baid["counts"] == {"train/backlit": 4, "train/welllit-paired": 4, "train/welllit-unpaired": 4,
                               "test/input": 2, "test/gt": 2}
     used_groups = set().union(*groups.values())
-    weights = {f"/weights/{WEIGHTS[w].filename}" for w in RELEASED}
+    fetched = [*RELEASED, "clip-lit-init"]  # the scored ones, and CLIP-LIT's training start
+    weights = {f"/weights/{WEIGHTS[w].filename}" for w in fetched}
     wanted = {p for p in served if p.split("/")[1] in used_groups} | weights | {"/weights/SHA256SUMS"}
     assert wanted <= set(paper_run.requests), sorted(wanted - set(paper_run.requests))  # every archive was asked for
     assert {p for p in paper_run.requests if p.startswith("/weights/") and p != "/weights/SHA256SUMS"} == weights
     cache = paper_run.project.parent / "weights-cache"
-    for w in RELEASED:  # the released files in the cache are the served bytes
+    for w in fetched:  # the released files in the cache are the served bytes
         assert (cache / w / WEIGHTS[w].filename).read_bytes() == served[f"/weights/{WEIGHTS[w].filename}"]
     leftovers = [p for root in (data / "raw", cache) for p in root.rglob("*") if p.name.endswith(".part")]
     assert leftovers == []  # no partial download anywhere
@@ -222,6 +236,13 @@ def test_every_clip_method_trained_with_the_clip_files(paper_run: PaperRun) -> N
             if m != "zero-dce":
                 assert summary["encoder"].startswith("clip:tiny-openai-vit:")
                 assert summary["identity_encoder"].startswith("clip:tiny-openai-rn:")
+            if m == "clip-lit":  # upstream's default start: the released init files, no CE or warm-up
+                assert summary["start"]["from"] == "released-init", summary["start"]
+                assert summary["start"]["enhancer"]["file"] == "init_enhancement_model.pth"
+                assert summary["start"]["prompts"]["file"] == PROMPT_PAIR
+                assert set(summary["iterations"]) == {"total", "enhance", "prompt"}
+            elif m != "zero-dce":
+                assert summary["start"] == {"from": "scratch"}
     shifted = json.loads((paper_run.project / "results/train/rave-shifted-unpaired/seed-0/train_summary.json")
                          .read_text())
     assert len(shifted["guidance_tokens_top"]) == 15  # the direction was shifted by 15 vocabulary tokens

@@ -13,7 +13,7 @@ from rel_helpers import FAST_ENCODER, TINY
 from benchmark.cli import cli
 from methods.plugins.rave import Rave
 from methods.run_files import TrainingDiverged
-from methods.training import train_method
+from methods.train_api import train_method
 
 # warm-up is iterations 1-3; guidance losses start at iteration 4; checkpoints at 4, 8, ...
 POISONED_CALL = 3  # the third guidance loss: iteration 6
@@ -50,7 +50,7 @@ def test_non_finite_loss_stops_and_keeps_last_good_checkpoint(value: float, show
     assert not (tmp_path / "enhancer.pth").exists()  # a diverged run never publishes weights
     with open(tmp_path / "train_log.csv", newline="") as f:
         assert [r["iter"] for r in csv.DictReader(f)] == ["1", "2", "3", "4", "5"]
-    monkeypatch.setattr(Rave, "guidance_loss", real_guidance_loss)  # the cause is gone: the run resumes from the kept checkpoint
+    monkeypatch.setattr(Rave, "guidance_loss", real_guidance_loss)  # the cause is gone: resume from the checkpoint
     iterations_run["n"] = 0
     summary = train_method("rave", train_data["backlit"], train_data["welllit"], tmp_path, resume=True, **kw)
     assert summary["status"] == "done" and summary["iterations"]["total"] == 10
