@@ -19,17 +19,14 @@ from PIL import Image
 
 from benchmark import metrics as M
 from benchmark.evaluate import evaluate_system
+from benchmark.inference_timing import TimedEnhancer, read_inference_timings, time_callables
+from benchmark.params import RunSettings
+from benchmark.report.speed import convergence, speed_ratios
 from benchmark.report.tables import fmt
-from benchmark.timing import (
-    TimedEnhancer,
-    convergence,
-    read_inference_timings,
-    speed_ratios,
-    time_callables,
-    time_run,
-    training_runs,
-    training_timing,
-)
+from benchmark.results import TRAIN_STEPS, TRAIN_TIMING, ResultsFolder
+from benchmark.stages import time_inference_stage
+from benchmark.system import System
+from benchmark.training_logs import training_runs, training_timing
 
 RELEASED = {"released-rave-unpaired": 0.95}
 TRAINED = {"rave-unpaired": 0.8, "clip-lit-unpaired": 0.6}
@@ -76,13 +73,13 @@ def _log(system: str, phases: list[tuple[str, int]], step_s: float) -> tuple[pd.
 
 def _train_run(root: Path, system: str, seed: int, phases: list[tuple[str, int]], step_s: float, encoders: dict,
                status: str = "done") -> None:
-    """results/train/<system>/seed-<k>/ and results/timing/train/<system>/seed-<k>.{json,csv} (the layout of
-    the seeds contract: no timings in the train folder)."""
+    """A seeded training run and its timing files, where the pipeline puts them (no timings in the run folder)."""
     import torch
 
     from methods.network import EnhanceNet
 
-    run = root / "train" / system / f"seed-{seed}"
+    folder, trained = ResultsFolder(root), System.parse(system, seed)
+    run = folder.train_dir(trained)
     run.mkdir(parents=True)
     if status == "skipped":
         (run / "train_summary.json").write_text(json.dumps({"status": "skipped", "reason": "needs a text encoder"}))
@@ -95,10 +92,10 @@ def _train_run(root: Path, system: str, seed: int, phases: list[tuple[str, int]]
         "status": "done", "reason": None, "method": system.rsplit("-", 1)[0], "iterations": {**counts, "total": len(log)},
         "seed": seed, "encoder": encoders["guidance"], "identity_encoder": encoders.get("identity"),
         "is_random": "random" in str(encoders)}))
-    timing = root / "timing" / "train" / system
+    timing = folder.train_timing_dir(trained)
     timing.mkdir(parents=True, exist_ok=True)
-    steps.to_csv(timing / f"seed-{seed}.csv", index=False)
-    (timing / f"seed-{seed}.json").write_text(json.dumps({
+    steps.to_csv(timing / TRAIN_STEPS, index=False)
+    (timing / TRAIN_TIMING).write_text(json.dumps({
         "wall_s": len(log) * step_s, "s_per_iter": {p: step_s for p in counts}, "iterations": counts,
         "peak_rss_mb": 512.0, "peak_cuda_mb": None, "device": "cpu", "cpu": "test-cpu"}))
 
@@ -158,7 +155,7 @@ def results(tmp_path_factory: pytest.TempPathFactory) -> Path:
         _train_run(root, "clip-lit-unpaired", seed, [("warmup", 10), ("enhance", 10), ("prompt", 10)], 1.5,
                    {"guidance": "clip:ViT-B-32-quickgelu:openai"})
         _train_run(root, "latent-prompt-unpaired", seed, [], 0, {}, status="skipped")
-    time_run(root, PARAMS)
+    time_inference_stage(ResultsFolder(root), RunSettings.from_params(PARAMS))
     (root / "provenance.json").write_text(json.dumps({"seed": 0, "profile": "embedded", "packages": {"torch": "x"}}))
     bench = base / "perf"
     bench.mkdir()
@@ -216,7 +213,7 @@ def test_one_source_for_inference_cost(results: Path) -> None:
         per_mp = sorted(m / ref["megapixels"] for m in ref["ms_samples"])
         # the median of that one sample set (samples are stored rounded to 0.001 ms)
         assert rec["ms_per_mp_median"] == pytest.approx(per_mp[1], abs=0.0005 / ref["megapixels"])
-    pooled = read_inference_timings(results)["rave-unpaired"]
+    pooled = read_inference_timings(ResultsFolder(results))["rave-unpaired"]
     assert pooled["seeds"] == [0, 1] and pooled["ms_per_mp_n"] == 6
     md = (results / "report.md").read_text()
     row = next(line for line in md.split("## Metrics")[1].splitlines() if line.startswith("| rave-unpaired |"))
@@ -227,7 +224,7 @@ def test_one_source_for_inference_cost(results: Path) -> None:
 
 
 def test_training_cost_at_equal_iteration_counts(results: Path) -> None:
-    runs = training_runs(results)
+    runs = training_runs(ResultsFolder(results))
     assert set(runs) == {f"{s}/seed-{k}" for s in (*TRAINED, "latent-prompt-unpaired") for k in SEEDS}
     rave = runs["rave-unpaired/seed-0"]
     assert rave["wall_s"] == 10.0 and rave["iterations"] == 20 and rave["peak_memory_mb"] == 512.0
@@ -252,7 +249,7 @@ def test_old_layout_training_run_is_read(tmp_path: Path) -> None:
     log, steps = _log("rave-unpaired", [("warmup", 4), ("enhance", 6)], 0.25)
     log.merge(steps[["iter", "step_s", "wall_s"]], on="iter").to_csv(run / "train_log.csv", index=False)
     (run / "train_summary.json").write_text(json.dumps({"status": "done", "seed": 3, "iterations": {"total": 10}}))
-    t = training_runs(tmp_path)["rave-unpaired"]
+    t = training_runs(ResultsFolder(tmp_path))["rave-unpaired"]
     assert t == training_timing(run) and t["seed"] == 3 and t["wall_s"] == 2.5
     assert t["phases"]["warmup"] == {"iterations": 4, "s_per_iter": 0.25, "wall_s": 1.0}
     other = dict(t, machine="elsewhere")

@@ -8,11 +8,13 @@ from typing import TYPE_CHECKING
 
 import click
 
-from benchmark.results_store import ResultsStore
+from benchmark.results import ROOT as RESULTS
+from benchmark.results import ResultsFolder, system_folder
 from benchmark.system import System
 
 if TYPE_CHECKING:
     from benchmark.evaluate import TestSet
+    from benchmark.params import RunSettings
     from benchmark.report.data import Results
 
 FORMATS = ("table", "csv", "markdown", "json")
@@ -26,17 +28,15 @@ def _metric_options(f: Callable) -> Callable:
                      "evaluate.metrics, else psnr,ssim,lpips,musiq,niqe,brisque,piqe); `all` for every registered one.")(f)
     f = click.option("--device", default="auto", show_default=True, help="Device for metrics and timing.")(f)
     f = click.option("--limit", type=click.IntRange(min=1), default=None, help="Only the first N images (sorted).")(f)
-    return click.option("--results", type=click.Path(file_okay=False), default="results", show_default=True,
+    return click.option("--results", type=click.Path(file_okay=False), default=str(RESULTS), show_default=True,
                         help="Results folder.")(f)
 
 
-def _params() -> dict:
-    from benchmark.params import ParamsError, load_params
+def _settings() -> RunSettings:
+    """params.yaml's settings (defaults where there is no params file; an invalid one is an error)."""
+    from benchmark.params import load_settings
 
-    try:
-        return load_params()
-    except ParamsError:
-        return {}
+    return load_settings(missing_ok=True)
 
 
 def _metric_list(text: str | None) -> list[str]:
@@ -44,13 +44,13 @@ def _metric_list(text: str | None) -> list[str]:
     from benchmark.metrics import DEFAULT_METRICS, parse_metric_list
 
     try:
-        return parse_metric_list(text or _params().get("evaluate", {}).get("metrics") or list(DEFAULT_METRICS))
+        return parse_metric_list(text or list(_settings().evaluate.metrics or DEFAULT_METRICS))
     except UnknownNameError as exc:
         raise click.BadParameter(str(exc), param_hint="--metrics") from None
 
 
-def _save_provenance(store: ResultsStore, bootstrap_seed: int | None = None) -> None:
-    store.write_provenance(bootstrap_seed=bootstrap_seed, profile=_params().get("profile"))
+def _save_provenance(folder: ResultsFolder, bootstrap_seed: int | None = None) -> None:
+    folder.write_provenance(bootstrap_seed=bootstrap_seed, profile=_settings().profile)
 
 
 @click.command()
@@ -58,12 +58,14 @@ def _save_provenance(store: ResultsStore, bootstrap_seed: int | None = None) -> 
 @click.option("--system", "-s", required=True, help="System name: <method>-<regime>, released-<weights>, input, ...")
 @click.option("--seed", type=click.IntRange(min=0), default=None, help="Training seed of a trained system.")
 @click.option("--enhanced", "-e", type=click.Path(exists=True, file_okay=False), default=None,
-              help="Folder of <stem>.png outputs [default: <results>/enhanced/<system>[/seed-<k>]/<dataset>].")
+              help="Folder of <stem>.png outputs [default: the system's enhanced folder of the dataset in <results>].")
 @click.option("--force", is_flag=True, help="Rescore images whose scores are already stored.")
 @_metric_options
 def evaluate(dataset: str, system: str, seed: int | None, enhanced: str | None, force: bool, results: str,
              limit: int | None, device: str, metrics: str | None, metric_weights: str | None) -> None:
-    """Score one system's enhanced folder -> <results>/scores/<system>[/seed-<k>]/<dataset>.csv."""
+    """Score one system's enhanced folder -> its scores CSV in <results>."""
+    from dataclasses import replace
+
     from benchmark.evaluate import resolve_test_set
     from benchmark.stages import evaluate_stage
 
@@ -73,16 +75,17 @@ def evaluate(dataset: str, system: str, seed: int | None, enhanced: str | None, 
         sys_ = System.parse(system, seed)
     except (FileNotFoundError, ValueError) as exc:
         raise click.ClickException(str(exc)) from None
-    store = ResultsStore(Path(results))
-    result = evaluate_stage(sys_, test.name, store, dataset_dir=dataset if Path(dataset).is_dir() else None,
-                            enhanced_dir=enhanced, metrics=names, device=device, metric_weights=metric_weights,
-                            limit=limit, force=force)
-    _save_provenance(store)
-    label = f"{sys_.results_sub.as_posix()}/{test.name}"
+    folder = ResultsFolder(Path(results))
+    settings = replace(_settings().evaluate, metrics=tuple(names), device=device, metric_weights=metric_weights,
+                       force=force)
+    result = evaluate_stage(sys_, test.name, folder, settings, dataset_dir=dataset if Path(dataset).is_dir() else None,
+                            enhanced_dir=enhanced, limit=limit)
+    _save_provenance(folder)
+    label = f"{system_folder(sys_).as_posix()}/{test.name}"
     if result.skipped:
         click.echo(f"{label}: skipped ({result.skipped})")
         return
-    click.echo(f"{label}: {result.scores['image'].nunique()} images scored -> {sys_.scores_csv(store.root, test.name)}")
+    click.echo(f"{label}: {result.scores['image'].nunique()} images scored -> {folder.scores_csv(sys_, test.name)}")
     means = result.scores.groupby("metric")["value"].mean()
     for name, st in result.metrics.items():
         shown = f"{means[name]:.4f}" if name in means else f"{st['status']}: {st.get('reason', '')}"
@@ -91,95 +94,18 @@ def evaluate(dataset: str, system: str, seed: int | None, enhanced: str | None, 
         click.echo(f"  failed {f['image']} {f['metric']}: {f['error']}", err=True)
 
 
-def _resolve_systems(methods: str, weights: str, store: ResultsStore) -> list[System]:
-    """``--methods`` -> systems: released names, or method names (trained runs, one per seed; training-free
-    operators), run names or ``all`` (every training run)."""
-    from backlit_core.registry import unknown_name_message
-    from benchmark.weights import RELEASED
-    from methods.registry import METHODS
-
-    names = [m.strip() for m in methods.split(",") if m.strip()]
-    if weights == "released":
-        names = list(RELEASED) if names == ["all"] else names
-        for n in names:
-            if n not in RELEASED:
-                raise click.BadParameter(unknown_name_message("released weights", n, list(RELEASED)), param_hint="--methods")
-        return [System.released(n) for n in names]
-    runs = sorted(p.name for p in (store.root / "train").glob("*") if p.is_dir())
-    out: list[System] = []
-    for n in names:
-        if n in METHODS and METHODS.get(n).kind == "training-free":
-            out.append(System.parse(n))
-            continue
-        match = runs if n == "all" else [r for r in runs if r == n or System.parse(r).method == n]
-        if not match and n not in METHODS and n != "all":
-            raise click.BadParameter(unknown_name_message("method", n, METHODS.names() + runs), param_hint="--methods")
-        if not match:
-            click.echo(f"note: no training run for {n!r} under {store.root / 'train'} (run `bench train` or `dvc repro`)",
-                       err=True)
-        out += [s for r in match for s in store.trained_systems(r)]
-    return list(dict.fromkeys(out))
-
-
-def _timing(systems: list[System], store: ResultsStore, device: str, size_mp: float, repeats: int,
-            force: bool) -> None:
-    """Time inference of every system (interleaved; a trained one by its first seed), except those with a
-    record for the same settings."""
-    from benchmark.timing import time_systems
-
-    def current(system: str) -> bool:
-        path = store.root / "timing" / f"{system}.json"
-        if force or not path.is_file():
-            return False
-        old = json.loads(path.read_text())
-        sizes = [s["megapixels"] for s in old.get("sizes", [])]
-        return old.get("repeats") == repeats and len(sizes) == 1 and abs(sizes[0] - size_mp) < 0.01 and \
-            device in ("auto", old.get("device"))
-
-    todo: dict[str, str | Path | None] = {}
-    for s in systems:
-        if not current(s.name):
-            todo.setdefault(s.name, s.train_dir(store.root) if s.source == "trained" else s.weights)
-    if todo:
-        time_systems(store.root / "timing", todo, device=device, sizes_mp=[size_mp], repeats=repeats, warmup=1)
-
-
 def _test_sets(datasets: tuple[str, ...]) -> list[tuple[str, TestSet]]:
     """(argument, test set) of each ``--dataset`` (default: params data.test)."""
     from benchmark.evaluate import resolve_test_set
 
     wanted = [d.strip() for text in datasets for d in text.split(",") if d.strip()] or \
-        list(_params().get("data", {}).get("test", []))
+        list(_settings().test_datasets)
     if not wanted:
         raise click.UsageError("no dataset: pass --dataset NAME_OR_DIR")
     try:
         return [(d, resolve_test_set(d)) for d in wanted]
     except FileNotFoundError as exc:
         raise click.ClickException(str(exc)) from None
-
-
-def _run_stages(systems: list[System], tests: list[tuple[str, TestSet]], store: ResultsStore, limit: int | None,
-                device: str, options: dict) -> set[System]:
-    """Enhance (as the pipeline does; a trained run without weights keeps its stored outputs) and score every
-    system and the input on every test set; the systems skipped (weights unavailable, training skipped)."""
-    from backlit_core.image_io import list_images
-    from benchmark.stages import enhance_settings, enhance_stage, evaluate_stage
-
-    settings = enhance_settings(_params(), device)
-    skipped: set[System] = set()
-    for arg, test in tests:
-        inputs = list_images(test.inputs)[:limit] if limit else list_images(test.inputs)
-        scope = {"dataset_dir": arg if Path(arg).is_dir() else None, "stems": [p.stem for p in inputs], **options}
-        evaluate_stage(System.parse("input"), test.name, store, **scope)
-        for system in systems:
-            reason = None
-            if system.source != "trained" or (system.train_dir(store.root) / "enhancer.pth").is_file():
-                reason = enhance_stage(system, test.name, inputs, store, **settings).get("skipped")
-            reason = reason or evaluate_stage(system, test.name, store, **scope).skipped
-            if reason and system not in skipped:
-                skipped.add(system)
-                click.echo(f"{system.results_sub.as_posix()}: skipped ({reason})", err=True)
-    return skipped
 
 
 def _print_tables(res: Results, tests: list[tuple[str, TestSet]], names: list[str], shown: list[str], fmt: str) -> None:
@@ -229,24 +155,34 @@ def compare(methods: str, datasets: tuple[str, ...], weights: str, fmt: str, tim
     Each system first enhances the test inputs as the pipeline's enhance stage does (images already
     done with the same settings are kept), then is scored; the unprocessed input is scored as the baseline.
     """
+    from dataclasses import replace
+
+    from backlit_core.registry import UnknownNameError
+    from benchmark.compare import resolve_systems, run_stages, time_compared
     from benchmark.report.data import load_results, write_tables
 
-    store = ResultsStore(Path(results))
+    folder = ResultsFolder(Path(results))
     names = _metric_list(metrics)
-    systems = _resolve_systems(methods, weights, store)
+    try:
+        systems = resolve_systems(methods, weights, folder, note=lambda text: click.echo(text, err=True))
+    except UnknownNameError as exc:
+        raise click.BadParameter(str(exc), param_hint="--methods") from None
     tests = _test_sets(datasets)
-    options = {"metrics": names, "device": device, "metric_weights": metric_weights, "force": force}
-    skipped = _run_stages(systems, tests, store, limit, device, options)
+    settings = _settings()
+    evaluate = replace(settings.evaluate, metrics=tuple(names), device=device, metric_weights=metric_weights,
+                       force=force)
+    skipped = run_stages(systems, tests, folder, limit, replace(settings.enhance, device=device), evaluate,
+                         note=lambda text: click.echo(text, err=True))
     if not no_timing:
         try:
-            _timing([s for s in systems if s not in skipped], store, device, timing_mp, repeats, force)
+            time_compared([s for s in systems if s not in skipped], folder, device, timing_mp, repeats, force)
         except (RuntimeError, FileNotFoundError) as exc:
             click.echo(f"timing skipped ({exc})", err=True)
-    _save_provenance(store, seed)
-    res = load_results(store.root, n_boot=bootstrap, seed=seed)
+    _save_provenance(folder, seed)
+    res = load_results(folder.root, n_boot=bootstrap, seed=seed)
     write_tables(res)
     _print_tables(res, tests, names, list(dict.fromkeys(["input"] + [s.name for s in systems])), fmt)
-    click.echo(f"\nwrote {store.root / 'scores.csv'}, {store.root / 'metrics.json'}, {store.root / 'tables'}/; "
+    click.echo(f"\nwrote {folder.merged_scores_file}, {folder.metrics_file}, {folder.tables_dir}/; "
                "`bench report` for the full report", err=True)
 
 
@@ -260,11 +196,11 @@ def compare(methods: str, datasets: tuple[str, ...], weights: str, fmt: str, tim
 @click.option("--device", default="auto", show_default=True)
 @click.option("--tile", type=click.IntRange(min=64), default=None,
               help="Largest side run in one pass; larger images use exact tiles [default: 384 on CPU, 2048 on GPU].")
-@click.option("--results", type=click.Path(file_okay=False), default="results", show_default=True)
+@click.option("--results", type=click.Path(file_okay=False), default=str(RESULTS), show_default=True)
 def time_inference(weights: tuple[str, ...], sizes: tuple[float, ...], repeats: int, warmup: int, device: str,
                    tile: int | None, results: str) -> None:
-    """Time enhancer inference in ms per megapixel -> <results>/timing/<system>.json (repeats interleaved)."""
-    from benchmark.timing import time_systems
+    """Time enhancer inference in ms per megapixel -> a timing file per system in <results> (repeats interleaved)."""
+    from benchmark.inference_timing import time_systems
 
     def system(w: str) -> str:
         p = Path(w)
@@ -272,7 +208,7 @@ def time_inference(weights: tuple[str, ...], sizes: tuple[float, ...], repeats: 
 
     todo = {system(w): w for w in weights} or {"network": None}
     try:
-        records = time_systems(Path(results) / "timing", todo, device=device, sizes_mp=sizes, repeats=repeats,
+        records = time_systems(ResultsFolder(Path(results)), todo, device=device, sizes_mp=sizes, repeats=repeats,
                                warmup=warmup, tile=tile)
     except (RuntimeError, FileNotFoundError) as exc:
         raise click.ClickException(str(exc)) from None

@@ -24,8 +24,9 @@ from benchmark.report.performance import (
 from benchmark.report.published import published_for
 from benchmark.report.tables import Table, decision_table, fmt, fmt_p, metric_table, systems_table, unit
 from benchmark.report.verdict import verdict
+from benchmark.results import ROOT, ResultsFolder
 from benchmark.system import System
-from benchmark.timing import training_runs
+from benchmark.training_logs import training_runs
 
 MAX_GRID_IMAGES = 40  # per dataset in the HTML grids (every test image of the embedded and SICE sets)
 MD_GRID_IMAGES = 3  # in the Markdown report's grid PNG
@@ -41,7 +42,7 @@ def _encoders(seeds: dict[str, dict]) -> str:
 
 
 def random_encoders(runs: dict[str, dict]) -> list[str]:
-    """Runs (:func:`~benchmark.timing.training_runs`) trained with a random test encoder
+    """Runs (:func:`~benchmark.training_logs.training_runs`) trained with a random test encoder
     (``tiny-clip-random``): their numbers mean nothing."""
     return [f"{run}: encoders {t.get('encoders')}" for run, t in runs.items() if t.get("random_encoder")]
 
@@ -164,7 +165,7 @@ def paired_table(res: Results, dataset: str) -> Table:
     return table
 
 
-def build_report(results: str | Path = "results", params: dict | None = None, *, n_boot: int | None = None,
+def build_report(results: str | Path = ROOT, params: dict | None = None, *, n_boot: int | None = None,
                  seed: int | None = None, n_images: int | None = MAX_GRID_IMAGES,
                  perf_dir: str | Path = DEFAULT_DIR) -> dict[str, Path]:
     """Write ``report.md``, ``report.html``, ``figures/*.png`` and the tables under ``results``
@@ -176,10 +177,10 @@ def build_report(results: str | Path = "results", params: dict | None = None, *,
         seed = bootstrap_seed(params)
     res = load_results(root, n_boot=n_boot, seed=seed, perf_dir=perf_dir, profile=params.get("profile"))
     write_tables(res)
-    figures = root / "figures"
+    folder = ResultsFolder(root)
     metrics = res.metrics()
     scored = [m for m in metrics if m in res.metric_info]
-    runs = training_runs(root)
+    runs = training_runs(folder)
     sections = [_section(res, dataset, metrics, scored, runs, n_images) for dataset in res.datasets]
     context = {
         "created": _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
@@ -187,11 +188,11 @@ def build_report(results: str | Path = "results", params: dict | None = None, *,
         "setup": setup_rows(res, params, seed), "random_encoders": random_encoders(runs), "protocols": protocol_table(res),
         "fidelity": fidelity_table(params, res.perf.get("fidelity")),
         "sections": sections, "training": training_table(runs, root), "ratios": ratio_table(runs, root),
-        "timing": inference_table(root), "loss_png": plots.loss_curves(runs, figures / "training_loss.png"),
-        "speed_png": plots.inference_speed(res, figures / "inference_speed.png"),
+        "timing": inference_table(root), "loss_png": plots.loss_curves(runs, folder.figure("training_loss.png")),
+        "speed_png": plots.inference_speed(res, folder.figure("inference_speed.png")),
         "other_runs": other_runs(res.perf, root), "skipped": res.skipped, "unavailable": res.unavailable,
-        "md_grid_images": MD_GRID_IMAGES, "has_provenance": (root / "provenance.json").is_file(),
-        "b64": _b64_file, "rel": lambda p: p.relative_to(root).as_posix() if p else None,
+        "md_grid_images": MD_GRID_IMAGES, "has_provenance": folder.provenance_file.is_file(),
+        "b64": _b64_file, "rel": lambda p: folder.relative(p) if p else None,
     }
     link_tables(context, root)
     return _render(context, root)
@@ -200,17 +201,17 @@ def build_report(results: str | Path = "results", params: dict | None = None, *,
 def _section(res: Results, dataset: str, metrics: list[str], scored: list[str], runs: dict[str, dict],
              n_images: int | None) -> dict[str, Any]:
     """The report section of one dataset: its tables, figures and image grids."""
-    figures = res.root / "figures"
+    folder = ResultsFolder(res.root)
     rows = grids.build_grids(res, dataset, res.root, n_images=n_images)
     headline = plots.headline_metrics(res, dataset)
     return {
         "name": dataset, "table": metric_table(res, dataset, metrics), "published": published_table(res, dataset),
         "paired": paired_table(res, dataset), "decisions": decision_table(res, dataset),
-        "bars": plots.metric_bars(res, dataset, scored, figures / f"metrics_{dataset}.png"),
+        "bars": plots.metric_bars(res, dataset, scored, folder.figure(f"metrics_{dataset}.png")),
         "quality_cost": plots.quality_vs_cost(res, dataset, headline, res.inference, runs,
-                                              figures / f"quality_vs_cost_{dataset}.png"),
-        "per_image": plots.per_image_lines(res, dataset, headline, figures / f"per_image_{dataset}.png"),
-        "grid_rows": rows, "grid_png": grids.grid_figure(rows[:MD_GRID_IMAGES], figures / f"grid_{dataset}.png"),
+                                              folder.figure(f"quality_vs_cost_{dataset}.png")),
+        "per_image": plots.per_image_lines(res, dataset, headline, folder.figure(f"per_image_{dataset}.png")),
+        "grid_rows": rows, "grid_png": grids.grid_figure(rows[:MD_GRID_IMAGES], folder.figure(f"grid_{dataset}.png")),
         "n_images": res.n_images(dataset), "n_scenes": res.n_scenes(dataset),
     }
 
@@ -219,7 +220,8 @@ def _render(context: dict[str, Any], root: Path) -> dict[str, Path]:
     """Render ``report.md`` and ``report.html`` under ``root`` from ``context``."""
     env = Environment(loader=PackageLoader("benchmark.report", "templates"), autoescape=select_autoescape(["html", "html.j2"]),
                       trim_blocks=True, lstrip_blocks=True)
-    out = {"md": root / "report.md", "html": root / "report.html"}
+    folder = ResultsFolder(root)
+    out = {"md": folder.report_file("md"), "html": folder.report_file("html")}
     write_text(out["md"], env.get_template("report.md.j2").render(**context))
     write_text(out["html"], env.get_template("report.html.j2").render(**context))
     return out
