@@ -91,7 +91,7 @@ def scene_of(scenes: Scenes | None, dataset: str, images: Sequence[str]) -> list
 
 def aggregate(scores: pd.DataFrame, *, scenes: Scenes | None = None, n_boot: int = 1000, level: float = 0.95,
               seed: int = 0) -> pd.DataFrame:
-    """One row per (dataset, system, metric) over seed-averaged images: n, scenes, mean, std, the
+    """One row per (dataset, system, metric) over images averaged over seeds: n, scenes, mean, std, the
     scene-bootstrap CI of the mean, and for trained systems the number of seeds and the sd of their means."""
     spread = _seed_spread(scores)
     rows = []
@@ -198,7 +198,7 @@ def holm(pvalues: Sequence[float]) -> np.ndarray:
 
 def paired_comparison(scores: pd.DataFrame, systems: Sequence[str] | None = None, *, scenes: Scenes | None = None,
                       n_boot: int = 1000, seed: int = 0) -> pd.DataFrame:
-    """Every pair of systems, per dataset and metric, on the (seed-averaged) images both have scored;
+    """Every pair of systems, per dataset and metric, on the images (averaged over seeds) both have scored;
     ``p_holm`` adjusts over all the rows returned (the family)."""
     rows = []
     frame = collapse_seeds(scores)
@@ -238,7 +238,7 @@ def best_systems(agg: pd.DataFrame, paired: pd.DataFrame, flagged: Mapping[tuple
                  *, alpha: float = ALPHA, exclude_sources: Sequence[str] = ("input",)) -> pd.DataFrame:
     """Per (dataset, metric): ``best`` is the leading healthy system only when its lead over the
     healthy runner-up is significant (Holm-adjusted p < ``alpha``) and, where seeds exist, larger than
-    the seed-to-seed spread (the larger ``seed_sd`` of the two); otherwise ``status`` says tie and why.
+    the between-seed spread (the larger ``seed_sd`` of the two); otherwise ``status`` says tie and why.
 
     ``flagged`` maps (dataset, system) to a truthy value for systems with a health flag.
     """
@@ -286,7 +286,7 @@ def _significance(row: dict[str, Any], test: pd.Series, forward: bool, lower: bo
         reason = (f"lead not significant after Holm correction (p = {p_raw:.2g}, "
                   f"p_holm = {row['p_holm']:.2g} ≥ {alpha:g})")
     elif seeded and row["lead"] <= row["seed_sd"]:
-        reason = f"lead {row['lead']:.3g} within the seed-to-seed spread (sd {row['seed_sd']:.3g})"
+        reason = f"lead {row['lead']:.3g} within the between-seed spread (sd {row['seed_sd']:.3g})"
     else:
         return {**row, "status": "best", "best": row["leader"],
                 "reason": f"lead {row['lead']:.3g} significant (p_holm = {row['p_holm']:.2g} < {alpha:g})"

@@ -157,6 +157,6 @@ def test_best_needs_a_healthy_significant_lead_beyond_the_seed_spread() -> None:
               for s, gain in (("a", 0.5), ("b", 0.0))]
     tie = _decide(seeded, source="trained")
     assert (tie["status"], tie["best"], tie["leader"]) == ("tie", "", "a")
-    assert tie["seed_sd"] == pytest.approx(1.0) and "seed-to-seed spread" in tie["reason"]
+    assert tie["seed_sd"] == pytest.approx(1.0) and "between-seed spread" in tie["reason"]
     single = _decide([r for r in rows if r[0] == "a"])
     assert single["status"] == "single" and single["best"] == ""

@@ -2,7 +2,7 @@
 
 Who is healthy, who is flagged and why; who leads on what, by how much (best only where the lead is
 significant after Holm correction and beyond the seed spread), at what cost; whether differences
-between trained systems exceed the seed-to-seed spread.
+between trained systems exceed the between-seed spread.
 """
 from __future__ import annotations
 
@@ -64,7 +64,7 @@ def _leads(res: Results, dataset: str) -> list[str]:
         out.append(f"{leader} is best on {_join(items)}" + (f"; cost: {cost}." if cost else "."))
     n_tests = int(res.paired["p_holm"].notna().sum())
     why = {"not significant": f"the lead is not significant after Holm correction over {n_tests} tests",
-           "seed": "the lead is within the seed-to-seed spread", "": ""}
+           "seed": "the lead is within the between-seed spread", "": ""}
     ties: dict[str, list[str]] = {k: [] for k in why}
     for r in dec[dec["status"] != "best"].itertuples():
         kind = next(k for k in why if k in r.reason)
@@ -89,7 +89,7 @@ def _seeds(res: Results, dataset: str) -> list[str]:
     if agg.empty:
         return []
     if (agg["n_seeds"] < 2).all():
-        return [("Each trained system has one seed: the seed-to-seed spread is unknown, so differences between "
+        return [("Each trained system has one seed: the between-seed spread is unknown, so differences between "
                  "trained systems may be seed noise.")]
     above, within = [], []
     for metric, group in agg.groupby("metric", sort=False):
@@ -102,7 +102,7 @@ def _seeds(res: Results, dataset: str) -> list[str]:
         sds = ", ".join(f"{r.system} {r.metric} {fmt(r.seed_sd)}" for r in agg.itertuples()
                         if not math.isnan(r.seed_sd))
         return [f"Seed-to-seed spread (sd of per-seed means): {sds}."] if sds else []
-    text = "Differences between trained systems exceed the seed-to-seed spread on " + (
+    text = "Differences between trained systems exceed the between-seed spread on " + (
         _join(above) if above else "no metric")
     return [text + (f"; not on {_join(within)} (called ties)." if within else ".")]
 
