@@ -105,7 +105,7 @@ def network_enhancer(system: str, weights: str | Path | None, *, seed: int | Non
     """The enhancer of ``weights`` (anything ``bench enhance --weights`` takes: a released name, a ``.pth``
     or run directory, a training-free operator; None: the shared network with fresh weights), run as
     ``bench enhance`` runs it."""
-    from benchmark.enhance import open_system
+    from benchmark.batch_enhance import open_system
     from methods.inference import TiledEnhancer
     from methods.network import MACS_PER_PIXEL, EnhanceNet, count_parameters
 

@@ -67,7 +67,7 @@ def validate_params(p: dict[str, Any], path: Path = Path("params.yaml")) -> None
 # ----------------------------------------------------------------------------------------- typed settings
 @dataclass(frozen=True)
 class EnhanceSettings:
-    """How a system enhances images (params ``enhance``, ``device``): :func:`~benchmark.enhance.enhance_folder`'s
+    """How a system enhances images (params ``enhance``, ``device``): :func:`~benchmark.batch_enhance.enhance_folder`'s
     keyword arguments."""
 
     padding: str = "reflect"

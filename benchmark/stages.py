@@ -70,7 +70,7 @@ def enhance_stage(system: System, dataset: str, inputs: Path | Sequence[Path], f
     Returns the folder's summary (``done``, ``failed``; ``skipped`` with the reason when the run's
     training was skipped or its weights are unavailable, which is recorded as the stage's outputs).
     """
-    from benchmark.enhance import enhance_folder
+    from benchmark.batch_enhance import enhance_folder
     from benchmark.weights import WeightsUnavailable
 
     if system.source == "trained":

@@ -99,7 +99,7 @@ def write_result(name: str, record: dict[str, Any], out_dir: Path | None = None)
 def sample_photo(max_side: int | None = None, path: Path | None = None) -> torch.Tensor | None:
     """A real backlit photo (3 x H x W in [0, 1]) from the reference samples, or None if absent."""
     from backlit_core.image_io import load_image
-    from benchmark.enhance import downscale
+    from benchmark.batch_enhance import downscale
 
     path = path or REFERENCE / "backlit-samples" / "110_51093502029_o.jpg"
     if not path.is_file():

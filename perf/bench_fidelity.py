@@ -20,7 +20,7 @@ from pathlib import Path
 import pandas as pd
 from _common import ROOT, perf_environment, write_result
 
-from benchmark.enhance import enhance_folder
+from benchmark.batch_enhance import enhance_folder
 from benchmark.evaluate import evaluate_system
 from benchmark.params import load_params
 from benchmark.results import ENHANCER, TRAIN_LOG, ResultsFolder, read_scores, seed_folders

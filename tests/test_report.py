@@ -282,9 +282,9 @@ def test_any_callable_is_timed_in_one_sample_set() -> None:
 
 
 def test_figures_and_grids(results: Path) -> None:
-    from benchmark.report.data import load_results
     from benchmark.report.grids import build_grids, detail_box
     from benchmark.report.plots import loss_weights, outlier_image, weighted_terms
+    from benchmark.report.results_loader import load_results
 
     res = load_results(results, n_boot=20, perf_dir=None)
     rows = build_grids(res, "baid", results)
@@ -394,7 +394,7 @@ def test_report_renders_in_chromium(results: Path, tmp_path: Path) -> None:
 
 
 def test_labels_say_skipped_and_training_free() -> None:
-    from benchmark.report.data import SKIPPED_LABEL, system_label
+    from benchmark.report.results_loader import SKIPPED_LABEL, system_label
 
     skipped = system_label("clip-lit-unpaired", {"0": {"status": "skipped", "reason": "clip-lit needs a text encoder"}},
                            "embedded")

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 import benchmark.metrics as M
-import benchmark.verify as V
+import benchmark.verify_reproduction as V
 
 
 def test_scratch_rerun_gets_the_metric_parameter_files(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -15,7 +15,7 @@ from benchmark.system import System
 if TYPE_CHECKING:
     from benchmark.evaluate import TestSet
     from benchmark.params import RunSettings
-    from benchmark.report.data import Results
+    from benchmark.report.results_loader import Results
 
 FORMATS = ("table", "csv", "markdown", "json")
 
@@ -159,7 +159,7 @@ def compare(methods: str, datasets: tuple[str, ...], weights: str, fmt: str, tim
 
     from backlit_core.registry import UnknownNameError
     from benchmark.compare import resolve_systems, run_stages, time_compared
-    from benchmark.report.data import load_results, write_tables
+    from benchmark.report.results_loader import load_results, write_tables
 
     folder = ResultsFolder(Path(results))
     names = _metric_list(metrics)

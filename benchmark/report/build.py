@@ -11,7 +11,6 @@ from jinja2 import Environment, PackageLoader, select_autoescape
 
 from backlit_core.atomic import write_text
 from benchmark.report import grids, plots
-from benchmark.report.data import Results, load_results, write_tables
 from benchmark.report.links import link_tables
 from benchmark.report.performance import (
     DEFAULT_DIR,
@@ -22,6 +21,7 @@ from benchmark.report.performance import (
     training_table,
 )
 from benchmark.report.published import published_for
+from benchmark.report.results_loader import Results, load_results, write_tables
 from benchmark.report.tables import Table, decision_table, fmt, fmt_p, metric_table, systems_table, unit
 from benchmark.report.verdict import verdict
 from benchmark.results import ROOT, ResultsFolder

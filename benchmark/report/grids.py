@@ -17,7 +17,7 @@ import numpy as np
 from PIL import Image, ImageDraw
 
 from backlit_core.image_io import ImageReadError, load_image
-from benchmark.report.data import Results
+from benchmark.report.results_loader import Results
 from benchmark.results import ResultsFolder
 from benchmark.system import System
 

@@ -21,7 +21,7 @@ from matplotlib.figure import Figure
 from matplotlib.patches import Patch, Rectangle
 from matplotlib.ticker import MaxNLocator
 
-from benchmark.report.data import Results
+from benchmark.report.results_loader import Results
 from benchmark.system import System
 from benchmark.training_logs import read_train_log
 

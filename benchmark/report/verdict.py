@@ -9,7 +9,7 @@ from __future__ import annotations
 import math
 
 from benchmark.health import Flag
-from benchmark.report.data import SKIPPED_LABEL, Results
+from benchmark.report.results_loader import SKIPPED_LABEL, Results
 from benchmark.report.tables import fmt, fmt_p, unit
 from benchmark.system import System
 

@@ -25,8 +25,9 @@ from rel_helpers import (
 
 from backlit_core.image_io import load_image
 from benchmark import metrics as M
-from benchmark.enhance import enhance_folder
-from benchmark.evaluate import evaluate_system, read_scores
+from benchmark.batch_enhance import enhance_folder
+from benchmark.evaluate import evaluate_system
+from benchmark.results import read_scores
 from methods.training import train_method
 
 TOTAL = 16  # iterations; checkpoints every 4

@@ -1,4 +1,4 @@
-"""Everything the report shows, read from the results folder alone (see docs/architecture.md)."""
+"""The report's results loader: everything the report shows, read from the results folder alone."""
 from __future__ import annotations
 
 import json
