@@ -71,6 +71,14 @@ def test_fingerprint_follows_the_code_and_only_it(tmp_path: Path) -> None:
     assert data["stage"] == "train" and data["method"] == "rave" and str(ROOT) not in json.dumps(data)
 
 
+def test_every_run_stage_command_calls_its_function_of_the_stage_module() -> None:
+    from benchmark.code_deps import ENTRY, STAGES, reached, stage_nodes
+
+    for stage in STAGES:
+        assert ("benchmark.stages", f"{stage.replace('-', '_')}_stage") in stage_nodes(stage), stage
+    assert ("benchmark.stages", "code_stage") in reached({(ENTRY, "code")})
+
+
 def test_changing_one_function_changes_only_the_stages_that_run_it() -> None:
     evaluate, enhance = _covered("evaluate", None), _covered("enhance", None)
     assert "evaluate_stage" in evaluate["benchmark/stages.py"] and "evaluate_stage" not in enhance["benchmark/stages.py"]
