@@ -88,7 +88,7 @@ def run_timing_files(run_dir: Path) -> tuple[Path, Path] | None:
     any, are in the run directory itself)."""
     if not is_seed_folder(run_dir) or len(run_dir.parents) < 3:
         return None
-    timing = run_dir.parents[2] / "timing" / "train" / run_dir.parent.name / run_dir.name
+    timing = ResultsFolder(run_dir.parents[2])._train_timing(Path(run_dir.parent.name, run_dir.name))
     return timing / TRAIN_TIMING, timing / TRAIN_STEPS
 
 
@@ -150,7 +150,10 @@ class ResultsFolder:
         return self.train_root / system_folder(system)
 
     def train_timing_dir(self, system: System) -> Path:
-        return self.root / "timing" / "train" / system_folder(system)
+        return self._train_timing(system_folder(system))
+
+    def _train_timing(self, sub: Path) -> Path:
+        return self.root / "timing" / "train" / sub
 
     def train_provenance_file(self, system: System) -> Path:
         return self.root / "provenance" / "train" / f"{system_folder(system).as_posix()}.json"
@@ -286,9 +289,6 @@ class ResultsFolder:
         return self.enhanced_dir(system, dataset), None
 
     # ------------------------------------------------------------------------------------------- scores
-    def scores(self, system: System, dataset: str) -> pd.DataFrame:
-        return read_scores(self.scores_csv(system, dataset))
-
     def score_files(self) -> list[Path]:
         """Every ``scores/<system>/[seed-<k>/]<dataset>.csv``."""
         scores = self.root / "scores"
