@@ -101,10 +101,12 @@ class TrainSettings:
 @dataclass(frozen=True)
 class EvaluateSettings:
     """What is scored (params ``evaluate.metrics``; None: the default metrics) and on what; the bootstrap
-    resamples of the confidence intervals (``evaluate.bootstrap``)."""
+    resamples of the confidence intervals (``evaluate.bootstrap``) and their seed (params ``seed``, else the
+    first training seed)."""
 
     metrics: tuple[str, ...] | None = None
     bootstrap: int = 1000
+    bootstrap_seed: int = 0
     device: str = "cpu"
     metric_weights: str | None = None
     force: bool = False
@@ -160,7 +162,8 @@ class RunSettings:
                                     max_side=enh.get("max_side") or None, tile=enh.get("tile") or None,
                                     precision=enh.get("precision", "fp32")),
             evaluate=EvaluateSettings(metrics=tuple(metrics) if metrics else None,
-                                      bootstrap=int(evaluate.get("bootstrap", 1000))),
+                                      bootstrap=int(evaluate.get("bootstrap", 1000)),
+                                      bootstrap_seed=int(p.get("seed", (p.get("seeds") or [0])[0]))),
             timing=TimingSettings(sizes_mp=tuple(float(s) for s in timing.get("sizes_mp", [0.25, 1.0])),
                                   repeats=int(timing.get("repeats", 5)), warmup=int(timing.get("warmup", 2))),
         )

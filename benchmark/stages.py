@@ -160,9 +160,8 @@ def time_inference_stage(folder: ResultsFolder, settings: RunSettings) -> dict[s
 def report_stage(folder: ResultsFolder, settings: RunSettings) -> dict[str, Path]:
     """The run's provenance, then the report (report.md/html, scores.csv, metrics.json, figures, tables)."""
     from benchmark.report import build_report
-    from benchmark.report.build import bootstrap_seed
 
-    folder.write_provenance(seeds=settings.seeds, bootstrap_seed=bootstrap_seed(settings.params),
+    folder.write_provenance(seeds=settings.seeds, bootstrap_seed=settings.evaluate.bootstrap_seed,
                             weights=folder.enhancer_weights(), profile=settings.profile, params=settings.params)
     return build_report(results=folder.root, params=settings.params)
 

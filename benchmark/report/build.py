@@ -10,6 +10,7 @@ from typing import Any
 from jinja2 import Environment, PackageLoader, select_autoescape
 
 from backlit_core.atomic import write_text
+from benchmark.params import RunSettings
 from benchmark.report import grids, plots
 from benchmark.report.links import link_tables
 from benchmark.report.performance import (
@@ -45,11 +46,6 @@ def random_encoders(runs: dict[str, dict]) -> list[str]:
     """Runs (:func:`~benchmark.training_logs.training_runs`) trained with a random test encoder
     (``tiny-clip-random``): their numbers mean nothing."""
     return [f"{run}: encoders {t.get('encoders')}" for run, t in runs.items() if t.get("random_encoder")]
-
-
-def bootstrap_seed(params: dict) -> int:
-    """The confidence intervals' bootstrap seed of a run: params ``seed``, else the first training seed."""
-    return int(params.get("seed", (params.get("seeds") or [0])[0]))
 
 
 def setup_rows(res: Results, params: dict | None, seed: int | None = None) -> list[tuple[str, str]]:
@@ -172,10 +168,11 @@ def build_report(results: str | Path = ROOT, params: dict | None = None, *, n_bo
     (grids of the first ``n_images`` test images of each dataset, those the systems disagree on most first)."""
     root = Path(results)
     params = params or {}
-    n_boot = n_boot or int(params.get("evaluate", {}).get("bootstrap", 1000))
+    settings = RunSettings.from_params(params)
+    n_boot = n_boot or settings.evaluate.bootstrap
     if seed is None:
-        seed = bootstrap_seed(params)
-    res = load_results(root, n_boot=n_boot, seed=seed, perf_dir=perf_dir, profile=params.get("profile"))
+        seed = settings.evaluate.bootstrap_seed
+    res = load_results(root, n_boot=n_boot, seed=seed, perf_dir=perf_dir, profile=settings.profile)
     write_tables(res)
     folder = ResultsFolder(root)
     metrics = res.metrics()
