@@ -106,7 +106,7 @@ def evaluate_stage(system: System, dataset: str, folder: ResultsFolder, settings
                            force=settings.force)
 
 
-def timed_systems(folder: ResultsFolder, settings: RunSettings
+def _timed_systems(folder: ResultsFolder, settings: RunSettings
                   ) -> tuple[list[tuple[str, int | None, str | Path]], list[dict]]:
     """The enhancer systems a run has, as (system, seed, weights): trained runs per seed (or the older
     seedless run directory) and released weights and operators; and the ones that cannot be timed, with
@@ -139,7 +139,7 @@ def time_inference_stage(folder: ResultsFolder, settings: RunSettings) -> dict[s
     from benchmark.machine import timing_environment
     from benchmark.weights import WeightsUnavailable
 
-    systems, not_timed = timed_systems(folder, settings)
+    systems, not_timed = _timed_systems(folder, settings)
     enh, timing = settings.enhance, settings.timing
     enhancers = []
     for system, seed, weights in systems:
