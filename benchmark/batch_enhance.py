@@ -107,15 +107,15 @@ def enhance_folder(
     returned under ``timing``.
     """
     out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
+    paths = [p for p in collect_inputs(inputs) if not p.name.startswith(".")]
     engine, identity = open_system(weights, padding=padding, device=device, tile=tile, precision=precision)
+    out_dir.mkdir(parents=True, exist_ok=True)  # only now: a command that fails on its inputs leaves no folder
     settings = {**identity, "padding": padding, "max_side": max_side, "tile": tile, "precision": precision,
                 "bits": bits}
     summary_path = out_dir / ENHANCED_SUMMARY
     finished = set() if force else _finished(summary_path, settings)
     remove_stale_temporaries(out_dir)  # left by a killed run
 
-    paths = [p for p in collect_inputs(inputs) if not p.name.startswith(".")]
     names = output_names(paths)
     kept = {names[p] for p in paths if names[p] in finished and (out_dir / names[p]).is_file()}
     done = [names[p] for p in paths if names[p] in kept]

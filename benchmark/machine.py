@@ -18,7 +18,9 @@ def cpuinfo_field(name: str) -> str | None:
 
 
 def cpu_name() -> str:
-    return cpuinfo_field("model name") or platform.processor() or platform.machine()
+    from backlit_core.provenance import cpu_model
+
+    return cpu_model()
 
 
 def cpu_flags() -> list[str]:

@@ -131,7 +131,7 @@ class RunSettings:
     seeds: tuple[int, ...] = (0,)
     datasets: tuple[str, ...] = ()
     test_datasets: tuple[str, ...] = ()
-    synthetic_seed: int = 0
+    synthetic_seed: int | None = None  # None: the dataset card's own generator seed
     methods: tuple[str, ...] = ()
     regimes: tuple[str, ...] = ()
     released: tuple[str, ...] = ()
@@ -151,7 +151,7 @@ class RunSettings:
         return cls(
             params=p, profile=p.get("profile"), seeds=tuple(p.get("seeds") or [p.get("seed", 0)]),
             datasets=tuple(p.get("datasets") or []), test_datasets=tuple(data.get("test") or []),
-            synthetic_seed=(p.get("synthetic") or {}).get("seed", 0), methods=tuple(p.get("methods") or []),
+            synthetic_seed=(p.get("synthetic") or {}).get("seed"), methods=tuple(p.get("methods") or []),
             regimes=tuple(p.get("regimes") or []), released=tuple(p.get("released") or []),
             operators=tuple(p.get("operators") or []), device=device,
             train=TrainSettings(dataset=data.get("train"), guidance_encoder=encoders.get("guidance"),

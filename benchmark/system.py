@@ -37,11 +37,11 @@ class System:
 
     @classmethod
     def released(cls, weights: str) -> System:
-        """Released weights by name (``bench weights list``); method and regime from their record."""
-        from benchmark.weights import RELEASED
+        """Released weights by name or alias (``bench weights list``); method and regime from their record."""
+        from benchmark.weights import ALIASES, RELEASED
 
-        w = RELEASED.get(weights)
-        return cls(w.method if w else weights, "released", w.regime if w else "", weights=weights)
+        w = RELEASED.get(ALIASES.get(weights, weights))
+        return cls(w.method, "released", w.regime, weights=w.name) if w else cls(weights, "released", weights=weights)
 
     @classmethod
     def parse(cls, name: str, seed: int | None = None) -> System:

@@ -100,14 +100,16 @@ def is_zero_dce_state(state: dict) -> bool:
 
 def load_zero_dce(path: str | Path, device: str | torch.device = "cpu") -> ZeroDCENet:
     """Build a :class:`ZeroDCENet` and load a state dict strictly; errors name the file."""
-    from methods.network import read_state_dict
+    from backlit_core.torch_files import CheckpointError
+    from methods.network import MUST_HOLD, entries, read_state_dict, state_mismatch
 
     state = read_state_dict(path)
     net = ZeroDCENet()
-    try:
-        net.load_state_dict(state, strict=True)
-    except RuntimeError as exc:
-        raise RuntimeError(f"{path}: does not hold the {PARAMETERS:,}-parameter Zero-DCE network: {exc}") from exc
+    problem = state_mismatch(net, state)
+    if problem:
+        raise CheckpointError(f"{path}: a state dict of {entries(len(state))}, not the {PARAMETERS:,}-parameter "
+                              f"Zero-DCE network's ({problem}); {MUST_HOLD}")
+    net.load_state_dict(state, strict=True)
     return net.to(device).eval()
 
 

@@ -18,9 +18,7 @@ if str(ROOT) not in sys.path:  # run as `python perf/<script>.py` without instal
 
 import torch
 
-from backlit_core.paths import SHARED_DIR
-
-REFERENCE = Path(os.environ.get("BACKLIT_BENCH_REFERENCE", SHARED_DIR / "reference"))
+from backlit_core.paths import REFERENCE_DIR as REFERENCE
 
 
 def summary(samples: list[float]) -> dict[str, Any]:

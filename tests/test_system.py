@@ -74,7 +74,8 @@ def test_layout_matches_the_pipeline_and_the_trainer() -> None:
     def seeded(path: Path) -> str:  # as dvc.yaml writes it: the matrix's seed
         return path.as_posix().replace("seed-0", "seed-${item.seed}")
 
-    train = [next(iter(o)) if isinstance(o, dict) else o for o in stages["train"]["outs"] + stages["train"]["metrics"]]
+    train = [next(iter(o)) if isinstance(o, dict) else o
+             for o in stages["train"]["outs"] + stages["train"].get("metrics", [])]
     assert seeded(folder.train_dir(run)) in train and seeded(folder.train_provenance_file(run)) in train
     timing, steps = run_timing_files(folder.train_dir(run))
     assert {seeded(timing), seeded(steps)} <= set(train)
@@ -117,5 +118,7 @@ def test_compare_resolves_operators_and_every_trained_method(tmp_path: Path) -> 
     from benchmark.compare import resolve_systems
 
     (tmp_path / "train" / "zero-dce-unpaired" / "seed-0").mkdir(parents=True)
-    systems = resolve_systems("clahe,zero-dce", "trained", ResultsFolder(tmp_path))
-    assert systems == [System.parse("clahe"), System.trained("zero-dce", "unpaired", 0)]
+    systems, untrained = resolve_systems("clahe,zero-dce,rave", "trained", ResultsFolder(tmp_path))
+    assert systems == [System.parse("clahe"), System.trained("zero-dce", "unpaired", 0)] and untrained == ["rave"]
+    released, _ = resolve_systems("rave,latent-prompt", "released", ResultsFolder(tmp_path))  # the papers' names
+    assert [s.name for s in released] == ["released-rave-unpaired", "released-latent-prompt-unpaired"]

@@ -2,12 +2,14 @@
 from __future__ import annotations
 
 import json
+import textwrap
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import click
 
+from benchmark.data.folder import LAYOUTS_HELP
 from benchmark.results import ROOT as RESULTS
 from benchmark.results import ResultsFolder, system_folder
 from benchmark.system import System
@@ -18,6 +20,14 @@ if TYPE_CHECKING:
     from benchmark.report.results_loader import Results
 
 FORMATS = ("table", "csv", "markdown", "json")
+EPILOG = "\b\n" + LAYOUTS_HELP  # \b: click keeps the lines as they are
+TABLE_WIDTH = 120  # terminal tables wrap to this width (or the terminal's, if narrower); files keep every column
+
+
+def _width() -> int:
+    import shutil
+
+    return min(shutil.get_terminal_size((TABLE_WIDTH, 24)).columns, TABLE_WIDTH)
 
 
 def _metric_options(f: Callable) -> Callable:
@@ -39,6 +49,10 @@ def _settings() -> RunSettings:
     return load_settings(missing_ok=True)
 
 
+def _note(text: str) -> None:
+    click.echo(text, err=True)
+
+
 def _metric_list(text: str | None) -> list[str]:
     from backlit_core.registry import UnknownNameError
     from benchmark.metrics import DEFAULT_METRICS, parse_metric_list
@@ -53,8 +67,9 @@ def _save_provenance(folder: ResultsFolder, bootstrap_seed: int | None = None) -
     folder.write_provenance(bootstrap_seed=bootstrap_seed, profile=_settings().profile)
 
 
-@click.command()
-@click.option("--dataset", "-d", required=True, help="Dataset name (datasets/data/<name>) or a directory.")
+@click.command(epilog=EPILOG)
+@click.option("--dataset", "-d", required=True,
+              help="Dataset name (datasets/data/<name>) or a directory (layouts below).")
 @click.option("--system", "-s", required=True, help="System name: <method>-<regime>, released-<weights>, input, ...")
 @click.option("--seed", type=click.IntRange(min=0), default=None, help="Training seed of a trained system.")
 @click.option("--enhanced", "-e", type=click.Path(exists=True, file_okay=False), default=None,
@@ -66,6 +81,7 @@ def evaluate(dataset: str, system: str, seed: int | None, enhanced: str | None, 
     """Score one system's enhanced folder -> its scores CSV in <results>."""
     from dataclasses import replace
 
+    from benchmark.compare import dropped_lines
     from benchmark.evaluate import resolve_test_set
     from benchmark.stages import evaluate_stage
 
@@ -85,23 +101,30 @@ def evaluate(dataset: str, system: str, seed: int | None, enhanced: str | None, 
     if result.skipped:
         click.echo(f"{label}: skipped ({result.skipped})")
         return
-    click.echo(f"{label}: {result.scores['image'].nunique()} images scored -> {folder.scores_csv(sys_, test.name)}")
+    ok = [n for n, st in result.metrics.items() if st["status"] == "ok"]
+    scored = min((result.scored(n) for n in ok), default=0)
+    click.echo(f"{label}: {scored} scored / {result.given} given -> {folder.scores_csv(sys_, test.name)}")
     means = result.scores.groupby("metric")["value"].mean()
     for name, st in result.metrics.items():
-        shown = f"{means[name]:.4f}" if name in means else f"{st['status']}: {st.get('reason', '')}"
+        shown = f"{means[name]:.4f}  ({result.scored(name)} scored / {result.given} given)" if name in means \
+            else f"{st['status']}: {st.get('reason', '')}"
         click.echo(f"  {name:18s} {shown}")
-    for f in result.failed:
-        click.echo(f"  failed {f['image']} {f['metric']}: {f['error']}", err=True)
+    for line in dropped_lines(label, result.failed):
+        _note(line)
 
 
 def _test_sets(datasets: tuple[str, ...]) -> list[tuple[str, TestSet]]:
-    """(argument, test set) of each ``--dataset`` (default: params data.test)."""
+    """(argument, test set) of each ``--dataset`` (default: params data.test); the embedded synthetic set is
+    prepared first when it is not (offline, seconds)."""
+    from benchmark.compare import prepare_synthetic
     from benchmark.evaluate import resolve_test_set
 
-    wanted = [d.strip() for text in datasets for d in text.split(",") if d.strip()] or \
-        list(_settings().test_datasets)
+    settings = _settings()
+    wanted = [d.strip() for text in datasets for d in text.split(",") if d.strip()] or list(settings.test_datasets)
     if not wanted:
         raise click.UsageError("no dataset: pass --dataset NAME_OR_DIR")
+    for name in wanted:
+        prepare_synthetic(name, settings, _note)
     try:
         return [(d, resolve_test_set(d)) for d in wanted]
     except FileNotFoundError as exc:
@@ -122,21 +145,25 @@ def _print_tables(res: Results, tests: list[tuple[str, TestSet]], names: list[st
         else:
             table = metric_table(res, test.name, names, table_systems)
             click.echo(f"\n{test.name} ({res.n_images(test.name)} images from {res.n_scenes(test.name)} scenes)")
-            click.echo(table.markdown() if fmt == "markdown" else table.text())
+            click.echo(table.markdown() if fmt == "markdown" else table.text(_width()))
             for r in res.decisions[res.decisions["dataset"] == test.name].itertuples():
                 if r.metric in names:
-                    click.echo(f"{r.metric}: {'best ' + r.best if r.best else r.status}: {r.reason}")
+                    line = f"{r.metric}: {'best ' + r.best if r.best else r.status}: {r.reason}"
+                    click.echo(line if fmt == "markdown" else "\n".join(textwrap.wrap(line, _width(),
+                                                                                       subsequent_indent="  ")))
     if fmt == "json":
         click.echo(json.dumps(records, indent=2))
 
 
-@click.command()
+@click.command(epilog=EPILOG)
 @click.option("--methods", "-m", required=True,
               help="Comma-separated: method names (trained runs of clip-lit, rave, zero-dce, ...; training-free "
-                   "gamma, hist-eq, clahe) or run names, or released weight names with --weights released; "
-                   "`all` for every training run.")
+                   "gamma, hist-eq, clahe) or run names, or with --weights released the released models by name "
+                   "or as the papers name them (clip-lit, rave, latent-prompt; `bench weights list`); `all` for "
+                   "every training run or released model.")
 @click.option("--dataset", "-d", "datasets", multiple=True,
-              help="Dataset name or directory (repeatable, or comma-separated) [default: params.yaml data.test].")
+              help="Dataset name or directory in a layout below (repeatable, or comma-separated) [default: "
+                   "params.yaml data.test, prepared when it is the embedded synthetic set].")
 @click.option("--weights", type=click.Choice(["trained", "released"]), default="trained", show_default=True)
 @click.option("--format", "fmt", type=click.Choice(FORMATS), default="table", show_default=True)
 @click.option("--timing-mp", type=click.FloatRange(min=0.01), default=0.25, show_default=True,
@@ -158,32 +185,35 @@ def compare(methods: str, datasets: tuple[str, ...], weights: str, fmt: str, tim
     from dataclasses import replace
 
     from backlit_core.registry import UnknownNameError
-    from benchmark.compare import resolve_systems, run_stages, time_compared
+    from benchmark.compare import resolve_systems, run_stages, time_compared, training_hint
     from benchmark.report.results_loader import load_results, write_tables
 
     folder = ResultsFolder(Path(results))
     names = _metric_list(metrics)
     try:
-        systems = resolve_systems(methods, weights, folder, note=lambda text: click.echo(text, err=True))
+        systems, untrained = resolve_systems(methods, weights, folder)
     except UnknownNameError as exc:
         raise click.BadParameter(str(exc), param_hint="--methods") from None
     tests = _test_sets(datasets)
     settings = _settings()
+    if untrained and not systems:
+        raise click.ClickException(training_hint(untrained, folder, settings))
+    if untrained:
+        _note(f"note: {training_hint(untrained, folder, settings)}")
     evaluate = replace(settings.evaluate, metrics=tuple(names), device=device, metric_weights=metric_weights,
                        force=force)
-    skipped = run_stages(systems, tests, folder, limit, replace(settings.enhance, device=device), evaluate,
-                         note=lambda text: click.echo(text, err=True))
+    skipped = run_stages(systems, tests, folder, limit, replace(settings.enhance, device=device), evaluate, _note)
     if not no_timing:
         try:
             time_compared([s for s in systems if s not in skipped], folder, device, timing_mp, repeats, force)
         except (RuntimeError, FileNotFoundError) as exc:
-            click.echo(f"timing skipped ({exc})", err=True)
+            _note(f"timing skipped ({exc})")
     _save_provenance(folder, seed)
     res = load_results(folder.root, n_boot=bootstrap, seed=seed)
     write_tables(res)
     _print_tables(res, tests, names, list(dict.fromkeys(["input"] + [s.name for s in systems])), fmt)
-    click.echo(f"\nwrote {folder.merged_scores_file}, {folder.metrics_file}, {folder.tables_dir}/; "
-               "`bench report` for the full report", err=True)
+    _note(f"\nwrote {folder.merged_scores_file}, {folder.metrics_file}, {folder.tables_dir}/; "
+          "`bench report` for the full report")
 
 
 @click.command("time-inference")

@@ -9,7 +9,7 @@ from benchmark.results import ResultsFolder
 
 
 @click.command()
-@click.option("--metric", default="psnr/mean", show_default=True,
+@click.option("--metric", default="/psnr", show_default=True,
               help="Which metrics.json leaves to print (suffix of the key path).")
 @click.option("--out", type=click.Path(dir_okay=False, path_type=Path), default=ResultsFolder().experiments_file,
               show_default=True)

@@ -120,7 +120,7 @@ def test_released_weights_checksum_mismatch_is_retried_once(server: Server, tmp_
                                                             monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("BACKLIT_BENCH_WEIGHTS", str(tmp_path / "cache"))
     monkeypatch.setenv("BACKLIT_BENCH_WEIGHTS_MIRRORS", "")
-    monkeypatch.setattr(W, "SHARED_DIR", tmp_path / "shared")  # hide ../shared/reference/checkpoints
+    monkeypatch.setattr(W, "REFERENCE_DIR", tmp_path / "reference")  # hide ../shared/reference/checkpoints
     monkeypatch.setattr(W.ReleasedWeights, "url", property(lambda self: f"{server.url}/{self.filename}"))
     w = W.RELEASED["rave-unpaired"]
     server.files["/rave_unpaired.pth"] = b"\0" * w.size  # right size, wrong bytes
