@@ -173,6 +173,11 @@ class ResultsFolder:
         """``timing/inference.json``: every enhancer of the run, timed together."""
         return self.root / "timing" / "inference.json"
 
+    @property
+    def pipeline_timing_file(self) -> Path:
+        """``timing/pipeline.json``: which worker ran each stage of the last ``bench repro``, when."""
+        return self.root / "timing" / "pipeline.json"
+
     def system_timing_file(self, name: str) -> Path:
         """``timing/<system>.json``: one system timed by ``bench compare`` / ``bench time-inference``."""
         return self.root / "timing" / f"{name}.json"

@@ -19,7 +19,7 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
 # The longest modules first, so that with `pytest -n 2 --dist loadfile` (make test) they start at once
 # on different workers and the short ones fill in around them.
-LONGEST_FIRST = ("test_paper_profile.py", "test_pipeline.py", "test_methods_act.py", "test_gpu_check.py")
+LONGEST_FIRST = ("test_paper_profile.py", "test_pipeline.py", "test_repro.py", "test_methods_act.py", "test_gpu_check.py")
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:

@@ -202,6 +202,7 @@ def build_report(results: str | Path = ROOT, params: dict | None = None, *, n_bo
         "sections": sections, "training": training_table(runs, root), "ratios": ratio_table(runs, root),
         "timing": inference_table(root), "loss_png": plots.loss_curves(runs, folder.figure("training_loss.png"), flagged),
         "speed_png": plots.inference_speed(res, folder.figure("inference_speed.png"), inference_method(root)),
+        "pipeline": _pipeline(root),
         "inference_note": inference_method(root), "training_note": training_method(runs),
         "results_name": root.as_posix(), "perf_name": Path(perf_dir).as_posix(),
         "other_runs": other_runs(res.perf, root, perf_dir), "skipped": res.skipped, "unavailable": res.unavailable,
@@ -210,6 +211,25 @@ def build_report(results: str | Path = ROOT, params: dict | None = None, *, n_bo
     }
     link_tables(context, root)
     return _render(context, root)
+
+
+def _pipeline(root: Path) -> dict[str, Any] | None:
+    """The Gantt chart of the last ``bench repro`` run (``timing/pipeline.json``), captioned with which run it is."""
+    from benchmark.engine.timeline import read_timeline
+
+    timeline = read_timeline(root)
+    png = plots.pipeline_gantt(timeline, ResultsFolder(root).figure("pipeline_timeline.png"))
+    if png is None:
+        return None
+    stages = timeline["stages"]
+    retried = sum(len(s.get("attempts", [])) > 1 for s in stages)
+    failed = sum(s.get("status") == "failed" for s in stages)
+    which = ("this run; the report stage is not in its own chart" if not timeline.get("finished") else
+             f"an earlier run, finished {timeline['finished'][:16]} UTC; stages run since by `dvc repro` are not in it")
+    return {"png": png, "caption": f"`bench repro` on {timeline['workers']} {timeline['scheduler']} worker(s), "
+                                   f"started {timeline['started'][:16]} UTC: {len(stages)} stages ran, {retried} "
+                                   f"retried after their worker died, {failed} failed ({which}). "
+                                   f"Source: {ResultsFolder(root).relative(ResultsFolder(root).pipeline_timing_file)}."}
 
 
 def _section(res: Results, dataset: str, metrics: list[str], scored: list[str], runs: dict[str, dict],

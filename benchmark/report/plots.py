@@ -459,3 +459,36 @@ def inference_speed(res: Results, out: Path, caption: str | None = None) -> Path
     bottom = _footer(fig, caption)
     fig.tight_layout(rect=(0, bottom, 1, 1))
     return _save(fig, out, tight=False)
+
+
+# ------------------------------------------------------------------------------- pipeline
+def pipeline_gantt(timeline: dict, out: Path) -> Path | None:
+    """The stages of a ``bench repro`` run (``timing/pipeline.json``) as bars on their workers' rows, coloured by
+    stage kind; failed stages hatched."""
+    from benchmark.engine.timeline import seconds_since
+
+    stages = [s for s in timeline.get("stages", []) if s.get("start") and s.get("end") and s.get("worker")]
+    if not stages or not timeline.get("started"):
+        return None
+    workers = sorted({s["worker"] for s in stages})
+    kinds = sorted({s["stage"].split("@")[0] for s in stages})
+    colours = dict(zip(kinds, sns.color_palette("colorblind", len(kinds))))
+    span = max(seconds_since(timeline["started"], s["end"]) for s in stages) or 1.0
+    fig = _figure(9, 0.45 * len(workers) + 1.4)
+    ax = fig.subplots()
+    for s in stages:
+        left, width = seconds_since(timeline["started"], s["start"]), seconds_since(s["start"], s["end"])
+        row = workers.index(s["worker"])
+        ax.barh(row, width, left=left, color=colours[s["stage"].split("@")[0]], edgecolor="white", lw=0.5,
+                hatch="//" if s.get("status") == "failed" else None)
+        if width > 0.06 * span:
+            ax.text(left + width / 2, row, s["stage"].split("@")[-1], ha="center", va="center", fontsize=6,
+                    clip_on=True)
+    ax.set_yticks(range(len(workers)), workers, fontsize=7)
+    ax.invert_yaxis()
+    ax.set_xlim(0, span * 1.01)
+    ax.set_xlabel("seconds since the run started")
+    ax.grid(axis="x", alpha=0.3)
+    ax.legend(handles=[Patch(color=colours[k], label=k) for k in kinds], fontsize=7, loc="upper left",
+              bbox_to_anchor=(1.01, 1), frameon=False)
+    return _save(fig, out)
