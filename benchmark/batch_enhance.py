@@ -13,7 +13,7 @@ from backlit_core.image_io import IMAGE_EXTENSIONS, ImageReadError, is_image_fil
 from benchmark.results import ENHANCED_SUMMARY
 
 if TYPE_CHECKING:
-    from methods.enhancers import Enhancer
+    from methods.enhancer_api import Enhancer
 
 
 def collect_inputs(inputs: str | Path | Iterable[str | Path]) -> list[Path]:
@@ -66,7 +66,7 @@ def open_system(weights: str | Path, *, padding: str = "reflect", device: str = 
     from backlit_core.hashing import sha256_of
     from backlit_core.registry import UnknownNameError, unknown_name_message
     from benchmark.weights import RELEASED, resolve_weights
-    from methods.enhancers import open_checkpoint, training_free, training_free_names
+    from methods.enhancer_api import open_checkpoint, training_free, training_free_names
 
     operator = None if Path(str(weights)).exists() else training_free(str(weights))
     if operator is not None:
@@ -101,7 +101,7 @@ def enhance_folder(
     Outputs already listed as done by the same weights and settings are kept: ``summary.json`` is
     rewritten after every image, so a killed run resumes where it stopped. An image that cannot be
     read or enhanced is recorded under ``failed`` (the error names the file) and the rest still run.
-    ``precision`` is the :class:`~methods.inference.TiledEnhancer` compute precision (fp32: exact;
+    ``precision`` is the :class:`~methods.tiled_inference.TiledEnhancer` compute precision (fp32: exact;
     bf16/fp16: faster). ``summary.json`` holds no times or absolute paths (it is a DVC output that
     evaluation depends on); seconds per image and wall time go to ``timing_file`` when given and are
     returned under ``timing``.

@@ -106,8 +106,8 @@ def network_enhancer(system: str, weights: str | Path | None, *, seed: int | Non
     or run directory, a training-free operator; None: the shared network with fresh weights), run as
     ``bench enhance`` runs it."""
     from benchmark.batch_enhance import open_system
-    from methods.inference import TiledEnhancer
     from methods.network import MACS_PER_PIXEL, EnhanceNet, count_parameters
+    from methods.tiled_inference import TiledEnhancer
 
     if weights is None:
         engine = TiledEnhancer(EnhanceNet(padding), device=device, tile=tile, precision=precision)

@@ -39,7 +39,8 @@ def prepare_stage(dataset: str, settings: RunSettings) -> Path:
 def train_stage(system: System, settings: TrainSettings, folder: ResultsFolder) -> dict:
     """Train ``system`` (a trained method, regime and seed) on the training dataset; resumes a killed run. A
     method that cannot run is recorded as skipped. Returns the run's summary."""
-    from methods.training import train_method
+    from benchmark.weights import resolve_weights
+    from methods.train_api import train_method
 
     if system.seed is None:
         raise ValueError(f"{system.name}: a training run needs its training seed")
@@ -60,6 +61,7 @@ def train_stage(system: System, settings: TrainSettings, folder: ResultsFolder) 
         provenance_file=folder.train_provenance_file(system),
         threads=settings.threads,
         fidelity=settings.fidelity,
+        find_weights=resolve_weights,
     )
 
 

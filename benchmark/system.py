@@ -53,7 +53,7 @@ class System:
         for regime in REGIMES:
             if name.endswith(f"-{regime}"):
                 return cls.trained(name.removesuffix(f"-{regime}"), regime, seed)
-        from methods.enhancers import training_free
+        from methods.enhancer_api import training_free
 
         if training_free(name) is not None:  # loads that operator's plugin only
             return cls(name, "training-free", seed=seed, weights=name)

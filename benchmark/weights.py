@@ -1,7 +1,7 @@
 """The released enhancers: names, pinned upstream URLs, checksums, cache and download.
 
 Nine hold the shared network (CLIP-LIT, latent-prompt, RAVE); ``zero-dce`` holds the Zero-DCE
-baseline's (``network``: which one, :mod:`methods.enhancers` loads either).
+baseline's (``network``: which one, :mod:`methods.enhancer_api` loads either).
 
 Each name says method and regime; :data:`ALIASES` adds the names the papers use (``rave`` is the
 unpaired RAVE model). ``resolve_weights`` accepts a released name or alias, a checkpoint file, or a

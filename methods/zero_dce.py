@@ -169,7 +169,7 @@ def zero_dce_loss(inp: torch.Tensor, out: torch.Tensor, a: torch.Tensor) -> tupl
 
 # --------------------------------------------------------------------------------- inference
 class ZeroDCEEnhancer:
-    """Full-resolution Zero-DCE on one image (the common enhancer interface, see methods/enhancers.py).
+    """Full-resolution Zero-DCE on one image (the common enhancer interface, see methods/enhancer_api.py).
 
     Images up to ``tile`` pixels a side run in one pass; larger ones in tiles with an 8-px halo
     (exact: the net is local). ``precision`` sets the conv dtype; the curves run in float32.
@@ -183,7 +183,7 @@ class ZeroDCEEnhancer:
     def __init__(self, net: ZeroDCENet, device: str | torch.device = "auto", tile: int | None = None,
                  precision: str = "fp32") -> None:
         from backlit_core.device import resolve_device
-        from methods.inference import DEFAULT_TILE, resolve_precision
+        from methods.tiled_inference import DEFAULT_TILE, resolve_precision
 
         self.device = resolve_device(device)
         self.dtype = resolve_precision(precision, torch.float32)
@@ -201,7 +201,7 @@ class ZeroDCEEnhancer:
     @torch.inference_mode()
     def __call__(self, image: torch.Tensor) -> torch.Tensor:
         """Enhance a 3 x H x W tensor in [0, 1]; returns a float32 CPU tensor of the same shape."""
-        from methods.inference import _crop, _grow, iter_tiles
+        from methods.tiled_inference import _crop, _grow, iter_tiles
 
         if image.ndim != 3 or image.shape[0] != 3:
             raise ValueError(f"expected a 3 x H x W image, got shape {tuple(image.shape)}")

@@ -23,8 +23,8 @@ import torch
 import torch.nn.functional as F
 from _common import RESULTS, enhancer_net, perf_environment, sample_photo, summary, timed, write_result
 
-from methods.inference import TiledEnhancer, _GraphedForward
 from methods.network import MACS_PER_PIXEL, EnhanceNet, apply_illumination
+from methods.tiled_inference import TiledEnhancer, _GraphedForward
 
 CL = torch.channels_last
 

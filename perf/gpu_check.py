@@ -272,7 +272,7 @@ def train_run(setup: Setup, method: str, device: torch.device | str, out: Path, 
               checkpoint_every: int | None = None, **options: Any) -> dict[str, Any]:
     """Train ``method`` into ``out``; its status, measures and peak memory (``options``: TrainOptions;
     ``checkpoint_every`` default: at the end)."""
-    from methods.training import train_method
+    from methods.train_api import train_method
 
     dev = torch.device(device)
     guidance, identity = setup.encoders[encoders]
@@ -288,7 +288,9 @@ def train_run(setup: Setup, method: str, device: torch.device | str, out: Path, 
     summary = train_method(method, setup.backlit, setup.welllit, out, encoder=guidance, identity_encoder=identity,
                            schedule="quick", overrides=sched, seed=0,
                            device=str(dev), progress=False,
-                           fidelity={**PAPER["fidelity"], "clip_precision": clip_precision}, **options)
+                           fidelity={**PAPER["fidelity"], "clip_precision": clip_precision,
+                                     "clip_lit_start": "scratch"},  # every phase timed, CE and warm-up too
+                           **options)
     rec: dict[str, Any] = {"method": method, "device": str(dev), "crop": crop, "status": summary["status"],
                            "reason": summary.get("reason"), "process_wall_s": time.perf_counter() - t0}
     if is_guided(method):
@@ -455,8 +457,8 @@ def paths_step(setup: Setup, budget: Budget, progress: Callable[[dict], None]) -
     """Validate the GPU-only settings on this device (on CPU: built, planned, or run in Triton's interpreter)."""
     from backlit_core.device import resolve_device
     from methods.encoders import load_encoder
-    from methods.inference import TiledEnhancer, _GraphedForward
     from methods.network import EnhanceNet
+    from methods.tiled_inference import TiledEnhancer, _GraphedForward
 
     dev = setup.device
     out: dict[str, Any] = {"triton": triton_check(dev)}

@@ -137,7 +137,7 @@ def test_cycle_finder_reports_a_cycle():
 
 STAGE_CODE = ("benchmark.stages", "benchmark.compare", "benchmark.commands", "benchmark.report", "benchmark.evaluate",
               "benchmark.batch_enhance", "benchmark.inference_timing", "benchmark.data.prepare", "benchmark.code_deps",
-              "methods.training")
+              "methods.train_api")
 
 
 def test_the_results_module_imports_no_stage():

@@ -92,7 +92,7 @@ def fidelity_table(params: dict | None, measured: dict | None = None) -> Table:
     """The fidelity ledger: each switch of methods/fidelity.py, its value in this run, the upstream code's
     value, what the paper says, and the effect where it was measured (``measured``: the record of
     perf/bench_fidelity.py, perf/results/fidelity.json)."""
-    from methods.fidelity import LEDGER, Fidelity
+    from methods.fidelity import LEDGER, RECONSTRUCTIONS, Fidelity
 
     values = Fidelity.coerce((params or {}).get("fidelity") or None).asdict()
     effects = (measured or {}).get("switches") or {}
@@ -103,6 +103,9 @@ def fidelity_table(params: dict | None, measured: dict | None = None) -> Table:
         effect = (effects.get(e.name) or {}).get("effect") or e.measured_effect or "not measured"
         table.rows.append([e.name, value + ("" if value == e.upstream else " (differs from upstream)"), e.upstream,
                            e.alternative, e.paper, e.description, effect])
+    for r in RECONSTRUCTIONS:  # no switch: upstream cannot run there, or the difference is small (measured or argued)
+        effect = (effects.get(r.name) or {}).get("effect") or r.effect
+        table.rows.append([r.name, r.here, r.upstream, "– (no switch)", "–", "reconstruction", effect])
     table.notes.append("Switches live in params.yaml (fidelity:); docs/fidelity.md explains each.")
     if effects:
         table.notes.append("Measured effects: perf/bench_fidelity.py on the embedded pipeline, "

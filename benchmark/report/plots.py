@@ -309,7 +309,7 @@ def per_image_lines(res: Results, dataset: str, metrics: list[str], out: Path) -
 
 # ----------------------------------------------------------------------------------- losses
 def loss_weights(method: str) -> dict[str, dict[str, float]]:
-    """Per phase, the weight of each logged term in the trainer's total loss (methods/trainer.py):
+    """Per phase, the weight of each logged term in the trainer's total loss (methods/guided_training.py):
     ce_init: ce; warm-up: 25 x identity; enhance: guidance_weight x guidance + 22.5 x identity;
     prompt: 200 x rank."""
     from methods.losses import W_IDENTITY, W_RANK, W_WARMUP

@@ -179,7 +179,7 @@ def system_label(system: str, summaries: dict[str, dict], profile: str | None) -
         w = RELEASED.get(source.weights or "")
         return f"released ({w.repo}): {w.note}, paper settings" if w else "released checkpoint"
     if source.source != "trained":
-        from methods.enhancers import training_free
+        from methods.enhancer_api import training_free
 
         operator = training_free(system)
         return f"training-free operator: {operator.describe()}" if operator is not None else "external outputs"

@@ -21,7 +21,7 @@ from benchmark.data import download
 from benchmark.data.layout import read_stamp
 from benchmark.evaluate import evaluate_system, resolve_test_set
 from benchmark.results import read_scores
-from methods.training import train_method
+from methods.train_api import train_method
 
 
 def _dataset(root: Path, stems: list[str], gt: list[str], gt_size: dict[str, tuple[int, int]] | None = None) -> Path:

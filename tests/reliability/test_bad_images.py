@@ -18,8 +18,8 @@ from benchmark.batch_enhance import enhance_folder
 from benchmark.cli import cli
 from benchmark.evaluate import evaluate_system
 from benchmark.results import read_scores
-from methods.inference import TiledEnhancer
 from methods.network import EnhanceNet, apply_illumination
+from methods.tiled_inference import TiledEnhancer
 
 BROKEN = {"truncated.jpg": "cannot decode", "zero.png": "empty file (0 bytes)",
           "text.jpg": "not an image file", "one.png": "too small"}

@@ -13,7 +13,7 @@ from rel_helpers import FAST_ENCODER, TINY, scene, write_image
 
 from benchmark.evaluate import evaluate_system
 from benchmark.results import read_scores
-from methods.training import train_method
+from methods.train_api import train_method
 
 
 @pytest.fixture(scope="module")

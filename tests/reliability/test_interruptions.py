@@ -28,7 +28,7 @@ from benchmark import metrics as M
 from benchmark.batch_enhance import enhance_folder
 from benchmark.evaluate import evaluate_system
 from benchmark.results import read_scores
-from methods.training import train_method
+from methods.train_api import train_method
 
 TOTAL = 16  # iterations; checkpoints every 4
 
