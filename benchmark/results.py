@@ -10,9 +10,10 @@ seed: :func:`system_folder`):
   ``timing/enhance/<system>/<dataset>.json``;
 - ``scores/<system>/<dataset>.csv`` (columns :data:`SCORE_COLUMNS`) and its sidecar ``<dataset>.json``;
   ``scores.csv``: all of them merged;
-- ``timing/inference.json`` (the time-inference stage), ``timing/<system>.json`` (``bench compare``);
+- ``timing/inference.json`` (the time-inference stage), ``timing/<system>.json`` (``bench compare``),
+  ``timing/pipeline.json`` (the last ``bench repro``'s timeline);
 - ``provenance.json``, ``metrics.json``, ``tables/``, ``figures/``, ``report.md``, ``report.html``,
-  ``code/`` (the stages' code fingerprints).
+  ``code/`` (the stages' code fingerprints), ``experiments.csv`` (``bench experiments``).
 
 Older results folders without the seed level (``train/<system>/`` holding the run itself) are read too.
 This module imports no stage: stages, the report, ``bench verify`` and ``perf/`` go through it.
