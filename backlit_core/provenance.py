@@ -87,7 +87,7 @@ def lock_differences(pins: dict[str, str], installed: dict[str, str]) -> dict[st
 
 
 @functools.cache
-def environment() -> dict[str, object]:
+def installed_environment() -> dict[str, object]:
     """Hashes of the installed distributions (sorted ``name==version`` lines) and of the lock; whether they match."""
     installed = installed_distributions()
     listing = "\n".join(sorted(f"{name}=={version}" for name, version in installed.items()))
@@ -161,7 +161,7 @@ def collect_provenance(weights: Iterable[str | Path] = (), **extra: object) -> d
         "git_commit": _git("rev-parse", "HEAD"),
         "git_dirty": bool(status) if status is not None else None,
         "packages": package_versions(),
-        **environment(),
+        **installed_environment(),
         "device": device_info(),
         "weights": {str(p): sha256_of(p) for p in weights if Path(p).is_file()},
         **extra,

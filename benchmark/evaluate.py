@@ -1,10 +1,10 @@
 """Score one system's enhanced folder against a dataset's test split -> a long table.
 
-Writes ``results/scores/<system>/<dataset>.csv`` (columns :data:`SCORE_COLUMNS`) and a sidecar
-``<dataset>.json`` with each metric's status (direction, protocol, or the reason it is
-unavailable), the number of images given (``images``), per-image failures and file fingerprints,
-so a rerun scores only what changed. Both are also saved every :data:`CHECKPOINT_S` seconds during a
-run (sidecar ``complete: false``), so a killed run resumes without rescoring what it finished.
+Writes a scores CSV (columns :data:`~benchmark.results.SCORE_COLUMNS`; where it goes:
+:class:`~benchmark.results.ResultsFolder`) and its sidecar with each metric's status (direction, protocol,
+or the reason it is unavailable), the number of images given (``images``), per-image failures and file
+fingerprints, so a rerun scores only what changed. Both are also saved every :data:`CHECKPOINT_S` seconds
+during a run (sidecar ``complete: false``), so a killed run resumes without rescoring what it finished.
 """
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from backlit_core.atomic import atomic_path, read_json, remove_stale_temporaries, write_json
+from backlit_core.atomic import read_json, remove_stale_temporaries, write_json
 from backlit_core.image_io import list_images
 from benchmark.metrics import (
     DEFAULT_METRICS,
@@ -30,10 +30,16 @@ from benchmark.metrics import (
     get_spec,
     load_metrics,
 )
+from benchmark.results import (
+    ENHANCED_SUMMARY,
+    SCORE_COLUMNS,
+    read_enhanced_summary,
+    read_scores,
+    scores_sidecar,
+    write_scores,
+)
 from benchmark.system import System
 
-SCORE_COLUMNS = ["dataset", "system", "method", "source", "regime", "seed", "image", "metric", "protocol", "value",
-                 "lower_better"]
 ALL_METRICS = "all"  # the ``metric`` of a failure that drops the whole image (no enhanced output)
 CHECKPOINT_S = 2.0  # a running evaluation saves its progress at most this often
 
@@ -169,24 +175,9 @@ def _previous(out_csv: Path | None) -> tuple[pd.DataFrame, dict]:
     if out_csv is None or not out_csv.is_file():
         return empty, {}
     try:
-        return read_scores(out_csv), read_json(out_csv.with_suffix(".json"))
+        return read_scores(out_csv), read_json(scores_sidecar(out_csv))
     except (ValueError, OSError):
         return empty, {}
-
-
-def read_scores(path: str | Path) -> pd.DataFrame:
-    """Read a scores CSV with text columns kept as text (image stems like ``0001`` stay strings)."""
-    text = {c: str for c in SCORE_COLUMNS if c not in ("value", "lower_better")}
-    frame = pd.read_csv(path, dtype=text, keep_default_na=False, na_values={"value": [""]})
-    if "seed" not in frame.columns:  # written before seeds were a column
-        frame.insert(SCORE_COLUMNS.index("seed"), "seed", "")
-    frame["lower_better"] = frame["lower_better"].astype(str).str.lower().eq("true")
-    return frame
-
-
-def write_scores(frame: pd.DataFrame, out_csv: Path) -> None:
-    with atomic_path(out_csv) as tmp:
-        frame[SCORE_COLUMNS].to_csv(tmp, index=False, float_format="%.6g")
 
 
 def evaluate_system(system: str | System, dataset: str, enhanced_dir: str | Path, *,
@@ -210,7 +201,7 @@ def evaluate_system(system: str | System, dataset: str, enhanced_dir: str | Path
     test = resolve_test_set(dataset_dir if dataset_dir is not None else dataset)
     if out_csv is not None and out_csv.parent.is_dir():
         remove_stale_temporaries(out_csv.parent, out_csv.stem)  # left by a killed run
-    summary = read_json(enhanced_dir / "summary.json")
+    summary = read_enhanced_summary(enhanced_dir)
     if summary.get("skipped") or not enhanced_dir.is_dir():
         reason = summary.get("skipped") or f"{enhanced_dir}: no enhanced images"
         result = Evaluation(pd.DataFrame(columns=SCORE_COLUMNS), skipped=str(reason))
@@ -233,7 +224,7 @@ def evaluate_system(system: str | System, dataset: str, enhanced_dir: str | Path
     pairs = match_pairs(enhanced_dir, test.gt, given_stems(test, stems, limit))
     given = len(pairs)
     failed += [{"image": stem, "metric": ALL_METRICS, "error": f"{enhanced_dir / stem}.png: no enhanced output "
-                "(its enhancement failed; see summary.json there)"} for stem, path, _ in pairs if path is None]
+                f"(its enhancement failed; see {ENHANCED_SUMMARY} there)"} for stem, path, _ in pairs if path is None]
     pairs = [(stem, path, gt) for stem, path, gt in pairs if path is not None]
     for stem, path, gt in tqdm(pairs, desc=f"score {system.name}/{dataset}", unit="img", disable=not progress):
         prints[stem] = _fingerprint(path, gt)
@@ -306,7 +297,7 @@ def _write(result: Evaluation, out_csv: Path | None, system: System, dataset: st
     if out_csv is None:
         return
     write_scores(result.scores, out_csv)
-    write_json(out_csv.with_suffix(".json"), {
+    write_json(scores_sidecar(out_csv), {
         "system": system.name, "dataset": dataset, **system.info(), "seed": system.seed,
         "enhanced_dir": str(enhanced_dir) if enhanced_dir else None,
         "inputs_dir": str(test.inputs) if test else None, "gt_dir": str(test.gt) if test and test.gt else None,
@@ -314,14 +305,3 @@ def _write(result: Evaluation, out_csv: Path | None, system: System, dataset: st
         "skipped": result.skipped,
         "fingerprints": prints, "complete": complete,
     })
-
-
-def merge_scores(results: str | Path) -> pd.DataFrame:
-    """Concatenate every ``results/scores/<system>/[seed-<k>/]<dataset>.csv`` into ``results/scores.csv``."""
-    results = Path(results)
-    found = [*(results / "scores").glob("*/[!.]*.csv"), *(results / "scores").glob("*/seed-*/[!.]*.csv")]
-    frames = [read_scores(p) for p in sorted(found)]
-    frames = [f for f in frames if len(f)]
-    merged = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=SCORE_COLUMNS)
-    write_scores(merged, results / "scores.csv")
-    return merged

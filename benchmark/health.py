@@ -25,13 +25,13 @@ import numpy as np
 import pandas as pd
 
 from benchmark.metrics import PSNR_CAP_DB
+from benchmark.results import ROOT, TRAIN_LOG, system_of_output
 
 NO_EFFECT_DB = 40.0
 NEAR_CONSTANT_STD = 0.02  # on the [0, 1] scale: about 5 grey levels of 255
 MOSTLY_CLIPPED = 0.5
 EDGE_FRACTION = 0.1  # first / last share of guided iterations compared for "diverged"
 GUIDED_PHASES = ("enhance", "enhancer")
-KINDS = ("train", "enhanced", "scores")  # results/<kind>/<system>/... produced by a pipeline stage
 
 RULES = {
     "no-effect": f"median over images of PSNR(output, input) ≥ {NO_EFFECT_DB:g} dB (identical images count "
@@ -110,7 +110,7 @@ def training_flags(runs: Mapping[str, Mapping[str, Path]]) -> dict[str, list[Fla
     for system, seeds in runs.items():
         reasons = []
         for seed, run_dir in sorted(seeds.items()):
-            path = Path(run_dir) / "train_log.csv"
+            path = Path(run_dir) / TRAIN_LOG
             try:
                 log = pd.read_csv(path, keep_default_na=False, na_values=[""])  # "nan" losses stay visible
             except (OSError, ValueError):
@@ -143,7 +143,7 @@ def stale_flags(results: str | Path, project_root: str | Path) -> tuple[dict[str
     root, project = Path(results).resolve(), Path(project_root).resolve()
     if not (project / "dvc.yaml").is_file() or not (project / "dvc.lock").is_file():
         return {}, f"stale: not checked ({project} has no dvc.yaml and dvc.lock)"
-    if root != project / "results":
+    if root != project / ROOT:
         return {}, f"stale: not checked ({root} is not the DVC pipeline's results folder)"
     if os.environ.get("DVC_STAGE"):  # dvc repro holds the repository lock that dvc status needs
         return {}, "stale: not checked inside `dvc repro` (it reruns every stale stage upstream of this one first)"
@@ -178,10 +178,10 @@ def _dvc_changes(project: Path) -> tuple[dict[str, list[str]], dict[str, set[str
         for stage in repo.index.stages:
             changes[stage.addressing] = [t for e in status.get(stage.addressing, []) for t in _change_items(e)]
             for out in stage.outs:
-                parts = Path(os.path.relpath(out.fs_path, project)).parts
-                if len(parts) >= 3 and parts[0] == "results" and parts[1] in KINDS:
+                system = system_of_output(Path(os.path.relpath(out.fs_path, project)))
+                if system is not None:
                     upstream = {s.addressing for s in nx.descendants(graph, stage)} | {stage.addressing}
-                    systems_of.setdefault(parts[2], set()).update(upstream)
+                    systems_of.setdefault(system, set()).update(upstream)
     finally:
         os.chdir(cwd)
         repo.close()

@@ -1,7 +1,9 @@
-"""Load ``params.yaml``, the single source of settings, with validation of the numbers."""
+"""Load ``params.yaml``, the single source of settings, with validation of the numbers, into the typed
+settings every stage takes (:class:`RunSettings`, built in :meth:`RunSettings.from_params` only)."""
 from __future__ import annotations
 
 import os
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -60,3 +62,117 @@ def validate_params(p: dict[str, Any], path: Path = Path("params.yaml")) -> None
                 _require(isinstance(value, int) and value > 0, path, f"train.{method}.{key}", f"must be a positive integer, got {value!r}")
             if key.endswith("lr"):
                 _require(float(value) > 0, path, f"train.{method}.{key}", f"must be positive, got {value!r}")
+
+
+# ----------------------------------------------------------------------------------------- typed settings
+@dataclass(frozen=True)
+class EnhanceSettings:
+    """How a system enhances images (params ``enhance``, ``device``): :func:`~benchmark.batch_enhance.enhance_folder`'s
+    keyword arguments."""
+
+    padding: str = "reflect"
+    device: str = "auto"
+    max_side: int | None = None
+    tile: int | None = None
+    precision: str = "fp32"
+
+    def options(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class TrainSettings:
+    """How every method trains (params ``data.train``, ``encoders``, ``schedule``, ``device``, ``threads``,
+    ``fidelity``) and each method's own overrides of the schedule (params ``train.<method>``)."""
+
+    dataset: str | None = None
+    guidance_encoder: str | None = None
+    identity_encoder: str | None = None
+    schedule: str = "quick"
+    device: str = "auto"
+    threads: int | None = None
+    fidelity: dict[str, Any] | None = None
+    overrides: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    def method_overrides(self, method: str) -> dict[str, Any]:
+        return self.overrides.get(method) or {}
+
+
+@dataclass(frozen=True)
+class EvaluateSettings:
+    """What is scored (params ``evaluate.metrics``; None: the default metrics) and on what; the bootstrap
+    resamples of the confidence intervals (``evaluate.bootstrap``) and their seed (params ``seed``, else the
+    first training seed)."""
+
+    metrics: tuple[str, ...] | None = None
+    bootstrap: int = 1000
+    bootstrap_seed: int = 0
+    device: str = "cpu"
+    metric_weights: str | None = None
+    force: bool = False
+
+
+@dataclass(frozen=True)
+class TimingSettings:
+    """Inference timing of every enhancer of a run (params ``timing``)."""
+
+    sizes_mp: tuple[float, ...] = (0.25, 1.0)
+    repeats: int = 5
+    warmup: int = 2
+
+
+@dataclass(frozen=True)
+class RunSettings:
+    """Every stage's settings, from one params file (:meth:`from_params` is the only reader of its keys);
+    ``params`` is the file as read, recorded as it is in the run's provenance."""
+
+    params: dict[str, Any] = field(default_factory=dict)
+    profile: str | None = None
+    seeds: tuple[int, ...] = (0,)
+    datasets: tuple[str, ...] = ()
+    test_datasets: tuple[str, ...] = ()
+    synthetic_seed: int | None = None  # None: the dataset card's own generator seed
+    methods: tuple[str, ...] = ()
+    regimes: tuple[str, ...] = ()
+    released: tuple[str, ...] = ()
+    operators: tuple[str, ...] = ()
+    device: str = "auto"
+    train: TrainSettings = field(default_factory=TrainSettings)
+    enhance: EnhanceSettings = field(default_factory=EnhanceSettings)
+    evaluate: EvaluateSettings = field(default_factory=EvaluateSettings)
+    timing: TimingSettings = field(default_factory=TimingSettings)
+
+    @classmethod
+    def from_params(cls, p: dict[str, Any]) -> RunSettings:
+        data, encoders, enh = p.get("data") or {}, p.get("encoders") or {}, p.get("enhance") or {}
+        evaluate, timing = p.get("evaluate") or {}, p.get("timing") or {}
+        device = p.get("device", "auto")
+        metrics = evaluate.get("metrics")
+        return cls(
+            params=p, profile=p.get("profile"), seeds=tuple(p.get("seeds") or [p.get("seed", 0)]),
+            datasets=tuple(p.get("datasets") or []), test_datasets=tuple(data.get("test") or []),
+            synthetic_seed=(p.get("synthetic") or {}).get("seed"), methods=tuple(p.get("methods") or []),
+            regimes=tuple(p.get("regimes") or []), released=tuple(p.get("released") or []),
+            operators=tuple(p.get("operators") or []), device=device,
+            train=TrainSettings(dataset=data.get("train"), guidance_encoder=encoders.get("guidance"),
+                                identity_encoder=encoders.get("identity"), schedule=p.get("schedule", "quick"),
+                                device=device, threads=p.get("threads") or None, fidelity=p.get("fidelity") or None,
+                                overrides={m: o or {} for m, o in (p.get("train") or {}).items()}),
+            enhance=EnhanceSettings(padding=enh.get("padding", "reflect"), device=device,
+                                    max_side=enh.get("max_side") or None, tile=enh.get("tile") or None,
+                                    precision=enh.get("precision", "fp32")),
+            evaluate=EvaluateSettings(metrics=tuple(metrics) if metrics else None,
+                                      bootstrap=int(evaluate.get("bootstrap", 1000)),
+                                      bootstrap_seed=int(p.get("seed", (p.get("seeds") or [0])[0]))),
+            timing=TimingSettings(sizes_mp=tuple(float(s) for s in timing.get("sizes_mp", [0.25, 1.0])),
+                                  repeats=int(timing.get("repeats", 5)), warmup=int(timing.get("warmup", 2))),
+        )
+
+
+def load_settings(path: str | Path | None = None, *, missing_ok: bool = False) -> RunSettings:
+    """:class:`RunSettings` of the params file (:func:`load_params`); an invalid file raises :class:`ParamsError`.
+    ``missing_ok``: no params file gives the defaults (a user command run outside the project)."""
+    path = Path(path) if path else params_path()
+    if missing_ok and not path.is_file():
+        return RunSettings()
+    return RunSettings.from_params(load_params(path))

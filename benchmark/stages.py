@@ -1,57 +1,175 @@
-"""The enhance and evaluate stages of one system on one dataset: the DVC stages (``bench run-stage``) and
-``bench compare``/``bench evaluate`` all call these, so their outputs are the same files."""
+"""Every pipeline stage, one function each: prepare -> train -> enhance -> evaluate -> time-inference ->
+report, and code (the stages' code fingerprints).
+
+``bench run-stage`` (dvc.yaml), ``bench compare`` and ``bench evaluate`` call these, with settings built
+from params.yaml by :func:`benchmark.params.load_settings`, so their outputs are the same files. Paths
+come from :class:`~benchmark.results.ResultsFolder`. Heavy imports stay inside the functions: a stage's
+code fingerprint (:mod:`benchmark.code_deps`) holds only what it runs.
+"""
 from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from benchmark.evaluate import Evaluation, evaluate_system, resolve_test_set
-from benchmark.results_store import ResultsStore
+from benchmark.results import ENHANCER, TRAIN_SUMMARY, ResultsFolder
 from benchmark.system import System
 
+if TYPE_CHECKING:
+    from benchmark.evaluate import Evaluation
+    from benchmark.params import EnhanceSettings, EvaluateSettings, RunSettings, TrainSettings
 
-def enhance_settings(params: dict, device: str | None = None) -> dict[str, Any]:
-    """The :func:`~benchmark.enhance.enhance_folder` settings of a run (params ``enhance``, ``device``);
-    ``device`` overrides the params' one."""
-    enh = params.get("enhance") or {}
-    return {"padding": enh.get("padding", "reflect"), "device": device or params.get("device", "auto"),
-            "max_side": enh.get("max_side") or None, "tile": enh.get("tile") or None,
-            "precision": enh.get("precision", "fp32")}
+DATA = Path("datasets") / "data"  # the datasets live in the project that runs the pipeline (its cwd)
 
 
-def enhance_stage(system: System, dataset: str, inputs: Path | Sequence[Path], store: ResultsStore,
-                  **settings: Any) -> dict:
+def dataset_path(name: str) -> Path:
+    """``datasets/data/<name>`` of the project that runs the pipeline."""
+    from benchmark.data import dataset_dir
+
+    return dataset_dir(name, root=DATA)
+
+
+def prepare_stage(dataset: str, settings: RunSettings) -> Path:
+    """Obtain ``dataset`` and lay it out under ``datasets/data/<name>/``; its folder."""
+    from benchmark.data import prepare as prepare_dataset
+
+    return prepare_dataset(dataset, root=DATA, seed=settings.synthetic_seed)
+
+
+def train_stage(system: System, settings: TrainSettings, folder: ResultsFolder) -> dict:
+    """Train ``system`` (a trained method, regime and seed) on the training dataset; resumes a killed run. A
+    method that cannot run is recorded as skipped. Returns the run's summary."""
+    from benchmark.weights import resolve_weights
+    from methods.train_api import train_method
+
+    if system.seed is None:
+        raise ValueError(f"{system.name}: a training run needs its training seed")
+    data = dataset_path(str(settings.dataset)) / "train"
+    return train_method(
+        system.method,
+        backlit_dir=data / "backlit",
+        welllit_dir=data / f"welllit-{system.regime}",
+        out_dir=folder.train_dir(system),
+        encoder=settings.guidance_encoder,
+        identity_encoder=settings.identity_encoder,
+        schedule=settings.schedule,
+        seed=system.seed,
+        device=settings.device,
+        overrides=settings.method_overrides(system.method),
+        resume=True,
+        timing_dir=folder.train_timing_dir(system),
+        provenance_file=folder.train_provenance_file(system),
+        threads=settings.threads,
+        fidelity=settings.fidelity,
+        find_weights=resolve_weights,
+    )
+
+
+def enhance_stage(system: System, dataset: str, inputs: Path | Sequence[Path], folder: ResultsFolder,
+                  settings: EnhanceSettings) -> dict:
     """Enhance ``inputs`` (a folder or files) with ``system`` into its enhanced folder of ``dataset``.
 
     Returns the folder's summary (``done``, ``failed``; ``skipped`` with the reason when the run's
     training was skipped or its weights are unavailable, which is recorded as the stage's outputs).
     """
-    from benchmark.enhance import enhance_folder
+    from benchmark.batch_enhance import enhance_folder
     from benchmark.weights import WeightsUnavailable
 
     if system.source == "trained":
-        train = store.train_summary(system)
+        train = folder.train_summary(system)
         if train.get("status") == "skipped":
-            return store.mark_enhance_skipped(system, dataset, train.get("reason") or "training skipped")
-        weights: str | Path = system.train_dir(store.root)
+            return folder.mark_enhance_skipped(system, dataset, train.get("reason") or "training skipped")
+        weights: str | Path = folder.train_dir(system)
     elif system.weights is not None:
         weights = system.weights
     else:
         raise ValueError(f"{system.name}: nothing to enhance with (only trained, released or training-free systems)")
     try:
-        return enhance_folder(weights, inputs, system.enhanced_dir(store.root, dataset),
-                              timing_file=system.enhance_timing_file(store.root, dataset), **settings)
+        return enhance_folder(weights, inputs, folder.enhanced_dir(system, dataset),
+                              timing_file=folder.enhance_timing_file(system, dataset), **settings.options())
     except WeightsUnavailable as exc:
-        return store.mark_enhance_skipped(system, dataset, str(exc))
+        return folder.mark_enhance_skipped(system, dataset, str(exc))
 
 
-def evaluate_stage(system: System, dataset: str, store: ResultsStore, *, dataset_dir: str | Path | None = None,
-                   enhanced_dir: str | Path | None = None, **options: Any) -> Evaluation:
+def evaluate_stage(system: System, dataset: str, folder: ResultsFolder, settings: EvaluateSettings, *,
+                   dataset_dir: str | Path | None = None, enhanced_dir: str | Path | None = None,
+                   stems: Sequence[str] | None = None, limit: int | None = None) -> Evaluation:
     """Score ``system``'s enhanced folder of ``dataset`` (``input``: the test inputs themselves; ``enhanced_dir``
-    overrides) into its scores CSV; ``options`` go to :func:`~benchmark.evaluate.evaluate_system`."""
+    overrides) into its scores CSV, only the images ``stems`` (the first ``limit``) when given."""
+    from benchmark.evaluate import evaluate_system, resolve_test_set
+    from benchmark.metrics import DEFAULT_METRICS
+
     if enhanced_dir is None:
         enhanced_dir = resolve_test_set(dataset_dir if dataset_dir is not None else dataset).inputs \
-            if system.source == "input" else system.enhanced_dir(store.root, dataset)
+            if system.source == "input" else folder.enhanced_dir(system, dataset)
     return evaluate_system(system, dataset, enhanced_dir, dataset_dir=dataset_dir,
-                           out_csv=system.scores_csv(store.root, dataset), **options)
+                           out_csv=folder.scores_csv(system, dataset), metrics=settings.metrics or DEFAULT_METRICS,
+                           device=settings.device, metric_weights=settings.metric_weights, stems=stems, limit=limit,
+                           force=settings.force)
+
+
+def _timed_systems(folder: ResultsFolder, settings: RunSettings
+                  ) -> tuple[list[tuple[str, int | None, str | Path]], list[dict]]:
+    """The enhancer systems a run has, as (system, seed, weights): trained runs per seed (or the older
+    seedless run directory) and released weights and operators; and the ones that cannot be timed, with
+    the reason."""
+    from backlit_core.atomic import read_json
+
+    systems: list[tuple[str, int | None, str | Path]] = []
+    missing: list[dict] = []
+    for method in settings.methods:
+        for regime in settings.regimes:
+            name = System.trained(method, regime).name
+            for k, run in folder.seed_run_dirs(method, regime, settings.seeds):
+                status = read_json(run / TRAIN_SUMMARY)
+                if status.get("status") == "skipped":
+                    missing.append({"system": name, "seed": k, "reason": f"training skipped: {status.get('reason')}"})
+                elif not (run / ENHANCER).is_file():
+                    where = (run / ENHANCER).relative_to(folder.root).as_posix()
+                    missing.append({"system": name, "seed": k, "reason": f"no trained weights ({where} not found)"})
+                else:
+                    systems.append((name, k, run))
+    for s in [System.released(w) for w in settings.released] + [System.parse(op) for op in settings.operators]:
+        systems.append((s.name, None, s.weights or s.name))
+    return systems, missing
+
+
+def time_inference_stage(folder: ResultsFolder, settings: RunSettings) -> dict[str, Any]:
+    """Time every enhancer system of the run in one interleaved sample set (its timing file)."""
+    from backlit_core.atomic import write_json
+    from benchmark.inference_timing import network_enhancer, time_callables
+    from benchmark.machine import timing_environment
+    from benchmark.weights import WeightsUnavailable
+
+    systems, not_timed = _timed_systems(folder, settings)
+    enh, timing = settings.enhance, settings.timing
+    enhancers = []
+    for system, seed, weights in systems:
+        try:
+            enhancers.append(network_enhancer(system, weights, seed=seed, device=settings.device, tile=enh.tile,
+                                              precision=enh.precision, padding=enh.padding))
+        except (WeightsUnavailable, FileNotFoundError, RuntimeError) as exc:
+            not_timed.append({"system": system, "seed": seed, "reason": str(exc)})
+    sizes = list(timing.sizes_mp)
+    records = time_callables(enhancers, sizes_mp=sizes, repeats=timing.repeats, warmup=timing.warmup)
+    device = enhancers[0].device if enhancers else str(settings.device)
+    doc = {**timing_environment(device), "sizes_mp": sizes, "reference_megapixels": max(sizes) if sizes else None,
+           "repeats": timing.repeats, "systems": records, "not_timed": not_timed}
+    write_json(folder.inference_timing_file, doc)
+    return doc
+
+
+def report_stage(folder: ResultsFolder, settings: RunSettings) -> dict[str, Path]:
+    """The run's provenance, then the report (report.md/html, scores.csv, metrics.json, figures, tables)."""
+    from benchmark.report import build_report
+
+    folder.write_provenance(seeds=settings.seeds, bootstrap_seed=settings.evaluate.bootstrap_seed,
+                            weights=folder.enhancer_weights(), profile=settings.profile, params=settings.params)
+    return build_report(results=folder.root, params=settings.params)
+
+
+def code_stage(folder: ResultsFolder) -> list[Path]:
+    """The content hashes of the code each stage runs (each stage's DVC dependency)."""
+    from benchmark.code_deps import write_fingerprints
+
+    return write_fingerprints(folder.code_dir)

@@ -111,7 +111,7 @@ def scene_of(scenes: Scenes | None, dataset: str, images: Sequence[str]) -> list
 
 def aggregate(scores: pd.DataFrame, *, scenes: Scenes | None = None, n_boot: int = 1000, level: float = 0.95,
               seed: int = 0) -> pd.DataFrame:
-    """One row per (dataset, system, metric) over seed-averaged images: n, scenes, mean, std, the
+    """One row per (dataset, system, metric) over images averaged over seeds: n, scenes, mean, std, the
     scene-bootstrap CI of the mean, and for trained systems the number of seeds and the sd of their means."""
     spread = _seed_spread(scores)
     rows = []
@@ -236,7 +236,7 @@ def candidate(dataset: str, system: str, flagged: Flagged | None = None, source:
 
 def paired_comparison(scores: pd.DataFrame, systems: Sequence[str] | None = None, *, scenes: Scenes | None = None,
                       flagged: Flagged | None = None, n_boot: int = 1000, seed: int = 0) -> pd.DataFrame:
-    """Every pair of systems, per dataset and metric, on the (seed-averaged) images both have scored.
+    """Every pair of systems, per dataset and metric, on the images (averaged over seeds) both have scored.
 
     ``family`` is :data:`PRIMARY` for pairs of two candidates (:func:`candidate`), else
     :data:`SECONDARY`; ``p_holm`` adjusts within each (dataset, metric, family).
@@ -335,7 +335,7 @@ def best_systems(agg: pd.DataFrame, paired: pd.DataFrame, flagged: Flagged | Non
                  alpha: float = ALPHA) -> pd.DataFrame:
     """Per (dataset, metric): ``best`` is the leading candidate (:func:`candidate`) only when its lead over
     the candidate runner-up is significant in the primary family (Holm-adjusted p < ``alpha``) and, where
-    seeds exist, larger than the seed-to-seed spread (the larger ``seed_sd`` of the two); otherwise
+    seeds exist, larger than the between-seed spread (the larger ``seed_sd`` of the two); otherwise
     ``status`` is :data:`NOT_SEPARATED` and ``reason`` says why, with the interval of the lead
     (``lead_low``, ``lead_high``: the scene-bootstrap 95% interval of leader minus runner-up, oriented
     so that positive favours the leader)."""
@@ -394,7 +394,7 @@ def _significance(row: dict[str, Any], test: pd.Series, favours: bool, seeded: b
     elif row["p_holm"] >= alpha:
         reason = f"{lead} not significant (p = {float(test['p_value']):.2g}, p_holm = {row['p_holm']:.2g} ≥ {alpha:g})"
     elif seeded and row["lead"] <= row["seed_sd"]:
-        reason = f"{lead} within the seed-to-seed spread (sd {row['seed_sd']:.3g})"
+        reason = f"{lead} within the between-seed spread (sd {row['seed_sd']:.3g})"
     else:
         return {**row, "status": "best", "best": row["leader"],
                 "reason": f"{lead} significant (p_holm = {row['p_holm']:.2g} < {alpha:g})"

@@ -1,14 +1,14 @@
-"""A system of the benchmark: what produced a set of enhanced images, and where its results live.
+"""A system of the benchmark: what produced a set of enhanced images.
 
-The id string (:attr:`System.name`) is ``<method>-<regime>`` for a run trained here (one per
-``seed``, under ``<name>/seed-<k>``), ``released-<weights>`` for released weights, the operator's
-name for a training-free method, ``input`` for the unprocessed inputs and any other name for
-outputs made elsewhere. :meth:`System.parse` reads it back; no other module formats or parses it.
+The id string (:attr:`System.name`) is ``<method>-<regime>`` for a run trained here (one per training
+``seed``), ``released-<weights>`` for released weights, the operator's name for a training-free
+method, ``input`` for the unprocessed inputs and any other name for outputs made elsewhere.
+:meth:`System.parse` reads it back; no other module formats or parses it. Where a system's results
+live is :mod:`benchmark.results`'s business.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
-from pathlib import Path
 from typing import Literal
 
 Source = Literal["trained", "released", "training-free", "input", "external"]
@@ -68,30 +68,6 @@ class System:
             return f"{RELEASED_PREFIX}{self.weights}"
         return self.method
 
-    @property
-    def results_sub(self) -> Path:
-        """``<name>``, or ``<name>/seed-<k>`` for a seeded trained run."""
-        return Path(self.name) if self.seed is None else Path(self.name) / f"seed-{self.seed}"
-
     def info(self) -> dict[str, str]:
         """The ``method``, ``source`` and ``regime`` columns of a score row."""
         return {"method": self.method, "source": self.source, "regime": self.regime}
-
-    def enhanced_dir(self, results: Path, dataset: str) -> Path:
-        return results / "enhanced" / self.results_sub / dataset
-
-    def enhance_timing_file(self, results: Path, dataset: str) -> Path:
-        return results / "timing" / "enhance" / self.results_sub / f"{dataset}.json"
-
-    def scores_csv(self, results: Path, dataset: str) -> Path:
-        return results / "scores" / self.results_sub / f"{dataset}.csv"
-
-    def train_dir(self, results: Path) -> Path:
-        """The training run directory (checkpoint, enhancer.pth, train_summary.json)."""
-        return results / "train" / self.results_sub
-
-    def train_timing_dir(self, results: Path) -> Path:
-        return results / "timing" / "train" / self.results_sub
-
-    def train_provenance_file(self, results: Path) -> Path:
-        return results / "provenance" / "train" / f"{self.results_sub.as_posix()}.json"

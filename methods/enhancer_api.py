@@ -3,7 +3,7 @@
 Every system ``bench enhance`` runs is an :class:`Enhancer`: the shared network's
 :class:`~methods.tiled_inference.TiledEnhancer` (CLIP-LIT, latent-prompt, RAVE; released or trained),
 :class:`~methods.zero_dce.ZeroDCEEnhancer`, and the training-free operators of
-:mod:`methods.classical`. The folder loop (:func:`benchmark.enhance.enhance_folder`) sees only this.
+:mod:`methods.classical`. The folder loop (:func:`benchmark.batch_enhance.enhance_folder`) sees only this.
 """
 from __future__ import annotations
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 import json
 import os
 import platform
-import statistics
 import subprocess
 import sys
 import time
@@ -23,12 +22,13 @@ from backlit_core.paths import REFERENCE_DIR as REFERENCE
 
 
 def summary(samples: list[float]) -> dict[str, Any]:
-    """Median, quartiles, min/max and relative spread ((p75 - p25) / median) of timing samples."""
-    s = sorted(samples)
-    q = statistics.quantiles(s, n=4, method="inclusive") if len(s) > 1 else [s[0]] * 3
-    med = statistics.median(s)
-    return {"median": med, "p25": q[0], "p75": q[2], "min": s[0], "max": s[-1], "n": len(s),
-            "rel_iqr": (q[2] - q[0]) / med if med else 0.0, "samples": [round(v, 6) for v in samples]}
+    """:func:`~benchmark.inference_timing.quartiles` of timing samples, their relative spread
+    ((p75 - p25) / median) and the samples."""
+    from benchmark.inference_timing import quartiles
+
+    q = quartiles(samples)
+    return {**q, "rel_iqr": (q["p75"] - q["p25"]) / q["median"] if q["median"] else 0.0,
+            "samples": [round(v, 6) for v in samples]}
 
 
 def timed(fn: Callable[[], Any]) -> float:
@@ -38,20 +38,15 @@ def timed(fn: Callable[[], Any]) -> float:
     return time.perf_counter() - t0
 
 
-def cpu_flags() -> list[str]:
-    from benchmark.timing import cpuinfo_field
-
-    return (cpuinfo_field("flags") or "").split()
-
-
-def environment() -> dict[str, Any]:
-    """What the figures were measured on, including the load (other jobs share this CPU)."""
-    from benchmark.timing import cpu_name
+def perf_environment() -> dict[str, Any]:
+    """What the figures were measured on (:func:`~benchmark.machine.runtime`, no host name: the files are
+    committed), including the load (other jobs share this CPU)."""
+    from benchmark.machine import cpu_flags, runtime
 
     flags = cpu_flags()
     commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True, check=False).stdout.strip()
     env = {
-        "cpu": cpu_name(), "cores": os.cpu_count(), "torch": torch.__version__, "torch_threads": torch.get_num_threads(),
+        **runtime(), "cores": os.cpu_count(),
         "python": platform.python_version(), "git_commit": commit or None,
         "avx512f": "avx512f" in flags, "avx512_bf16": "avx512_bf16" in flags,
         "amx_bf16": "amx_bf16" in flags, "onednn_bf16": bool(torch.ops.mkldnn._is_mkldnn_bf16_supported()),
@@ -102,7 +97,7 @@ def write_result(name: str, record: dict[str, Any], out_dir: Path | None = None)
 def sample_photo(max_side: int | None = None, path: Path | None = None) -> torch.Tensor | None:
     """A real backlit photo (3 x H x W in [0, 1]) from the reference samples, or None if absent."""
     from backlit_core.image_io import load_image
-    from benchmark.enhance import downscale
+    from benchmark.batch_enhance import downscale
 
     path = path or REFERENCE / "backlit-samples" / "110_51093502029_o.jpg"
     if not path.is_file():

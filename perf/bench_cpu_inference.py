@@ -20,7 +20,7 @@ import time
 from typing import Any
 
 import torch
-from _common import CpuPeak, enhancer_net, environment, sample_photo, summary, timed, write_result
+from _common import CpuPeak, enhancer_net, perf_environment, sample_photo, summary, timed, write_result
 
 from methods.network import MACS_PER_PIXEL
 from methods.tiled_inference import TiledEnhancer
@@ -116,13 +116,13 @@ def main() -> None:
                for name, (kw, _) in ENGINES.items()}
     image = torch.rand(3, h, w, generator=torch.Generator().manual_seed(0))
     peak = CpuPeak()
-    env_before = environment()
+    env_before = perf_environment()
     accuracy = accuracy_check(engines, args.accuracy_side)
     thread_counts = [int(t) for t in args.threads.split(",")]
     peaks, seconds, wall = time_rounds(engines, image, peak, thread_counts, args.rounds)
     results = engine_results(peaks, seconds, thread_counts, flops, mp)
     record = {
-        "environment": {"before": env_before, "after_load_average": environment()["load_average"]},
+        "environment": {"before": env_before, "after_load_average": perf_environment()["load_average"]},
         "method": (f"{args.rounds} rounds after one warm-up call each; a round = fp32 and bf16 GEMM peak samples, "
                    "then one call of every engine (3xHxW float32 CPU tensor in, enhanced float32 CPU tensor out). "
                    "Fraction of peak = median over rounds of engine GFLOP/s over the same round's peak."),

@@ -5,7 +5,7 @@
 Switches that can change a trained result here (``snapshot``, ``resize_filter``; ``latent_schedule``
 for latent-prompt) are measured by training latent-prompt and RAVE once more with the alternative
 (seed 0, params.yaml's settings otherwise) and scoring the test set exactly as the pipeline does; the
-difference to the pipeline's own seed-0 run is set beside the seed-to-seed spread of the committed
+difference to the pipeline's own seed 0 run is set beside the spread between the seeds of the committed
 runs. The others are settled from the committed runs themselves: ``ranking_order`` needs a second
 prompt round, ``warmup_monitor`` a warm-up PSNR near 8 dB, ``round_extension`` a schedule that extends
 rounds, ``reinit_cap`` a re-initialisation at all, ``clip_lit_start`` a CLIP-LIT run (skipped with an
@@ -21,11 +21,13 @@ import tempfile
 from pathlib import Path
 
 import pandas as pd
-from _common import ROOT, environment, write_result
+from _common import ROOT, perf_environment, write_result
 
-from benchmark.enhance import enhance_folder
-from benchmark.evaluate import evaluate_system, read_scores
+from benchmark.batch_enhance import enhance_folder
+from benchmark.evaluate import evaluate_system
 from benchmark.params import load_params
+from benchmark.results import ENHANCER, TRAIN_LOG, TRAIN_SUMMARY, ResultsFolder, read_scores, seed_folders
+from benchmark.results import ROOT as RESULTS_ROOT
 from methods.fidelity import LEDGER
 from methods.train_api import train_method
 
@@ -37,9 +39,12 @@ SCORED = ("psnr", "ssim")
 PSNR_MIN, PYIQA_Y_OFFSET = 8.0, 1.32  # warm-up re-initialisation threshold; pyiqa's Y reads ~1.32 dB higher
 
 
-def committed_means(results: Path, system: str, dataset: str) -> pd.DataFrame:
+COMMITTED = ResultsFolder(ROOT / RESULTS_ROOT)  # the committed run
+
+
+def committed_means(results: ResultsFolder, system: str, dataset: str) -> pd.DataFrame:
     """Mean of each metric per seed of a committed trained system (rows: seed, columns: metric)."""
-    frames = [read_scores(p) for p in sorted((results / "scores" / system).glob(f"seed-*/{dataset}.csv"))]
+    frames = [read_scores(p) for p in results.seed_score_files(system, dataset)]
     scores = pd.concat(frames)
     return scores[scores.metric.isin(SCORED)].pivot_table(index="seed", columns="metric", values="value")
 
@@ -55,7 +60,7 @@ def rerun(method: str, params: dict, seed: int, run: Path, *, fidelity: dict | N
                  schedule=params["schedule"], seed=seed, device="cpu", overrides=(params["train"].get(method) or {}),
                  threads=threads or params.get("threads"), fidelity={**(params.get("fidelity") or {}), **(fidelity or {})},
                  progress=True)
-    enhance_folder(run / "enhancer.pth", data / test / "test" / "input", run / "enhanced", device="cpu",
+    enhance_folder(run / ENHANCER, data / test / "test" / "input", run / "enhanced", device="cpu",
                    padding=params["enhance"]["padding"], progress=False)
     scored = evaluate_system(f"{method}-unpaired", test, run / "enhanced", dataset_dir=data / test, metrics=SCORED,
                              progress=False, seed=seed)
@@ -63,7 +68,7 @@ def rerun(method: str, params: dict, seed: int, run: Path, *, fidelity: dict | N
 
 
 def retrained_effects(params: dict, seed: int) -> dict[str, dict]:
-    results, test = ROOT / "results", params["data"]["test"][0]
+    results, test = COMMITTED, params["data"]["test"][0]
     out: dict[str, dict] = {}
     with tempfile.TemporaryDirectory() as tmp:
         for switch, (value, methods) in RETRAINED.items():
@@ -86,16 +91,18 @@ def retrained_effects(params: dict, seed: int) -> dict[str, dict]:
 
 def settled_effects(params: dict) -> dict[str, dict]:
     """Switches that the committed runs show cannot change (or that both values are scored for)."""
-    results, test = ROOT / "results", params["data"]["test"][0]
-    logs = [pd.read_csv(p) for p in sorted((results / "train").glob("*/seed-*/train_log.csv"))]
-    summaries = [json.loads(p.read_text()) for p in sorted((results / "train").glob("*/seed-*/train_summary.json"))]
+    results, test = COMMITTED, params["data"]["test"][0]
+    runs = [run for system in results.train_system_dirs() for run in seed_folders(system)]
+    logs = [pd.read_csv(p) for p in sorted(run / TRAIN_LOG for run in runs if (run / TRAIN_LOG).is_file())]
+    summaries = [json.loads(p.read_text()) for p in sorted(run / TRAIN_SUMMARY for run in runs
+                                                           if (run / TRAIN_SUMMARY).is_file())]
     done = [s for s in summaries if s.get("status") == "done" and "reinits" in s]
     thresholds = {s["schedule_values"].get("train_threshold") for s in done}
     extensions = sum(s["extensions"]["enhance"] for s in done)
     clip_lit = [s.get("reason") or s.get("start", {}).get("from") for s in summaries if s.get("method") == "clip-lit"]
     warm = pd.concat([frame[frame.phase == "warmup"] for frame in logs if "psnr" in frame])["psnr"].dropna()
     prompt_rounds = max(int(frame[frame.phase == "prompt"]["round"].nunique()) for frame in logs)
-    scores = read_scores(results / "scores.csv")
+    scores = read_scores(results.merged_scores_file)
     trained = scores[(scores.dataset == test) & scores.metric.isin(["ssim", "ssim@rgb"])]
     ssim = trained.groupby("metric")["value"].mean()
     return {
@@ -125,7 +132,7 @@ def main() -> None:
     params = load_params(ROOT / "params.yaml")
     effects = {**settled_effects(params), **retrained_effects(params, args.seed)}
     assert set(effects) == {e.name for e in LEDGER}, "every switch of methods/fidelity.py has an entry"
-    print(write_result("fidelity", {"environment": environment(), "profile": params.get("profile"),
+    print(write_result("fidelity", {"environment": perf_environment(), "profile": params.get("profile"),
                                     "switches": effects}))
     for name, e in effects.items():
         print(f"{name}: {e['effect']}")

@@ -21,7 +21,7 @@ from typing import Any
 
 import torch
 import torch.nn.functional as F
-from _common import RESULTS, enhancer_net, environment, sample_photo, summary, timed, write_result
+from _common import RESULTS, enhancer_net, perf_environment, sample_photo, summary, timed, write_result
 
 from methods.network import MACS_PER_PIXEL, EnhanceNet, apply_illumination
 from methods.tiled_inference import TiledEnhancer, _GraphedForward
@@ -112,7 +112,7 @@ class Frame:
 
 def new_record(args: argparse.Namespace, h: int, w: int, flops: float) -> dict[str, Any]:
     """The result record before any measurement."""
-    return {"environment": environment(), "frame": {"height": h, "width": w, "megapixels": h * w / 1e6,
+    return {"environment": perf_environment(), "frame": {"height": h, "width": w, "megapixels": h * w / 1e6,
             "flops": flops, "macs_per_pixel": MACS_PER_PIXEL}, "method": (
         f"CUDA events around each call; {args.warmup} warm-up calls, {args.repeats} timed; median and quartiles. "
         "Device-resident input (1x3xHxW float32) to illumination map L, unless the variant says end-to-end."),

@@ -17,7 +17,7 @@ import sys
 import time
 from collections import defaultdict
 
-from _common import ROOT, environment, write_result
+from _common import ROOT, perf_environment, write_result
 
 RUNNING = re.compile(r"Running stage '([^']+)'")
 SKIPPED = re.compile(r"Stage '([^']+)' didn't change, skipping")
@@ -29,7 +29,7 @@ def main() -> None:
     ap.add_argument("dvc_args", nargs="*", help="extra arguments for dvc repro (targets, --pull, ...)")
     args = ap.parse_args()
     cmd = ["dvc", "repro", *(["--force"] if args.force else []), *args.dvc_args]
-    env_before = environment()
+    env_before = perf_environment()
     stages: list[dict] = []
     current: dict | None = None
     t_start = time.perf_counter()
@@ -53,7 +53,7 @@ def main() -> None:
     for s in stages:
         families[s["stage"].split("@")[0]] += s["seconds"]
     record = {
-        "environment": env_before, "after_load_average": environment()["load_average"], "command": " ".join(cmd),
+        "environment": env_before, "after_load_average": perf_environment()["load_average"], "command": " ".join(cmd),
         "returncode": returncode, "total_s": round(total, 3), "stages": stages,
         "by_family_s": {k: round(v, 3) for k, v in sorted(families.items(), key=lambda kv: -kv[1])},
     }

@@ -21,15 +21,15 @@ import time
 from pathlib import Path
 
 import yaml
-from _common import ROOT, environment, summary, write_result
+from _common import ROOT, perf_environment, summary, write_result
 
-from benchmark.verify import lock_hashes, scratch_clone
+from benchmark.results import machine_dependent_outputs
+from benchmark.verify_reproduction import lock_hashes, scratch_clone
 
 REDUCED_TRAIN = {"rave": {"iters": 6, "ce_iters": 2, "warmup_iters": 2, "enhancer_iters": 2, "crop": 32,
                           "batch_size": 2, "checkpoint_every": 3},
                  "zero-dce": {"iters": 6, "crop": 32, "batch_size": 2, "checkpoint_every": 3}}
-VARIABLE = ("results/timing/", "results/provenance/", "results/report", "results/metrics.json", "results/figures",
-            "results/tables", "results/provenance.json", "results/scores.csv")
+VARIABLE = machine_dependent_outputs()
 
 
 def _reduce(clone: Path) -> None:
@@ -83,7 +83,7 @@ def main() -> None:
     args = ap.parse_args()
     commands = {"serial": ["dvc", "repro", *args.targets],
                 "parallel": ["bench", "repro", *args.targets, "--workers", str(args.workers), "--scheduler", "local"]}
-    env_before = environment()
+    env_before = perf_environment()
     times: dict[str, list[float]] = {"serial": [], "parallel": []}
     locks: list[dict[str, str]] = []
     for r in range(args.rounds):
@@ -95,7 +95,7 @@ def main() -> None:
             print(f"round {r + 1} {name}: {seconds:.1f} s", flush=True)
     ratios = [s / p for s, p in zip(times["serial"], times["parallel"])]
     record = {
-        "environment": env_before, "after_load_average": environment()["load_average"],
+        "environment": env_before, "after_load_average": perf_environment()["load_average"],
         "commands": {k: " ".join(v) for k, v in commands.items()}, "reduced_params": not args.full,
         "sleep_stages": args.sleep,
         "serial_s": summary(times["serial"]), "parallel_s": summary(times["parallel"]),

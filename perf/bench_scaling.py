@@ -19,7 +19,7 @@ import statistics
 import subprocess
 import sys
 
-from _common import ROOT, environment, summary, write_result
+from _common import ROOT, perf_environment, summary, write_result
 
 from methods.tiled_inference import DEFAULT_TILE
 
@@ -81,7 +81,7 @@ def main() -> None:
     ap.add_argument("--tile", type=int, default=DEFAULT_TILE["cpu"])
     ap.add_argument("--untiled", type=float, default=2.0, help="size (MP) of one single-pass run for comparison; 0: none")
     args = ap.parse_args()
-    env = environment()
+    env = perf_environment()
     rows = []
     for mp in (float(s) for s in args.sizes.split(",")):
         rows.append(run_size(mp, args.repeats, args.threads, args.tile))
@@ -90,7 +90,7 @@ def main() -> None:
               f"peak RSS {r['peak_rss_mib']:.0f} MiB", flush=True)
     fit = linear_fit([r["megapixels"] for r in rows], [r["ms"]["median"] for r in rows])
     record = {
-        "environment": env, "after_load_average": environment()["load_average"],
+        "environment": env, "after_load_average": perf_environment()["load_average"],
         "method": (f"one process per size; one warm-up call, then {args.repeats} timed calls of TiledEnhancer(net, 'cpu', "
                    f"tile={args.tile}) on a random 4:3 image; peak RSS = ru_maxrss of that process"),
         "sizes": rows, "fit": fit,

@@ -19,7 +19,7 @@ import time
 from pathlib import Path
 
 import torch
-from _common import ROOT, environment, write_result
+from _common import ROOT, perf_environment, write_result
 
 from benchmark.params import load_params
 from methods.train_api import train_method
@@ -41,7 +41,7 @@ def main() -> None:
     backlit, welllit = args.data / "backlit", args.data / f"welllit-{args.regime}"
     if not backlit.is_dir() or not welllit.is_dir():
         raise SystemExit(f"{args.data}: training data not found; run `dvc repro prepare` first")
-    record = {"environment": environment(), "settings": {
+    record = {"environment": perf_environment(), "settings": {
         "schedule": args.schedule, "iters": args.iters, "device": args.device, "regime": args.regime,
         "encoders": params["encoders"], "data": str(args.data.relative_to(ROOT) if args.data.is_relative_to(ROOT) else args.data)},
         "methods": {}}
@@ -66,7 +66,7 @@ def main() -> None:
             record["methods"][method] = rec
             print(f"{method}: {rec['status']} {rec.get('s_per_iter') or rec.get('reason')}", flush=True)
             write_result("training", record)
-    record["after_load_average"] = environment()["load_average"]
+    record["after_load_average"] = perf_environment()["load_average"]
     print(f"wrote {write_result('training', record)}")
 
 

@@ -60,7 +60,7 @@ os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")  # as training sets 
 
 import torch
 import yaml
-from _common import RESULTS, ROOT, environment, write_result
+from _common import RESULTS, ROOT, perf_environment, write_result
 
 from backlit_core.provenance import collect_provenance
 from backlit_core.registry import UnknownNameError
@@ -587,7 +587,7 @@ def command(cmd: list[str], cwd: Path, env: dict[str, str], timeout: float) -> d
 def dask_step(project: Path, bench: list[str], budget: Budget, workdir: Path) -> dict[str, Any]:
     """``bench repro train --scheduler local --workers 1`` (one GPU worker on a one-GPU machine) in a scratch
     clone of ``project``, then ``bench verify --format json`` there; "not available" while either is missing."""
-    from benchmark.verify import scratch_clone
+    from benchmark.verify_reproduction import scratch_clone
 
     env = dict(os.environ, PYTHONPATH=str(project), DVC_NO_ANALYTICS="1", HF_HUB_OFFLINE="1")
     probe = command([*bench, "repro", "--help"], project, env, min(60.0, budget.left()))
@@ -690,7 +690,7 @@ class Check:
         self.methods = tuple(args.methods.split(",")) if args.methods else tuple(PAPER["methods"])
         self.budget = Budget(args.budget_s)
         self.record: dict[str, Any] = {
-            "check": NAME, "finished": False, "environment": environment(),
+            "check": NAME, "finished": False, "environment": perf_environment(),
             "device": gpu_environment(self.device), "source_sha256": source_digest(),
             "settings": {"device": str(self.device), "tiny": args.tiny, "budget_s": args.budget_s,
                          "caps_s": {k: v and v * args.budget_s / BUDGET_S for k, v in CAPS.items()},

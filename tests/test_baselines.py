@@ -14,8 +14,8 @@ from click.testing import CliRunner
 
 from backlit_core.image_io import list_images, load_image, save_png
 from backlit_core.registry import UnknownNameError
+from benchmark.batch_enhance import downscale, enhance_folder, open_system
 from benchmark.cli import cli
-from benchmark.enhance import downscale, enhance_folder, open_system
 from benchmark.weights import RELEASED, resolve_weights
 from methods.network import count_parameters
 from methods.plugins.clahe import Clahe

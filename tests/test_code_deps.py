@@ -72,6 +72,14 @@ def test_fingerprint_follows_the_code_and_only_it(tmp_path: Path) -> None:
     assert data["stage"] == "train" and data["method"] == "rave" and str(ROOT) not in json.dumps(data)
 
 
+def test_every_run_stage_command_calls_its_function_of_the_stage_module() -> None:
+    from benchmark.code_deps import ENTRY, STAGES, reached, stage_nodes
+
+    for stage in STAGES:
+        assert ("benchmark.stages", f"{stage.replace('-', '_')}_stage") in stage_nodes(stage), stage
+    assert ("benchmark.stages", "code_stage") in reached({(ENTRY, "code")})
+
+
 def test_stage_fingerprints_name_the_functions_each_stage_runs() -> None:
     evaluate, enhance = _covered("evaluate", None), _covered("enhance", None)
     assert "evaluate_stage" in evaluate["benchmark/stages.py"] and "evaluate_stage" not in enhance["benchmark/stages.py"]

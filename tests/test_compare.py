@@ -12,7 +12,7 @@ from PIL import Image
 
 from benchmark import metrics as M
 from benchmark.cli import cli
-from benchmark.evaluate import SCORE_COLUMNS, read_scores
+from benchmark.results import SCORE_COLUMNS, read_scores
 
 RELEASED = ["clip-lit", "rave", "rave-paired", "latent-prompt"]  # names as the papers speak: rave = rave-unpaired
 SYSTEMS = ["released-clip-lit", "released-rave-unpaired", "released-rave-paired", "released-latent-prompt-unpaired"]

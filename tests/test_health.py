@@ -211,7 +211,7 @@ def test_report_with_seeds_scenes_and_flags(tmp_path: Path) -> None:
         _run_files(root, "clip-lit-unpaired", seed, np.linspace(2.0, 2.2 if seed == 1 else 1.0, 50))
 
     from benchmark.report import build_report
-    from benchmark.report.data import load_results
+    from benchmark.report.results_loader import load_results
 
     res = load_results(root, n_boot=200, perf_dir=None, profile="embedded", project_root=tmp_path)
     rave = res.aggregates.set_index(["system", "metric"]).loc[("rave-unpaired", "psnr")]

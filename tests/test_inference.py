@@ -13,7 +13,7 @@ import pytest
 import torch
 
 from backlit_core.image_io import list_images, load_image
-from benchmark.enhance import downscale
+from benchmark.batch_enhance import downscale
 from benchmark.weights import resolve_weights
 from methods import tiled_inference
 from methods.network import EnhanceNet, load_enhancer

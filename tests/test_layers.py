@@ -133,3 +133,21 @@ def test_no_import_cycles():
 def test_cycle_finder_reports_a_cycle():
     assert find_cycle({"a": {"b": 1}, "b": {"c": 1}, "c": {"a": 1}, "d": {}}) == ["a", "b", "c", "a"]
     assert find_cycle({"a": {"b": 1}, "b": {}, "c": {"a": 1, "b": 1}}) is None
+
+
+STAGE_CODE = ("benchmark.stages", "benchmark.compare", "benchmark.commands", "benchmark.report", "benchmark.evaluate",
+              "benchmark.batch_enhance", "benchmark.inference_timing", "benchmark.data.prepare", "benchmark.code_deps",
+              "methods.train_api")
+
+
+def test_the_results_module_imports_no_stage():
+    """benchmark/results.py sits below what it serves: nothing it imports, directly or not, runs a stage."""
+    graph = import_graph()
+    seen, todo = set(), ["benchmark.results"]
+    while todo:
+        module = todo.pop()
+        if module not in seen:
+            seen.add(module)
+            todo += graph.get(module, {})
+    assert "benchmark.system" in seen
+    assert not [m for m in seen if m.startswith(STAGE_CODE)]

@@ -64,14 +64,14 @@ def test_installed_environment_is_exactly_the_lock() -> None:
     assert not wrong, f"installed versions differ from {lock} ({{name: (locked, installed)}}; {fix}): {wrong}"
     extra = installed.keys() - pins.keys() - {provenance.PROJECT}
     assert not extra, f"installed but not in {lock} ({fix}): {sorted(extra)}"
-    assert provenance.environment()["lock_matches"] is True
+    assert provenance.installed_environment()["lock_matches"] is True
 
 
 @pytest.fixture
 def fresh_environment():
-    provenance.environment.cache_clear()
+    provenance.installed_environment.cache_clear()
     yield
-    provenance.environment.cache_clear()
+    provenance.installed_environment.cache_clear()
 
 
 def test_provenance_records_environment_and_lock_hashes(fresh_environment: None) -> None:
@@ -85,7 +85,7 @@ def test_provenance_records_environment_and_lock_hashes(fresh_environment: None)
     assert record["lock_sha256"] == hashlib.sha256(lock.read_bytes()).hexdigest()
     assert record["lock_file"] == str(lock.relative_to(PROJECT_ROOT))
     assert isinstance(record["lock_matches"], bool)
-    assert provenance.environment() is provenance.environment()  # computed once per process
+    assert provenance.installed_environment() is provenance.installed_environment()  # computed once per process
 
 
 def test_lock_matches_only_when_every_installed_version_is_pinned(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
@@ -94,12 +94,12 @@ def test_lock_matches_only_when_every_installed_version_is_pinned(tmp_path: Path
     monkeypatch.setattr(provenance, "lock_path", lambda: lock)
     installed = provenance.installed_distributions()
     lock.write_text("".join(f"{n}=={v}\n    # via x\n" for n, v in installed.items() if n != provenance.PROJECT))
-    assert provenance.environment()["lock_matches"] is True
-    assert provenance.environment()["lock_sha256"] == hashlib.sha256(lock.read_bytes()).hexdigest()
-    provenance.environment.cache_clear()
+    assert provenance.installed_environment()["lock_matches"] is True
+    assert provenance.installed_environment()["lock_sha256"] == hashlib.sha256(lock.read_bytes()).hexdigest()
+    provenance.installed_environment.cache_clear()
     lock.write_text(lock.read_text() + "not-installed-here==1.0\n")
-    assert provenance.environment()["lock_matches"] is False
-    provenance.environment.cache_clear()
+    assert provenance.installed_environment()["lock_matches"] is False
+    provenance.installed_environment.cache_clear()
     lock.unlink()
-    assert provenance.environment() | {"environment_sha256": None} == {
+    assert provenance.installed_environment() | {"environment_sha256": None} == {
         "environment_sha256": None, "lock_file": str(lock), "lock_sha256": None, "lock_matches": None}

@@ -22,10 +22,10 @@ import torch
 from PIL import Image
 
 from backlit_core.image_io import list_images, load_image
+from benchmark.batch_enhance import enhance_folder, open_system
 from benchmark.data import load_card, prepare, status, test_pairs
 from benchmark.data.cards import TARGETS, card_names
 from benchmark.data.prepare import card_folder
-from benchmark.enhance import enhance_folder, open_system
 from benchmark.metrics import SHARED_METRIC_WEIGHTS, Metric, Pair, get_spec, load_metric, metric_names
 from methods.registry import METHODS
 from methods.train_api import train_method

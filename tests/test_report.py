@@ -19,17 +19,14 @@ from PIL import Image
 
 from benchmark import metrics as M
 from benchmark.evaluate import evaluate_system
+from benchmark.inference_timing import TimedEnhancer, read_inference_timings, time_callables
+from benchmark.params import RunSettings
+from benchmark.report.speed import convergence, speed_ratios
 from benchmark.report.tables import fmt
-from benchmark.timing import (
-    TimedEnhancer,
-    convergence,
-    read_inference_timings,
-    speed_ratios,
-    time_callables,
-    time_run,
-    training_runs,
-    training_timing,
-)
+from benchmark.results import TRAIN_STEPS, TRAIN_TIMING, ResultsFolder
+from benchmark.stages import time_inference_stage
+from benchmark.system import System
+from benchmark.training_logs import training_runs, training_timing
 
 RELEASED = {"released-rave-unpaired": 0.95}
 TRAINED = {"rave-unpaired": 0.8, "clip-lit-unpaired": 0.6}
@@ -78,13 +75,13 @@ def _log(system: str, phases: list[tuple[str, int]], step_s: float, rising: bool
 
 def _train_run(root: Path, system: str, seed: int, phases: list[tuple[str, int]], step_s: float, encoders: dict,
                status: str = "done", rising: bool = False) -> None:
-    """results/train/<system>/seed-<k>/ and results/timing/train/<system>/seed-<k>/{train_timing.json,
-    train_steps.csv} (as the trainer writes them: no timings in the train folder)."""
+    """A seeded training run and its timing files, where the pipeline puts them (no timings in the run folder)."""
     import torch
 
     from methods.network import EnhanceNet
 
-    run = root / "train" / system / f"seed-{seed}"
+    folder, trained = ResultsFolder(root), System.parse(system, seed)
+    run = folder.train_dir(trained)
     run.mkdir(parents=True)
     if status == "skipped":
         (run / "train_summary.json").write_text(json.dumps({"status": "skipped", "reason": "needs a text encoder"}))
@@ -97,10 +94,10 @@ def _train_run(root: Path, system: str, seed: int, phases: list[tuple[str, int]]
         "status": "done", "reason": None, "method": system.rsplit("-", 1)[0], "iterations": {**counts, "total": len(log)},
         "seed": seed, "encoder": encoders["guidance"], "identity_encoder": encoders.get("identity"),
         "is_random": "random" in str(encoders)}))
-    timing = root / "timing" / "train" / system / f"seed-{seed}"
+    timing = folder.train_timing_dir(trained)
     timing.mkdir(parents=True, exist_ok=True)
-    steps.to_csv(timing / "train_steps.csv", index=False)
-    (timing / "train_timing.json").write_text(json.dumps({
+    steps.to_csv(timing / TRAIN_STEPS, index=False)
+    (timing / TRAIN_TIMING).write_text(json.dumps({
         "wall_s": len(log) * step_s, "s_per_iter": {p: step_s for p in counts}, "iterations": counts,
         "peak_rss_mb": 512.0, "peak_cuda_mb": None, "device": "cpu", "cpu": "test-cpu"}))
 
@@ -160,7 +157,7 @@ def results(tmp_path_factory: pytest.TempPathFactory) -> Path:
         _train_run(root, "clip-lit-unpaired", seed, [("warmup", 10), ("enhance", 10), ("prompt", 10)], 1.5,
                    {"guidance": "clip:ViT-B-32-quickgelu:openai"})
         _train_run(root, "latent-prompt-unpaired", seed, [], 0, {}, status="skipped")
-    time_run(root, PARAMS)
+    time_inference_stage(ResultsFolder(root), RunSettings.from_params(PARAMS))
     (root / "provenance.json").write_text(json.dumps({"seed": 0, "profile": "embedded", "packages": {"torch": "x"},
                                                       "device": {"cpu_model": "Test CPU 9000", "cpu_count": 2,
                                                                  "torch_threads": 2, "cuda_available": False}}))
@@ -235,7 +232,7 @@ def test_one_source_for_inference_cost(results: Path) -> None:
         per_mp = sorted(m / ref["megapixels"] for m in ref["ms_samples"])
         # the median of that one sample set (samples are stored rounded to 0.001 ms)
         assert rec["ms_per_mp_median"] == pytest.approx(per_mp[1], abs=0.0005 / ref["megapixels"])
-    pooled = read_inference_timings(results)["rave-unpaired"]
+    pooled = read_inference_timings(ResultsFolder(results))["rave-unpaired"]
     assert pooled["seeds"] == [0, 1] and pooled["ms_per_mp_n"] == 6
     md = (results / "report.md").read_text()
     row = next(line for line in md.split("## Metrics")[1].splitlines() if line.startswith("| rave-unpaired |"))
@@ -246,7 +243,7 @@ def test_one_source_for_inference_cost(results: Path) -> None:
 
 
 def test_training_cost_at_equal_iteration_counts(results: Path) -> None:
-    runs = training_runs(results)
+    runs = training_runs(ResultsFolder(results))
     assert set(runs) == {f"{s}/seed-{k}" for s in (*TRAINED, "latent-prompt-unpaired") for k in SEEDS}
     rave = runs["rave-unpaired/seed-0"]
     assert rave["wall_s"] == 10.0 and rave["iterations"] == 20 and rave["peak_memory_mb"] == 512.0
@@ -271,7 +268,7 @@ def test_old_layout_training_run_is_read(tmp_path: Path) -> None:
     log, steps = _log("rave-unpaired", [("warmup", 4), ("enhance", 6)], 0.25)
     log.merge(steps[["iter", "step_s", "wall_s"]], on="iter").to_csv(run / "train_log.csv", index=False)
     (run / "train_summary.json").write_text(json.dumps({"status": "done", "seed": 3, "iterations": {"total": 10}}))
-    t = training_runs(tmp_path)["rave-unpaired"]
+    t = training_runs(ResultsFolder(tmp_path))["rave-unpaired"]
     assert t == training_timing(run) and t["seed"] == 3 and t["wall_s"] == 2.5
     assert t["phases"]["warmup"] == {"iterations": 4, "s_per_iter": 0.25, "wall_s": 1.0}
     other = dict(t, machine="elsewhere")
@@ -323,9 +320,9 @@ def test_any_callable_is_timed_in_one_sample_set(monkeypatch: pytest.MonkeyPatch
 
 
 def test_figures_and_grids(results: Path) -> None:
-    from benchmark.report.data import load_results
     from benchmark.report.grids import build_grids, detail_box
     from benchmark.report.plots import loss_weights, outlier_image, weighted_terms
+    from benchmark.report.results_loader import load_results
 
     res = load_results(results, n_boot=20, perf_dir=None)
     rows = build_grids(res, "baid", results)
@@ -363,8 +360,8 @@ def test_flagged_system_is_grey_and_colours_are_fixed_in_every_figure(results: P
     """rave-unpaired diverged (seed 1): grey in the bars and the cost plot, never its own colour; every other
     system has the colour it has in any report; the three systems of one network share one cost point."""
     from benchmark.report.colours import FLAGGED, system_colour
-    from benchmark.report.data import load_results
     from benchmark.report.plots import _cost_panel, _cost_points, _figure
+    from benchmark.report.results_loader import load_results
 
     own = system_colour("rave-unpaired")
     assert own == system_colour("rave-unpaired") != system_colour("released-rave-unpaired") != FLAGGED
@@ -519,7 +516,7 @@ def test_report_renders_in_chromium(results: Path, tmp_path: Path) -> None:
 
 
 def test_labels_say_skipped_and_training_free() -> None:
-    from benchmark.report.data import SKIPPED_LABEL, system_label
+    from benchmark.report.results_loader import SKIPPED_LABEL, system_label
 
     skipped = system_label("clip-lit-unpaired", {"0": {"status": "skipped", "reason": "clip-lit needs a text encoder"}},
                            "embedded")

@@ -187,7 +187,7 @@ def test_best_needs_a_healthy_significant_lead_beyond_the_seed_spread() -> None:
               for s, gain in (("a", 0.5), ("b", 0.0))]
     tie = _decide(seeded, source="trained")
     assert (tie["status"], tie["best"], tie["leader"]) == (NOT_SEPARATED, "", "a")
-    assert tie["seed_sd"] == pytest.approx(1.0) and "seed-to-seed spread" in tie["reason"]
+    assert tie["seed_sd"] == pytest.approx(1.0) and "between-seed spread" in tie["reason"]
     single = _decide([r for r in rows if r[0] == "a"])
     assert single["status"] == "single" and single["best"] == ""
 
@@ -256,7 +256,7 @@ def test_adding_flagged_clip_lit_init_leaves_clip_lit_vs_rave_alone(tmp_path: Pa
 
     from benchmark import metrics as M
     from benchmark.cli import cli
-    from benchmark.report.data import load_results
+    from benchmark.report.results_loader import load_results
 
     monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch-home"))
     monkeypatch.setattr(M, "_LOADED", {})

@@ -27,7 +27,7 @@ def enhance(weights: str, input_: str, output: str, padding: str, device: str, m
             precision: str, bits: str, force: bool, fail_on_error: bool) -> None:
     """Enhance every image in INPUT into OUTPUT/<stem>.png (resumes; a bad image fails alone)."""
     from backlit_core.registry import UnknownNameError
-    from benchmark.enhance import enhance_folder
+    from benchmark.batch_enhance import enhance_folder
     from benchmark.weights import WeightsUnavailable
 
     try:

@@ -10,12 +10,14 @@ from typing import TYPE_CHECKING
 import click
 
 from benchmark.data.folder import LAYOUTS_HELP
-from benchmark.results_store import ResultsStore
+from benchmark.results import ROOT as RESULTS
+from benchmark.results import ResultsFolder, system_folder
 from benchmark.system import System
 
 if TYPE_CHECKING:
     from benchmark.evaluate import TestSet
-    from benchmark.report.data import Results
+    from benchmark.params import RunSettings
+    from benchmark.report.results_loader import Results
 
 FORMATS = ("table", "csv", "markdown", "json")
 EPILOG = "\b\n" + LAYOUTS_HELP  # \b: click keeps the lines as they are
@@ -36,17 +38,19 @@ def _metric_options(f: Callable) -> Callable:
                      "evaluate.metrics, else psnr,ssim,lpips,musiq,niqe,brisque,piqe); `all` for every registered one.")(f)
     f = click.option("--device", default="auto", show_default=True, help="Device for metrics and timing.")(f)
     f = click.option("--limit", type=click.IntRange(min=1), default=None, help="Only the first N images (sorted).")(f)
-    return click.option("--results", type=click.Path(file_okay=False), default="results", show_default=True,
+    return click.option("--results", type=click.Path(file_okay=False), default=str(RESULTS), show_default=True,
                         help="Results folder.")(f)
 
 
-def _params() -> dict:
-    from benchmark.params import ParamsError, load_params
+def _settings() -> RunSettings:
+    """params.yaml's settings (defaults where there is no params file; an invalid one is an error)."""
+    from benchmark.params import load_settings
 
-    try:
-        return load_params()
-    except ParamsError:
-        return {}
+    return load_settings(missing_ok=True)
+
+
+def _note(text: str) -> None:
+    click.echo(text, err=True)
 
 
 def _metric_list(text: str | None) -> list[str]:
@@ -54,13 +58,13 @@ def _metric_list(text: str | None) -> list[str]:
     from benchmark.metrics import DEFAULT_METRICS, parse_metric_list
 
     try:
-        return parse_metric_list(text or _params().get("evaluate", {}).get("metrics") or list(DEFAULT_METRICS))
+        return parse_metric_list(text or list(_settings().evaluate.metrics or DEFAULT_METRICS))
     except UnknownNameError as exc:
         raise click.BadParameter(str(exc), param_hint="--metrics") from None
 
 
-def _save_provenance(store: ResultsStore, bootstrap_seed: int | None = None) -> None:
-    store.write_provenance(bootstrap_seed=bootstrap_seed, profile=_params().get("profile"))
+def _save_provenance(folder: ResultsFolder, bootstrap_seed: int | None = None) -> None:
+    folder.write_provenance(bootstrap_seed=bootstrap_seed, profile=_settings().profile)
 
 
 @click.command(epilog=EPILOG)
@@ -69,12 +73,15 @@ def _save_provenance(store: ResultsStore, bootstrap_seed: int | None = None) -> 
 @click.option("--system", "-s", required=True, help="System name: <method>-<regime>, released-<weights>, input, ...")
 @click.option("--seed", type=click.IntRange(min=0), default=None, help="Training seed of a trained system.")
 @click.option("--enhanced", "-e", type=click.Path(exists=True, file_okay=False), default=None,
-              help="Folder of <stem>.png outputs [default: <results>/enhanced/<system>[/seed-<k>]/<dataset>].")
+              help="Folder of <stem>.png outputs [default: the system's enhanced folder of the dataset in <results>].")
 @click.option("--force", is_flag=True, help="Rescore images whose scores are already stored.")
 @_metric_options
 def evaluate(dataset: str, system: str, seed: int | None, enhanced: str | None, force: bool, results: str,
              limit: int | None, device: str, metrics: str | None, metric_weights: str | None) -> None:
-    """Score one system's enhanced folder -> <results>/scores/<system>[/seed-<k>]/<dataset>.csv."""
+    """Score one system's enhanced folder -> its scores CSV in <results>."""
+    from dataclasses import replace
+
+    from benchmark.compare import dropped_lines
     from benchmark.evaluate import resolve_test_set
     from benchmark.stages import evaluate_stage
 
@@ -84,206 +91,44 @@ def evaluate(dataset: str, system: str, seed: int | None, enhanced: str | None, 
         sys_ = System.parse(system, seed)
     except (FileNotFoundError, ValueError) as exc:
         raise click.ClickException(str(exc)) from None
-    store = ResultsStore(Path(results))
-    result = evaluate_stage(sys_, test.name, store, dataset_dir=dataset if Path(dataset).is_dir() else None,
-                            enhanced_dir=enhanced, metrics=names, device=device, metric_weights=metric_weights,
-                            limit=limit, force=force)
-    _save_provenance(store)
-    label = f"{sys_.results_sub.as_posix()}/{test.name}"
+    folder = ResultsFolder(Path(results))
+    settings = replace(_settings().evaluate, metrics=tuple(names), device=device, metric_weights=metric_weights,
+                       force=force)
+    result = evaluate_stage(sys_, test.name, folder, settings, dataset_dir=dataset if Path(dataset).is_dir() else None,
+                            enhanced_dir=enhanced, limit=limit)
+    _save_provenance(folder)
+    label = f"{system_folder(sys_).as_posix()}/{test.name}"
     if result.skipped:
         click.echo(f"{label}: skipped ({result.skipped})")
         return
     ok = [n for n, st in result.metrics.items() if st["status"] == "ok"]
     scored = min((result.scored(n) for n in ok), default=0)
-    click.echo(f"{label}: {scored} scored / {result.given} given -> {sys_.scores_csv(store.root, test.name)}")
+    click.echo(f"{label}: {scored} scored / {result.given} given -> {folder.scores_csv(sys_, test.name)}")
     means = result.scores.groupby("metric")["value"].mean()
     for name, st in result.metrics.items():
         shown = f"{means[name]:.4f}  ({result.scored(name)} scored / {result.given} given)" if name in means \
             else f"{st['status']}: {st.get('reason', '')}"
         click.echo(f"  {name:18s} {shown}")
-    _echo_dropped(label, result.failed)
-
-
-def _echo_dropped(label: str, failed: list[dict[str, str]], known: dict[str, str] | None = None) -> None:
-    """One line per dropped image (the metrics it lost and why), except pair problems already printed
-    (``known``: image -> why its ground truth is unusable)."""
-    by_image: dict[str, tuple[list[str], str]] = {}
-    for f in failed:
-        if known and f["image"] in known and ("size mismatch" in f["error"] or "ground truth" in f["error"]):
-            continue
-        by_image.setdefault(f["image"], ([], f["error"]))[0].append(f["metric"])
-    for image, (names, error) in by_image.items():
-        click.echo(f"{label}: dropped {image} from {', '.join(names)}: {error}", err=True)
-
-
-def _resolve_systems(methods: str, weights: str, store: ResultsStore) -> tuple[list[System], list[str]]:
-    """``--methods`` -> (systems, method names without a training run): released names or aliases, or method
-    names (trained runs, one per seed; training-free operators), run names or ``all`` (every training run)."""
-    from backlit_core.registry import UnknownNameError, unknown_name_message
-    from benchmark.weights import RELEASED, released
-    from methods.registry import METHODS
-
-    names = [m.strip() for m in methods.split(",") if m.strip()]
-    if weights == "released":
-        try:
-            return [System.released(released(n).name) for n in (list(RELEASED) if names == ["all"] else names)], []
-        except UnknownNameError as exc:
-            raise click.BadParameter(str(exc), param_hint="--methods") from None
-    runs = sorted(p.name for p in (store.root / "train").glob("*") if p.is_dir())
-    out: list[System] = []
-    missing: list[str] = []
-    for n in names:
-        if n in METHODS and METHODS.get(n).kind == "training-free":
-            out.append(System.parse(n))
-            continue
-        match = runs if n == "all" else [r for r in runs if r == n or System.parse(r).method == n]
-        if not match and n not in METHODS and n != "all":
-            raise click.BadParameter(unknown_name_message("method", n, METHODS.names() + runs), param_hint="--methods")
-        if not match:
-            missing.append(n)
-        out += [s for r in match for s in store.trained_systems(r)]
-    return list(dict.fromkeys(out)), missing
-
-
-def _training_hint(methods: list[str], store: ResultsStore) -> str:
-    """One line: how to train ``methods`` (or ``all``) for the comparison, how long the committed run took for
-    them, and the released models to compare instead."""
-    from benchmark.weights import ALIASES, RELEASED
-    from methods.registry import METHODS
-
-    params = _params()
-    seeds, regimes = params.get("seeds") or [0], params.get("regimes") or ["unpaired"]
-    listed = params.get("methods") or []
-    everything = methods == ["all"]
-    names = list(listed) if everything else methods
-    absent = [m for m in names if m not in listed]
-    how = "`dvc repro`" if everything else "`dvc repro --glob " + " ".join(
-        f"'train@{m}-{r}-*'" for m in names for r in regimes) + "`" + (
-        f" after adding {', '.join(absent)} to params.yaml methods" if absent else "")
-    facts = [f"{len(seeds)} seed{'s' * (len(seeds) > 1)}"]
-    seconds, cores = _committed_training_s(names, regimes, seeds)
-    if seconds:
-        on = f" on the {'/'.join(map(str, sorted(cores)))}-core CPU of the committed run" if cores else ""
-        facts.append(f"about {max(1, round(seconds / 60))} min of training{on}")
-    text_only = [m for m in names if m in METHODS and METHODS.get(m).needs_text]
-    guidance = str((params.get("encoders") or {}).get("guidance", ""))
-    if text_only and not guidance.startswith("clip:"):
-        facts.append(f"{', '.join(text_only)} needs a CLIP text encoder, so the image-only {guidance} skips it")
-    which = "" if everything else f" of {', '.join(methods)}"
-    line = f"no training runs{which} in {store.root / 'train'}: train with {how} ({'; '.join(facts)})"
-    if everything or all(m in RELEASED or m in ALIASES for m in methods):
-        line += f", or compare the released models: `bench compare --methods {','.join(methods)} --weights released`"
-    return line
-
-
-def _committed_training_s(methods: list[str], regimes: list[str], seeds: list[int]) -> tuple[float, set[int]]:
-    """Seconds the project's committed run (``results/timing/train``) took to train ``methods`` in ``regimes``
-    for ``len(seeds)`` seeds (mean of its finished runs per seed), and the CPU core counts it ran on."""
-    from backlit_core.atomic import read_json
-    from backlit_core.paths import PROJECT_ROOT
-
-    seconds, cores = 0.0, set()
-    for m in methods:
-        for regime in regimes:
-            records = [read_json(System.trained(m, regime, k).train_timing_dir(PROJECT_ROOT / "results")
-                                 / "train_timing.json") for k in seeds]
-            walls = [r["wall_s"] for r in records if r.get("status") != "skipped" and r.get("wall_s")]
-            seconds += sum(walls) / len(walls) * len(seeds) if walls else 0.0
-            cores |= {r["machine"]["cpu_count"] for r in records if (r.get("machine") or {}).get("cpu_count")}
-    return seconds, cores
-
-
-def _timing(systems: list[System], store: ResultsStore, device: str, size_mp: float, repeats: int,
-            force: bool) -> None:
-    """Time inference of every system (interleaved; a trained one by its first seed), except those with a
-    record for the same settings."""
-    from benchmark.timing import time_systems
-
-    def current(system: str) -> bool:
-        path = store.root / "timing" / f"{system}.json"
-        if force or not path.is_file():
-            return False
-        old = json.loads(path.read_text())
-        sizes = [s["megapixels"] for s in old.get("sizes", [])]
-        return old.get("repeats") == repeats and len(sizes) == 1 and abs(sizes[0] - size_mp) < 0.01 and \
-            device in ("auto", old.get("device"))
-
-    todo: dict[str, str | Path | None] = {}
-    for s in systems:
-        if not current(s.name):
-            todo.setdefault(s.name, s.train_dir(store.root) if s.source == "trained" else s.weights)
-    if todo:
-        time_systems(store.root / "timing", todo, device=device, sizes_mp=[size_mp], repeats=repeats, warmup=1)
+    for line in dropped_lines(label, result.failed):
+        _note(line)
 
 
 def _test_sets(datasets: tuple[str, ...]) -> list[tuple[str, TestSet]]:
     """(argument, test set) of each ``--dataset`` (default: params data.test); the embedded synthetic set is
     prepared first when it is not (offline, seconds)."""
+    from benchmark.compare import prepare_synthetic
     from benchmark.evaluate import resolve_test_set
 
-    params = _params()
-    wanted = [d.strip() for text in datasets for d in text.split(",") if d.strip()] or \
-        list(params.get("data", {}).get("test", []))
+    settings = _settings()
+    wanted = [d.strip() for text in datasets for d in text.split(",") if d.strip()] or list(settings.test_datasets)
     if not wanted:
         raise click.UsageError("no dataset: pass --dataset NAME_OR_DIR")
     for name in wanted:
-        _prepare_synthetic(name, params)
+        prepare_synthetic(name, settings, _note)
     try:
         return [(d, resolve_test_set(d)) for d in wanted]
     except FileNotFoundError as exc:
         raise click.ClickException(str(exc)) from None
-
-
-def _prepare_synthetic(name: str, params: dict) -> None:
-    """Generate dataset ``name`` if it is a synthetic card not yet (or no longer) prepared, as the pipeline's
-    prepare stage does."""
-    import time
-
-    from benchmark.data import load_card, prepare, status
-    from benchmark.data.cards import card_names
-
-    if Path(name).is_dir() or name not in card_names():
-        return
-    card = load_card(name)
-    if card.kind != "synthetic" or status(card).state == "present":
-        return
-    t0 = time.perf_counter()
-    click.echo(f"{name}: not prepared yet; generating it (offline) ...", err=True)
-    path = prepare(name, seed=params.get("synthetic", {}).get("seed"))
-    click.echo(f"{name}: ready at {path} ({time.perf_counter() - t0:.0f} s)", err=True)
-
-
-def _run_stages(systems: list[System], tests: list[tuple[str, TestSet]], store: ResultsStore, limit: int | None,
-                device: str, options: dict) -> set[System]:
-    """Enhance (as the pipeline does; a trained run without weights keeps its stored outputs) and score every
-    system and the input on every test set; the systems skipped (weights unavailable, training skipped).
-    Every pair that loses its ground truth and every dropped image is printed."""
-    from backlit_core.image_io import list_images
-    from benchmark.evaluate import pair_problems
-    from benchmark.stages import enhance_settings, enhance_stage, evaluate_stage
-
-    settings = enhance_settings(_params(), device)
-    skipped: set[System] = set()
-    for arg, test in tests:
-        inputs = list_images(test.inputs)[:limit] if limit else list_images(test.inputs)
-        scope = {"dataset_dir": arg if Path(arg).is_dir() else None, "stems": [p.stem for p in inputs], **options}
-        problems = pair_problems(test, scope["stems"])
-        for why in problems.values():
-            click.echo(f"{test.name}: pair dropped from the full-reference metrics: {why}", err=True)
-        _echo_dropped(f"input/{test.name}", evaluate_stage(System.parse("input"), test.name, store, **scope).failed,
-                      problems)
-        for system in systems:
-            reason = None
-            if system.source != "trained" or (system.train_dir(store.root) / "enhancer.pth").is_file():
-                reason = enhance_stage(system, test.name, inputs, store, **settings).get("skipped")
-            result = None if reason else evaluate_stage(system, test.name, store, **scope)
-            reason = reason or result.skipped
-            if reason and system not in skipped:
-                skipped.add(system)
-                click.echo(f"{system.results_sub.as_posix()}: skipped ({reason})", err=True)
-            if result is not None:
-                _echo_dropped(f"{system.results_sub.as_posix()}/{test.name}", result.failed, problems)
-    return skipped
 
 
 def _print_tables(res: Results, tests: list[tuple[str, TestSet]], names: list[str], shown: list[str], fmt: str) -> None:
@@ -337,29 +182,38 @@ def compare(methods: str, datasets: tuple[str, ...], weights: str, fmt: str, tim
     Each system first enhances the test inputs as the pipeline's enhance stage does (images already
     done with the same settings are kept), then is scored; the unprocessed input is scored as the baseline.
     """
-    from benchmark.report.data import load_results, write_tables
+    from dataclasses import replace
 
-    store = ResultsStore(Path(results))
+    from backlit_core.registry import UnknownNameError
+    from benchmark.compare import resolve_systems, run_stages, time_compared, training_hint
+    from benchmark.report.results_loader import load_results, write_tables
+
+    folder = ResultsFolder(Path(results))
     names = _metric_list(metrics)
-    systems, untrained = _resolve_systems(methods, weights, store)
+    try:
+        systems, untrained = resolve_systems(methods, weights, folder)
+    except UnknownNameError as exc:
+        raise click.BadParameter(str(exc), param_hint="--methods") from None
     tests = _test_sets(datasets)
+    settings = _settings()
     if untrained and not systems:
-        raise click.ClickException(_training_hint(untrained, store))
+        raise click.ClickException(training_hint(untrained, folder, settings))
     if untrained:
-        click.echo(f"note: {_training_hint(untrained, store)}", err=True)
-    options = {"metrics": names, "device": device, "metric_weights": metric_weights, "force": force}
-    skipped = _run_stages(systems, tests, store, limit, device, options)
+        _note(f"note: {training_hint(untrained, folder, settings)}")
+    evaluate = replace(settings.evaluate, metrics=tuple(names), device=device, metric_weights=metric_weights,
+                       force=force)
+    skipped = run_stages(systems, tests, folder, limit, replace(settings.enhance, device=device), evaluate, _note)
     if not no_timing:
         try:
-            _timing([s for s in systems if s not in skipped], store, device, timing_mp, repeats, force)
+            time_compared([s for s in systems if s not in skipped], folder, device, timing_mp, repeats, force)
         except (RuntimeError, FileNotFoundError) as exc:
-            click.echo(f"timing skipped ({exc})", err=True)
-    _save_provenance(store, seed)
-    res = load_results(store.root, n_boot=bootstrap, seed=seed)
+            _note(f"timing skipped ({exc})")
+    _save_provenance(folder, seed)
+    res = load_results(folder.root, n_boot=bootstrap, seed=seed)
     write_tables(res)
     _print_tables(res, tests, names, list(dict.fromkeys(["input"] + [s.name for s in systems])), fmt)
-    click.echo(f"\nwrote {store.root / 'scores.csv'}, {store.root / 'metrics.json'}, {store.root / 'tables'}/; "
-               "`bench report` for the full report", err=True)
+    _note(f"\nwrote {folder.merged_scores_file}, {folder.metrics_file}, {folder.tables_dir}/; "
+          "`bench report` for the full report")
 
 
 @click.command("time-inference")
@@ -372,11 +226,11 @@ def compare(methods: str, datasets: tuple[str, ...], weights: str, fmt: str, tim
 @click.option("--device", default="auto", show_default=True)
 @click.option("--tile", type=click.IntRange(min=64), default=None,
               help="Largest side run in one pass; larger images use exact tiles [default: 384 on CPU, 2048 on GPU].")
-@click.option("--results", type=click.Path(file_okay=False), default="results", show_default=True)
+@click.option("--results", type=click.Path(file_okay=False), default=str(RESULTS), show_default=True)
 def time_inference(weights: tuple[str, ...], sizes: tuple[float, ...], repeats: int, warmup: int, device: str,
                    tile: int | None, results: str) -> None:
-    """Time enhancer inference in ms per megapixel -> <results>/timing/<system>.json (repeats interleaved)."""
-    from benchmark.timing import time_systems
+    """Time enhancer inference in ms per megapixel -> a timing file per system in <results> (repeats interleaved)."""
+    from benchmark.inference_timing import time_systems
 
     def system(w: str) -> str:
         p = Path(w)
@@ -384,7 +238,7 @@ def time_inference(weights: tuple[str, ...], sizes: tuple[float, ...], repeats: 
 
     todo = {system(w): w for w in weights} or {"network": None}
     try:
-        records = time_systems(Path(results) / "timing", todo, device=device, sizes_mp=sizes, repeats=repeats,
+        records = time_systems(ResultsFolder(Path(results)), todo, device=device, sizes_mp=sizes, repeats=repeats,
                                warmup=warmup, tile=tile)
     except (RuntimeError, FileNotFoundError) as exc:
         raise click.ClickException(str(exc)) from None

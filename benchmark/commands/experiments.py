@@ -1,15 +1,17 @@
-"""``bench experiments``: gather DVC queue experiments into results/experiments.csv and print them."""
+"""``bench experiments``: gather DVC queue experiments into the results folder's experiments.csv and print them."""
 from __future__ import annotations
 
 from pathlib import Path
 
 import click
 
+from benchmark.results import ResultsFolder
+
 
 @click.command()
 @click.option("--metric", default="/psnr", show_default=True,
               help="Which metrics.json leaves to print (suffix of the key path).")
-@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), default=Path("results/experiments.csv"),
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), default=ResultsFolder().experiments_file,
               show_default=True)
 def experiments(metric: str, out: Path) -> None:
     """Collect every experiment of `dvc exp show` (params changed, metrics) into OUT; `bench report` shows it."""

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import sys
-from pathlib import Path
 
 import click
 
@@ -38,8 +37,10 @@ def repro(targets: tuple[str, ...], workers: int | None, scheduler: str, **slurm
     )
     from benchmark.engine.dvc_stages import LOG_DIR, Pipeline, UnsupportedStageError
     from benchmark.engine.reproduce import Runner
-    from benchmark.engine.timeline import PIPELINE_TIMING, Timeline
+    from benchmark.engine.timeline import Timeline
     from benchmark.params import load_params
+    from benchmark.results import ROOT as RESULTS
+    from benchmark.results import ResultsFolder
 
     params = load_params()
     try:
@@ -71,8 +72,7 @@ def repro(targets: tuple[str, ...], workers: int | None, scheduler: str, **slurm
         click.echo(f"waiting for {first} worker(s) ...")
         client.wait_for_workers(first)
         gpu_workers = bool(gpus) or bool(slurm and slurm.gpus_per_job) or has_gpu_workers(client)
-        results = pipeline.root / "results"
-        timeline = Timeline(results / PIPELINE_TIMING, scheduler=scheduler if "://" not in scheduler else "address",
+        timeline = Timeline(ResultsFolder(pipeline.root / RESULTS).pipeline_timing_file, scheduler=scheduler if "://" not in scheduler else "address",
                             workers=workers or len(client.scheduler_info()["workers"]))
         runner = Runner(pipeline, client, timeline, gpu_workers, restore_env)
         try:
@@ -91,7 +91,7 @@ def repro(targets: tuple[str, ...], workers: int | None, scheduler: str, **slurm
     ran = outcome.named("done", "restored")
     click.echo(f"{len(ran)} stage(s) ran, {len(outcome.named('unchanged'))} unchanged, "
                f"{len(outcome.failures)} failed, {len(outcome.named('blocked'))} not run; "
-               f"timeline: {Path('results') / PIPELINE_TIMING}")
+               f"timeline: {ResultsFolder().pipeline_timing_file}")
     if not outcome.ok:
         for stage, reason in outcome.failures.items():
             click.echo(f"Error: stage '{stage}' failed: {reason}", err=True)

@@ -37,9 +37,9 @@ def _summary_rows(locks: list, metrics: list) -> list[tuple[str, str, str, str]]
 def verify(project: Path, workdir: Path | None, keep: bool) -> None:
     """Clone the committed project, run `dvc repro` there and compare dvc.lock hashes and metrics.
 
-    Exit status 1 when an output hash or a metric is outside its tolerance (see benchmark/verify.py).
+    Exit status 1 when an output hash or a metric is outside its tolerance (see benchmark/verify_reproduction.py).
     """
-    from benchmark.verify import verify as run_verify
+    from benchmark.verify_reproduction import verify as run_verify
 
     click.echo(f"verifying {project.resolve()} (HEAD) in a scratch clone: `dvc repro` from nothing ...", err=True)
     try:

@@ -1,4 +1,4 @@
-"""``results/timing/pipeline.json``: which worker ran each stage of the last ``bench repro``, from when to when.
+"""The pipeline timeline (:attr:`~benchmark.results.ResultsFolder.pipeline_timing_file`): which worker ran each stage of the last ``bench repro``, from when to when.
 
 Written after every change of a stage's state, so the report stage (the last one) draws the stages before it.
 No stage depends on it and none outputs it: ``.dvcignore`` hides it from DVC, so it does not change the report
@@ -12,8 +12,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from backlit_core.atomic import read_json, write_json
-
-PIPELINE_TIMING = Path("timing") / "pipeline.json"  # under the results folder
+from benchmark.results import ResultsFolder
 
 
 def _iso(epoch: float | None) -> str | None:
@@ -67,4 +66,4 @@ class Timeline:
 
 def read_timeline(results: Path) -> dict:
     """The last run's record (``{}`` when there is none)."""
-    return read_json(results / PIPELINE_TIMING)
+    return read_json(ResultsFolder(results).pipeline_timing_file)

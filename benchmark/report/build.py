@@ -10,8 +10,8 @@ from typing import Any
 from jinja2 import Environment, PackageLoader, select_autoescape
 
 from backlit_core.atomic import write_text
+from benchmark.params import RunSettings
 from benchmark.report import grids, plots
-from benchmark.report.data import Results, load_results, write_tables
 from benchmark.report.links import link_tables
 from benchmark.report.performance import (
     DEFAULT_DIR,
@@ -22,12 +22,14 @@ from benchmark.report.performance import (
     training_table,
 )
 from benchmark.report.published import published_for
+from benchmark.report.results_loader import Results, load_results, write_tables
 from benchmark.report.tables import Table, decision_table, fmt, fmt_p, metric_table, systems_table, unit
 from benchmark.report.timing_text import inference_method, training_method
 from benchmark.report.verdict import verdict
+from benchmark.results import ROOT, ResultsFolder
 from benchmark.stats import TEST
 from benchmark.system import System
-from benchmark.timing import training_runs
+from benchmark.training_logs import training_runs
 
 MAX_GRID_IMAGES = 40  # per dataset in the HTML grids (every test image of the embedded and SICE sets)
 MD_GRID_IMAGES = 3  # in the Markdown report's grid PNG
@@ -43,14 +45,9 @@ def _encoders(seeds: dict[str, dict]) -> str:
 
 
 def random_encoders(runs: dict[str, dict]) -> list[str]:
-    """Runs (:func:`~benchmark.timing.training_runs`) trained with a random test encoder
+    """Runs (:func:`~benchmark.training_logs.training_runs`) trained with a random test encoder
     (``tiny-clip-random``): their numbers mean nothing."""
     return [f"{run}: encoders {t.get('encoders')}" for run, t in runs.items() if t.get("random_encoder")]
-
-
-def bootstrap_seed(params: dict) -> int:
-    """The confidence intervals' bootstrap seed of a run: params ``seed``, else the first training seed."""
-    return int(params.get("seed", (params.get("seeds") or [0])[0]))
 
 
 def setup_rows(res: Results, params: dict | None, seed: int | None = None) -> list[tuple[str, str]]:
@@ -181,22 +178,23 @@ def paired_table(res: Results, dataset: str) -> Table:
     return table
 
 
-def build_report(results: str | Path = "results", params: dict | None = None, *, n_boot: int | None = None,
+def build_report(results: str | Path = ROOT, params: dict | None = None, *, n_boot: int | None = None,
                  seed: int | None = None, n_images: int | None = MAX_GRID_IMAGES,
                  perf_dir: str | Path = DEFAULT_DIR) -> dict[str, Path]:
     """Write ``report.md``, ``report.html``, ``figures/*.png`` and the tables under ``results``
     (grids of the first ``n_images`` test images of each dataset, those the systems disagree on most first)."""
     root = Path(results)
     params = params or {}
-    n_boot = n_boot or int(params.get("evaluate", {}).get("bootstrap", 1000))
+    settings = RunSettings.from_params(params)
+    n_boot = n_boot or settings.evaluate.bootstrap
     if seed is None:
-        seed = bootstrap_seed(params)
-    res = load_results(root, n_boot=n_boot, seed=seed, perf_dir=perf_dir, profile=params.get("profile"))
+        seed = settings.evaluate.bootstrap_seed
+    res = load_results(root, n_boot=n_boot, seed=seed, perf_dir=perf_dir, profile=settings.profile)
     write_tables(res)
-    figures = root / "figures"
+    folder = ResultsFolder(root)
     metrics = res.metrics()
     scored = [m for m in metrics if m in res.metric_info]
-    runs = training_runs(root)
+    runs = training_runs(folder)
     sections = [_section(res, dataset, metrics, scored, runs, n_images) for dataset in res.datasets]
     flagged = {s for s in res.systems() if plots.flagged(res, s)}
     context = {
@@ -205,14 +203,14 @@ def build_report(results: str | Path = "results", params: dict | None = None, *,
         "setup": setup_rows(res, params, seed), "random_encoders": random_encoders(runs), "protocols": protocol_table(res),
         "fidelity": fidelity_table(params, res.perf.get("fidelity")),
         "sections": sections, "training": training_table(runs, root), "ratios": ratio_table(runs, root),
-        "timing": inference_table(root), "loss_png": plots.loss_curves(runs, figures / "training_loss.png", flagged),
-        "speed_png": plots.inference_speed(res, figures / "inference_speed.png", inference_method(root)),
+        "timing": inference_table(root), "loss_png": plots.loss_curves(runs, folder.figure("training_loss.png"), flagged),
+        "speed_png": plots.inference_speed(res, folder.figure("inference_speed.png"), inference_method(root)),
         "pipeline": _pipeline(root),
         "inference_note": inference_method(root), "training_note": training_method(runs),
         "results_name": root.as_posix(), "perf_name": Path(perf_dir).as_posix(),
         "other_runs": other_runs(res.perf, root, perf_dir), "skipped": res.skipped, "unavailable": res.unavailable,
-        "md_grid_images": MD_GRID_IMAGES, "has_provenance": (root / "provenance.json").is_file(),
-        "b64": _b64_file, "rel": lambda p: p.relative_to(root).as_posix() if p else None,
+        "md_grid_images": MD_GRID_IMAGES, "has_provenance": folder.provenance_file.is_file(),
+        "b64": _b64_file, "rel": lambda p: folder.relative(p) if p else None,
     }
     link_tables(context, root)
     return _render(context, root)
@@ -223,7 +221,7 @@ def _pipeline(root: Path) -> dict[str, Any] | None:
     from benchmark.engine.timeline import read_timeline
 
     timeline = read_timeline(root)
-    png = plots.pipeline_gantt(timeline, root / "figures" / "pipeline_timeline.png")
+    png = plots.pipeline_gantt(timeline, ResultsFolder(root).figure("pipeline_timeline.png"))
     if png is None:
         return None
     stages = timeline["stages"]
@@ -234,25 +232,25 @@ def _pipeline(root: Path) -> dict[str, Any] | None:
     return {"png": png, "caption": f"`bench repro` on {timeline['workers']} {timeline['scheduler']} worker(s), "
                                    f"started {timeline['started'][:16]} UTC: {len(stages)} stages ran, {retried} "
                                    f"retried after their worker died, {failed} failed ({which}). "
-                                   "Source: timing/pipeline.json."}
+                                   f"Source: {ResultsFolder(root).relative(ResultsFolder(root).pipeline_timing_file)}."}
 
 
 def _section(res: Results, dataset: str, metrics: list[str], scored: list[str], runs: dict[str, dict],
              n_images: int | None) -> dict[str, Any]:
     """The report section of one dataset: its tables, figures and image grids."""
-    figures = res.root / "figures"
+    folder = ResultsFolder(res.root)
     rows = grids.build_grids(res, dataset, res.root, n_images=n_images)
     headline = plots.headline_metrics(res, dataset)
     return {
         "name": dataset, "table": metric_table(res, dataset, metrics), "published": published_table(res, dataset),
         "paired": paired_table(res, dataset), "decisions": decision_table(res, dataset),
-        "bars": plots.metric_bars(res, dataset, scored, figures / f"metrics_{dataset}.png"),
+        "bars": plots.metric_bars(res, dataset, scored, folder.figure(f"metrics_{dataset}.png")),
         "quality_cost": plots.quality_vs_cost(res, dataset, headline, res.inference, runs,
-                                              figures / f"quality_vs_cost_{dataset}.png",
+                                              folder.figure(f"quality_vs_cost_{dataset}.png"),
                                               " ".join(filter(None, [inference_method(res.root),
                                                                      training_method(runs)]))),
-        "per_image": plots.per_image_lines(res, dataset, headline, figures / f"per_image_{dataset}.png"),
-        "grid_rows": rows, "grid_png": grids.grid_figure(rows[:MD_GRID_IMAGES], figures / f"grid_{dataset}.png"),
+        "per_image": plots.per_image_lines(res, dataset, headline, folder.figure(f"per_image_{dataset}.png")),
+        "grid_rows": rows, "grid_png": grids.grid_figure(rows[:MD_GRID_IMAGES], folder.figure(f"grid_{dataset}.png")),
         "n_images": res.n_images(dataset), "n_scenes": res.n_scenes(dataset),
     }
 
@@ -261,7 +259,8 @@ def _render(context: dict[str, Any], root: Path) -> dict[str, Path]:
     """Render ``report.md`` and ``report.html`` under ``root`` from ``context``."""
     env = Environment(loader=PackageLoader("benchmark.report", "templates"), autoescape=select_autoescape(["html", "html.j2"]),
                       trim_blocks=True, lstrip_blocks=True)
-    out = {"md": root / "report.md", "html": root / "report.html"}
+    folder = ResultsFolder(root)
+    out = {"md": folder.report_file("md"), "html": folder.report_file("html")}
     write_text(out["md"], env.get_template("report.md.j2").render(**context))
     write_text(out["html"], env.get_template("report.html.j2").render(**context))
     return out

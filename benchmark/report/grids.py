@@ -17,7 +17,8 @@ import numpy as np
 from PIL import Image, ImageDraw
 
 from backlit_core.image_io import ImageReadError, load_image
-from benchmark.report.data import Results
+from benchmark.report.results_loader import Results
+from benchmark.results import ResultsFolder
 from benchmark.system import System
 
 THUMB_WIDTH = 240
@@ -162,17 +163,6 @@ def _test_dirs(res: Results, dataset: str) -> tuple[Path | None, Path | None]:
     return found[0], found[1]
 
 
-def output_dir(root: Path, system: str, dataset: str) -> tuple[Path, int | None]:
-    """Where a system's enhanced images of ``dataset`` are: ``enhanced/<system>/seed-<k>/<dataset>`` (the
-    lowest seed) or ``enhanced/<system>/<dataset>``; and that seed."""
-    base = System.parse(system)
-    folder = base.enhanced_dir(root, dataset).parent
-    seeds = sorted(int(p.name[5:]) for p in folder.glob("seed-*") if p.name[5:].isdigit() and (p / dataset).is_dir())
-    if seeds and base.source == "trained":
-        return System.trained(base.method, base.regime, seeds[0]).enhanced_dir(root, dataset), seeds[0]
-    return base.enhanced_dir(root, dataset), None
-
-
 def scenes(inputs: Path | None) -> dict[str, str]:
     """``scenes.json`` (test image stem -> scene id) of the dataset whose test inputs are ``inputs``
     (``<dataset>/test/input`` or ``<dataset>/input``); {} where there is none."""
@@ -192,7 +182,8 @@ def build_grids(res: Results, dataset: str, report_dir: Path, *, n_images: int |
     systems = [s for s in res.systems(dataset) if s != "input"]
     inputs, gt_dir = _test_dirs(res, dataset)
     scene_of = scenes(inputs)
-    outputs_dirs = {s: output_dir(res.root, s, dataset) for s in systems}
+    folder = ResultsFolder(res.root)
+    outputs_dirs = {s: folder.first_seed_enhanced_dir(System.parse(s), dataset) for s in systems}
     rows = []
     for stem in _disagreement(res, dataset, systems)[:n_images]:
         src = _find(inputs, stem)

@@ -9,8 +9,7 @@ import pandas as pd
 
 from backlit_core.atomic import atomic_path
 from benchmark.report.tables import Table
-
-FOLDER = "tables/report"  # cells of tables that have no file of their own
+from benchmark.results import REPORT_TABLES as FOLDER  # cells of tables that have no file of their own
 
 
 def _tables(value: object, key: str) -> list[tuple[str, Table]]:

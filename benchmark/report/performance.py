@@ -18,10 +18,12 @@ from typing import Any
 import pandas as pd
 
 from backlit_core.atomic import atomic_path, write_json
+from benchmark.inference_timing import pool_seeds, read_inference_timings
+from benchmark.report.speed import convergence, speed_ratios
 from benchmark.report.tables import Table, fmt
 from benchmark.report.timing_text import inference_method, training_method
+from benchmark.results import OTHER_RUNS, ResultsFolder
 from benchmark.system import System
-from benchmark.timing import convergence, pool_seeds, read_inference_run, read_inference_timings, speed_ratios
 
 DEFAULT_DIR = Path("perf") / "results"
 METHOD_ORDER = ("clip-lit", "latent-prompt", "rave", "rave-shifted")
@@ -57,8 +59,9 @@ def inference_table(root: Path) -> Table | None:
     """One row per enhancer system (seeds' samples pooled): ms/MP median and p25–p75 at the reference size,
     the median at every size, parameters and FLOPs; how and where they were timed, and which systems run
     one network, in the notes."""
-    run = read_inference_run(root)
-    records = read_inference_timings(root)
+    folder = ResultsFolder(root)
+    run = folder.inference_run()
+    records = read_inference_timings(folder)
     if not records:
         return None
     table = Table(["system", "seeds", "ms/MP median ↓", "ms/MP p25–p75", "samples", "ms/MP median by size",
@@ -82,7 +85,7 @@ def inference_table(root: Path) -> Table | None:
     if run is not None:
         table.notes += [f"not timed: {m['system']}{'' if m.get('seed') is None else ' seed ' + str(m['seed'])}: "
                         f"{m['reason']}" for m in run.get("not_timed") or []]
-        table.source = "timing/inference.json"
+        table.source = folder.relative(folder.inference_timing_file)
     return table
 
 
@@ -153,8 +156,9 @@ def training_table(runs: dict[str, dict], root: Path) -> Table:
                        "enhance-phase seconds until its rolling median first covers 90% of its drop over the phase.")
     if (text := training_method(runs)):
         table.notes.append(text)
-    _write_csv(training_rows(runs), root / "tables" / "training_runs.csv")
-    table.source = "tables/training_runs.csv"
+    folder = ResultsFolder(root)
+    _write_csv(training_rows(runs), folder.table("training_runs.csv"))
+    table.source = folder.relative(folder.table("training_runs.csv"))
     return table
 
 
@@ -164,7 +168,7 @@ def _rank(system: str) -> int:
 
 
 def ratio_rows(runs: dict[str, dict]) -> list[dict[str, Any]]:
-    """:func:`~benchmark.timing.speed_ratios` of every pair of finished systems of one regime, seed by seed
+    """:func:`~benchmark.report.speed.speed_ratios` of every pair of finished systems of one regime, seed by seed
     (a is the later method: rave against clip-lit)."""
     done = {k: r for k, r in runs.items() if r["status"] == "done"}
     systems = sorted({r["system"] for r in done.values()}, key=_rank, reverse=True)
@@ -187,9 +191,10 @@ def ratio_table(runs: dict[str, dict], root: Path) -> Table | None:
     if not rows:
         return None
     frame = pd.DataFrame(rows)
-    _write_csv(frame, root / "tables" / "training_ratios.csv")
+    folder = ResultsFolder(root)
+    _write_csv(frame, folder.table("training_ratios.csv"))
     table = Table(["a", "b", "quantity", "a (median over seeds)", "b (median over seeds)", "b / a", "seeds"], [],
-                  source="tables/training_ratios.csv")
+                  source=folder.relative(folder.table("training_ratios.csv")))
     for (a, b, what), g in frame.groupby(["a", "b", "quantity"], sort=False):
         ratios = g["ratio"].dropna()
         notes = sorted(set(g["note"]) - {""})
@@ -301,7 +306,7 @@ def other_runs(perf: dict[str, Any], root: Path, perf_dir: str | Path = DEFAULT_
         data = perf.get(stem)
         if isinstance(data, dict):
             table = render(data)
-            table.source = f"tables/other-runs/{stem}.json"
+            table.source = f"{OTHER_RUNS}/{stem}.json"
             write_json(root / table.source, data)
             out.append((f"{title} — {Path(perf_dir).as_posix()}/{stem}.json", provenance_line(data), table))
     return out

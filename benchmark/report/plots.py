@@ -25,10 +25,10 @@ from matplotlib.patches import Patch, Rectangle
 from matplotlib.ticker import MaxNLocator
 
 from benchmark.report.colours import FLAGGED_HATCH, colour
-from benchmark.report.data import Results
 from benchmark.report.performance import network_groups, pooled
+from benchmark.report.results_loader import Results
 from benchmark.system import System
-from benchmark.timing import read_train_log
+from benchmark.training_logs import read_train_log
 
 DPI = 110
 PHASE_COLOURS = {"ce_init": "#b39ddb", "warmup": "#bdbdbd", "enhance": "#a5d6a7", "prompt": "#ffcc80"}

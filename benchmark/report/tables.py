@@ -16,7 +16,7 @@ from typing import Any
 import pandas as pd
 
 from benchmark.health import RULES
-from benchmark.report.data import SKIPPED_LABEL, Results
+from benchmark.report.results_loader import SKIPPED_LABEL, Results
 from benchmark.report.timing_text import inference_method
 
 NA = "n/a"

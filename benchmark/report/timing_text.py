@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from benchmark.timing import read_inference_run, read_inference_timings
+from benchmark.inference_timing import read_inference_timings
+from benchmark.results import ResultsFolder
 
 
 def device_text(rec: dict) -> str:
@@ -19,7 +20,8 @@ def device_text(rec: dict) -> str:
 def inference_method(root: Path) -> str | None:
     """One sentence: how and on what the inference timings of this results folder were taken (the same text
     under the cost table, the figures and the cost section); None without timings."""
-    run = read_inference_run(root)
+    folder = ResultsFolder(root)
+    run = folder.inference_run()
     if run is not None:
         sizes = ", ".join(f"{s:g}" for s in run.get("sizes_mp") or [])
         return (f"Inference: all systems timed together in one run of the time-inference stage "
@@ -27,7 +29,7 @@ def inference_method(root: Path) -> str | None:
                 f"alike, on {device_text(run)}, torch {run.get('torch')}; random images of {sizes} MP, "
                 f"{run.get('repeats')} timed repeats each after warm-up; ms/MP: median and p25–p75 of the "
                 f"repeats at {run.get('reference_megapixels'):g} MP.")
-    records = read_inference_timings(root)
+    records = read_inference_timings(folder)
     if not records:
         return None
     machines = "; ".join(sorted({device_text(r) for r in records.values()}))

@@ -4,7 +4,7 @@ The opening sentence says what the test set can show: that it cannot separate sy
 many scenes it would need), or which system is best on which metrics and on how many metrics none is
 separated. The details state the family of tests behind "best" (which systems, how many tests, the
 smallest lead that can be significant), who is healthy, who is flagged and why, each lead with its
-interval and cost, and whether differences between trained systems exceed the seed-to-seed spread.
+interval and cost, and whether differences between trained systems exceed the between-seed spread.
 """
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ import math
 import pandas as pd
 
 from benchmark.health import Flag
-from benchmark.report.data import SKIPPED_LABEL, Results
+from benchmark.report.results_loader import SKIPPED_LABEL, Results
 from benchmark.report.tables import fmt, fmt_p, unit
 from benchmark.stats import ALPHA, MIN_SCENES, NOT_SEPARATED, PRIMARY, SECONDARY, TEST
 from benchmark.system import System
@@ -129,7 +129,7 @@ def _leads(res: Results, dataset: str) -> list[str]:
                  f"p_holm {fmt_p(r.p_holm)})" for r in group.itertuples()]
         cost = _cost(res, str(leader))
         out.append(f"{leader} is best on {_join(items)}" + (f"; cost: {cost}." if cost else "."))
-    why = {"not significant": "lead not significant", "seed-to-seed": "lead within the seed-to-seed spread",
+    why = {"not significant": "lead not significant", "between-seed": "lead within the between-seed spread",
            "not worse": "runner-up not worse on the common images", "cannot separate": "too few scenes"}
     groups: dict[str, list[str]] = {}
     for r in dec[dec["status"] == NOT_SEPARATED].itertuples():
@@ -156,7 +156,7 @@ def _seeds(res: Results, dataset: str) -> list[str]:
     if agg.empty:
         return []
     if (agg["n_seeds"] < 2).all():
-        return [("Each trained system has one seed: the seed-to-seed spread is unknown, so differences between "
+        return [("Each trained system has one seed: the between-seed spread is unknown, so differences between "
                  "trained systems may be seed noise.")]
     above, within = [], []
     for metric, group in agg.groupby("metric", sort=False):
@@ -169,7 +169,7 @@ def _seeds(res: Results, dataset: str) -> list[str]:
         sds = ", ".join(f"{r.system} {r.metric} {fmt(r.seed_sd)}" for r in agg.itertuples()
                         if not math.isnan(r.seed_sd))
         return [f"Seed-to-seed spread (sd of per-seed means): {sds}."] if sds else []
-    text = "Differences between trained systems exceed the seed-to-seed spread on " + (
+    text = "Differences between trained systems exceed the between-seed spread on " + (
         _join(above) if above else "no metric")
     return [text + (f"; not on {_join(within)}." if within else ".")]
 

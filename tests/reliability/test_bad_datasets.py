@@ -15,11 +15,12 @@ from rel_helpers import scene, write_image
 
 import benchmark.data as bd
 from benchmark import weights as W
+from benchmark.batch_enhance import output_names
 from benchmark.cli import cli
 from benchmark.data import download
 from benchmark.data.layout import read_stamp
-from benchmark.enhance import output_names
-from benchmark.evaluate import evaluate_system, read_scores, resolve_test_set
+from benchmark.evaluate import evaluate_system, resolve_test_set
+from benchmark.results import read_scores
 from methods.train_api import train_method
 
 

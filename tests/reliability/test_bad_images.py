@@ -15,9 +15,10 @@ from PIL import Image
 from rel_helpers import scene, write_image
 
 from backlit_core.image_io import ImageReadError, load_image
+from benchmark.batch_enhance import enhance_folder
 from benchmark.cli import cli
-from benchmark.enhance import enhance_folder
-from benchmark.evaluate import evaluate_system, read_scores
+from benchmark.evaluate import evaluate_system
+from benchmark.results import read_scores
 from methods.network import EnhanceNet, apply_illumination, load_enhancer
 from methods.tiled_inference import TiledEnhancer
 

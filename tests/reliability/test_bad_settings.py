@@ -15,7 +15,7 @@ from benchmark.cli import cli
 from benchmark.data import load_card
 from benchmark.metrics import get_spec
 from benchmark.params import ParamsError, validate_params
-from benchmark.report.data import load_results
+from benchmark.report.results_loader import load_results
 from methods.encoders import ENCODERS
 from methods.registry import METHODS
 from methods.train_api import train_method

@@ -11,7 +11,8 @@ import pytest
 import torch
 from rel_helpers import FAST_ENCODER, TINY, scene, write_image
 
-from benchmark.evaluate import evaluate_system, read_scores
+from benchmark.evaluate import evaluate_system
+from benchmark.results import read_scores
 from methods.train_api import train_method
 
 

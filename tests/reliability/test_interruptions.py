@@ -27,8 +27,9 @@ from rel_helpers import (
 
 from backlit_core.image_io import load_image
 from benchmark import metrics as M
-from benchmark.enhance import enhance_folder
-from benchmark.evaluate import evaluate_system, read_scores
+from benchmark.batch_enhance import enhance_folder
+from benchmark.evaluate import evaluate_system
+from benchmark.results import read_scores
 from methods.train_api import train_method
 
 TOTAL = 16  # iterations; checkpoints every 4
@@ -89,7 +90,7 @@ def test_enhance_sigkilled_midway_resumes_without_redoing(photos: Path, checkpoi
             return []
 
     marker = tmp_path / "paused"
-    setup = pause_after("benchmark.enhance:write_json",
+    setup = pause_after("benchmark.batch_enhance:write_json",
                         "args[0].name == 'summary.json' and len(args[1].get('done', ())) == 3", marker)
     proc = bench_subprocess(["enhance", "-w", str(checkpoint), "-i", str(photos), "-o", str(out), "--device", "cpu"],
                             tmp_path, setup)

@@ -22,11 +22,12 @@ from pathlib import Path
 
 import yaml
 
-# absolute tolerance by metric name (found anywhere in a metrics.json key path); RELATIVE otherwise
-TOLERANCES = {"psnr": 0.05, "ssim": 0.002, "ssim_rgb": 0.002, "lpips": 0.002, "psnr_vs_input": 0.05}
+from benchmark.results import ROOT, ResultsFolder, machine_dependent_outputs
+
+# absolute tolerance by metric name as metrics.json keys it (found anywhere in a key path); RELATIVE otherwise
+TOLERANCES = {"psnr": 0.05, "ssim": 0.002, "ssim@rgb": 0.002, "lpips": 0.002, "psnr_vs_input": 0.05}
 RELATIVE = 0.01
-MACHINE_DEPENDENT = ("results/timing", "results/provenance", "results/report", "results/figures",
-                     "results/metrics.json", "results/tables", "results/scores.csv")
+MACHINE_DEPENDENT = machine_dependent_outputs()
 
 
 @dataclass
@@ -120,8 +121,9 @@ def verify(project: Path, workdir: Path | None = None, keep: bool = False) -> tu
         raise RuntimeError(f"dvc repro failed in {clone} (exit {code}); see {log}")
     locks = compare_locks(_committed(project, "dvc.lock"),
                           (clone / "dvc.lock").read_text())
-    metrics = compare_metrics(json.loads(_committed(project, "results/metrics.json")),
-                              json.loads((clone / "results" / "metrics.json").read_text()))
+    committed, rerun = ResultsFolder(ROOT), ResultsFolder(clone / ROOT)
+    metrics = compare_metrics(json.loads(_committed(project, committed.metrics_file.as_posix())),
+                              json.loads(rerun.metrics_file.read_text()))
     if not keep and all(c.ok for c in locks + metrics):
         shutil.rmtree(clone, ignore_errors=True)
     return locks, metrics, clone

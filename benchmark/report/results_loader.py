@@ -1,4 +1,4 @@
-"""Everything the report shows, read from the results folder alone (see docs/architecture.md)."""
+"""The report's results loader: everything the report shows, read from the results folder alone."""
 from __future__ import annotations
 
 import json
@@ -11,13 +11,14 @@ from typing import Any
 import pandas as pd
 
 from backlit_core.atomic import atomic_path, read_json, write_json
-from benchmark.evaluate import SCORE_COLUMNS, merge_scores, read_scores
 from benchmark.health import Flag, output_flags, stale_flags, training_flags
+from benchmark.inference_timing import read_inference_timings
 from benchmark.metrics import DIAGNOSTICS
-from benchmark.results_store import ResultsStore
+from benchmark.report.speed import speed_ratios
+from benchmark.results import ROOT, TRAIN_SUMMARY, ResultsFolder, is_seed_folder
 from benchmark.stats import aggregate, best_systems, families, paired_comparison, seed_aggregate
 from benchmark.system import System
-from benchmark.timing import read_inference_timings, speed_ratios, training_timing
+from benchmark.training_logs import training_timing
 
 METHOD_ORDER = ("input", "clip-lit", "latent-prompt", "rave", "rave-shifted")
 
@@ -108,12 +109,9 @@ def _skips_from_sidecar(system: str, dataset: str, meta: dict) -> list[dict[str,
     return out
 
 
-def _enhanced_skips(root: Path) -> list[dict[str, str]]:
+def _enhanced_skips(folder: ResultsFolder) -> list[dict[str, str]]:
     out = []
-    enhanced = root / "enhanced"
-    for path in sorted(enhanced.glob("*/*/summary.json")) + sorted(enhanced.glob("*/seed-*/*/summary.json")):
-        meta = read_json(path)
-        system, dataset = path.parents[2 if path.parent.parent.name.startswith("seed-") else 1].name, path.parent.name
+    for system, dataset, meta in folder.enhanced_summaries():
         if meta.get("skipped"):
             out.append({"kind": "method", "what": f"{system} on {dataset} (enhance)", "reason": str(meta["skipped"])})
         for f in meta.get("failed", []):
@@ -121,9 +119,9 @@ def _enhanced_skips(root: Path) -> list[dict[str, str]]:
     return out
 
 
-def _training(root: Path) -> tuple[dict[str, dict], list[dict[str, str]]]:
+def _training(folder: ResultsFolder) -> tuple[dict[str, dict], list[dict[str, str]]]:
     runs, skips = {}, []
-    for run in sorted(p for p in (root / "train").glob("*") if p.is_dir()):
+    for run in folder.train_system_dirs():
         t = training_timing(run)
         runs[run.name] = t
         if t["status"] == "skipped":
@@ -218,7 +216,7 @@ def _ratio_pairs(runs: dict[str, dict]) -> list[tuple[str, str]]:
     return pairs
 
 
-def load_results(root: str | Path = "results", *, n_boot: int = 1000, seed: int = 0,
+def load_results(root: str | Path = ROOT, *, n_boot: int = 1000, seed: int = 0,
                  perf_dir: str | Path | None = Path("perf") / "results", profile: str | None = None,
                  project_root: str | Path | None = None) -> Results:
     """Read scores, sidecars, training logs, timings and provenance; merge and aggregate scores; run the
@@ -226,23 +224,23 @@ def load_results(root: str | Path = "results", *, n_boot: int = 1000, seed: int 
     and compare systems in their families (healthy ones apart from the input and flagged ones), and decide
     which system, if any, is best per metric."""
     root = Path(root)
-    diagnostics, scores = _read_all_scores(root)
-    sidecars = _read_sidecars(root)
+    folder = ResultsFolder(root)
+    diagnostics, scores = _read_all_scores(folder)
+    sidecars = folder.score_sidecars()
     info, unavailable, skipped = _metric_info(sidecars)
-    training, train_skips = _training(root)
-    skipped = train_skips + _enhanced_skips(root) + skipped
+    training, train_skips = _training(folder)
+    skipped = train_skips + _enhanced_skips(folder) + skipped
     quality = {f"{p}{m}": bool(i["lower_better"]) for m, i in info.items() for p in ("", "val_", "eval_")}
     scenes = _scenes(root, sidecars)
-    store = ResultsStore(root)
-    dirs = store.train_runs()
-    summaries = {s: {k: read_json(d / "train_summary.json") for k, d in seeds.items()} for s, seeds in dirs.items()}
+    dirs = folder.train_runs()
+    summaries = {s: {k: read_json(d / TRAIN_SUMMARY) for k, d in seeds.items()} for s, seeds in dirs.items()}
     skipped += _training_skips(dirs, summaries)
     res = Results(
         root=root, scores=scores, aggregates=aggregate(scores, scenes=scenes, n_boot=n_boot, seed=seed),
         paired=pd.DataFrame(), metric_info=info,
         unavailable=unavailable, skipped=skipped, sidecars=sidecars, training=training,
-        inference=read_inference_timings(root), ratios=speed_ratios(training, _ratio_pairs(training), quality),
-        provenance=store.provenance(), perf=_read_perf(perf_dir), diagnostics=diagnostics,
+        inference=read_inference_timings(folder), ratios=speed_ratios(training, _ratio_pairs(training), quality),
+        provenance=folder.provenance(), perf=_read_perf(perf_dir), diagnostics=diagnostics,
         seed_aggregates=seed_aggregate(scores, scenes=scenes, n_boot=n_boot, seed=seed), scenes=scenes, runs=summaries,
     )
     _health(res, dirs, Path(project_root) if project_root is not None else Path.cwd())
@@ -252,22 +250,11 @@ def load_results(root: str | Path = "results", *, n_boot: int = 1000, seed: int 
     return res
 
 
-def _read_all_scores(root: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """The scores under ``root`` split into (diagnostics, quality scores)."""
-    scores = merge_scores(root) if (root / "scores").is_dir() else (
-        read_scores(root / "scores.csv") if (root / "scores.csv").is_file() else pd.DataFrame(columns=SCORE_COLUMNS))
+def _read_all_scores(folder: ResultsFolder) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The scores in ``folder`` split into (diagnostics, quality scores)."""
+    scores = folder.all_scores()
     is_diag = scores["metric"].isin(list(DIAGNOSTICS))
     return scores[is_diag].reset_index(drop=True), scores[~is_diag].reset_index(drop=True)
-
-
-def _read_sidecars(root: Path) -> dict[tuple[str, str], dict]:
-    """``{(system, dataset): sidecar}``; a system's own sidecar wins over its seeds'."""
-    sidecars: dict[tuple[str, str], dict] = {}
-    for path in sorted((root / "scores").glob("*/[!.]*.json")):  # not temporaries of a killed writer
-        sidecars[(path.parent.name, path.stem)] = read_json(path)
-    for path in sorted((root / "scores").glob("*/seed-*/[!.]*.json")):
-        sidecars.setdefault((path.parent.parent.name, path.stem), read_json(path))
-    return sidecars
 
 
 def _metric_info(sidecars: dict[tuple[str, str], dict]
@@ -293,7 +280,7 @@ def _training_skips(dirs: dict[str, dict[str, Path]], summaries: dict[str, dict[
     """A skip per seed whose training was skipped."""
     return [{"kind": "method", "what": f"{system} seed {k} (training)", "reason": str(t.get("reason") or "skipped")}
             for system, seeds in summaries.items() for k, t in seeds.items()
-            if t.get("status") == "skipped" and dirs[system][k].name.startswith("seed-")]
+            if t.get("status") == "skipped" and is_seed_folder(dirs[system][k])]
 
 
 def _read_perf(perf_dir: str | Path | None) -> dict[str, Any]:
@@ -348,14 +335,14 @@ def metrics_json(res: Results) -> dict:
 
 def write_tables(res: Results) -> list[Path]:
     """``metrics.json`` and under ``tables/``: ``aggregates.csv`` (one row per dataset, system and metric:
-    seed-averaged images, ``n`` scored of ``n_given``, scene-bootstrap CI, ``n_seeds`` and ``seed_sd`` across
-    seeds, ``health`` flags, ``best``, ``label``), ``seeds.csv`` (the same per seed of each trained system),
+    images averaged over seeds, ``n`` scored of ``n_given``, scene-bootstrap CI, ``n_seeds`` and ``seed_sd``
+    across seeds, ``health`` flags, ``best``, ``label``), ``seeds.csv`` (the same per seed of each trained system),
     ``paired.csv`` (every pair: its ``family``, t-test p, ``p_holm`` within the family, mean difference and
     rank-biserial effect with intervals), ``families.csv`` (each family: systems, tests, scenes, what it can show),
     ``decisions.csv`` (best or not separated per metric, and why) and ``speed_ratios.csv``."""
-    tables = res.root / "tables"
-    written = [res.root / "metrics.json", tables / "aggregates.csv", tables / "paired.csv", tables / "speed_ratios.csv",
-               tables / "seeds.csv", tables / "decisions.csv", tables / "families.csv"]
+    folder = ResultsFolder(res.root)
+    written = [folder.metrics_file, *(folder.table(f"{name}.csv") for name in
+                                      ("aggregates", "paired", "speed_ratios", "seeds", "decisions", "families"))]
     write_json(written[0], metrics_json(res))
     for frame, path in ((res.aggregates, written[1]), (res.paired, written[2]), (pd.DataFrame(res.ratios), written[3]),
                         (res.seed_aggregates, written[4]), (res.decisions, written[5]), (res.families, written[6])):

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 
 from backlit_core.atomic import remove_stale_temporaries, write_json
 from backlit_core.image_io import IMAGE_EXTENSIONS, ImageReadError, is_image_file, list_images, load_image, save_png
+from benchmark.results import ENHANCED_SUMMARY
 
 if TYPE_CHECKING:
     from methods.enhancer_api import Enhancer
@@ -53,17 +54,6 @@ def downscale(img, max_side: int | None):  # noqa: ANN001, ANN201 - torch tensor
     scale = max_side / max(h, w)
     size = (max(1, round(h * scale)), max(1, round(w * scale)))
     return F.interpolate(img[None], size=size, mode="bicubic", antialias=True, align_corners=False)[0].clamp(0, 1)
-
-
-def mark_skipped(out_dir: str | Path, reason: str) -> dict:
-    """Record in ``out_dir/summary.json`` that a system has no outputs here, and why (old outputs go); the summary."""
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    for stale in out_dir.glob("*.png"):
-        stale.unlink()
-    summary = {"skipped": reason, "done": [], "failed": []}
-    write_json(out_dir / "summary.json", summary)
-    return summary
 
 
 def open_system(weights: str | Path, *, padding: str = "reflect", device: str = "auto", tile: int | None = None,
@@ -122,7 +112,7 @@ def enhance_folder(
     out_dir.mkdir(parents=True, exist_ok=True)  # only now: a command that fails on its inputs leaves no folder
     settings = {**identity, "padding": padding, "max_side": max_side, "tile": tile, "precision": precision,
                 "bits": bits}
-    summary_path = out_dir / "summary.json"
+    summary_path = out_dir / ENHANCED_SUMMARY
     finished = set() if force else _finished(summary_path, settings)
     remove_stale_temporaries(out_dir)  # left by a killed run
 
