@@ -101,8 +101,25 @@ def environment() -> dict[str, object]:
     return record
 
 
+def cpuinfo_field(name: str) -> str | None:
+    """The first ``name`` field of /proc/cpuinfo (None where there is none)."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith(name):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return None
+
+
+def cpu_name() -> str:
+    """The CPU model (e.g. ``AMD EPYC``, ``Intel(R) Xeon(R) Platinum 8480+``)."""
+    return cpuinfo_field("model name") or platform.processor() or platform.machine()
+
+
 def device_info() -> dict[str, object]:
-    info: dict[str, object] = {"platform": platform.platform(), "processor": platform.processor() or platform.machine()}
+    info: dict[str, object] = {"platform": platform.platform(), "processor": platform.processor() or platform.machine(),
+                               "cpu": cpu_name()}
     try:
         import torch
 
@@ -124,7 +141,10 @@ def device_info() -> dict[str, object]:
 
 
 def collect_provenance(weights: Iterable[str | Path] = (), **extra: object) -> dict:
-    """A JSON-ready record of the environment; ``weights`` files are listed with their sha256."""
+    """A JSON-ready record of the environment (with the CPU numerics, :mod:`backlit_core.numerics`);
+    ``weights`` files are listed with their sha256."""
+    from backlit_core import numerics
+
     # dirty: tracked code or settings differ from the commit (the pipeline's own outputs do not count)
     status = _git("status", "--porcelain", "--untracked-files=no", "--", ".", ":!results", ":!dvc.lock", ":!perf/results")
     return {
@@ -136,6 +156,7 @@ def collect_provenance(weights: Iterable[str | Path] = (), **extra: object) -> d
         "packages": package_versions(),
         **environment(),
         "device": device_info(),
+        "numerics": numerics.settings(),
         "weights": {str(p): sha256_of(p) for p in weights if Path(p).is_file()},
         **extra,
     }

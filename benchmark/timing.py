@@ -22,24 +22,10 @@ from typing import Any
 import pandas as pd
 
 from backlit_core.atomic import read_json, write_json
+from backlit_core.provenance import cpu_name
 
 
 # ------------------------------------------------------------------------------------- machine
-def cpuinfo_field(name: str) -> str | None:
-    """The first ``name`` field of /proc/cpuinfo (None where there is none)."""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith(name):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return None
-
-
-def cpu_name() -> str:
-    return cpuinfo_field("model name") or platform.processor() or platform.machine()
-
-
 def machine_id(device: str = "cpu") -> str:
     """A label identifying the hardware a timing ran on (ratios need equal labels)."""
     if device.startswith("cuda"):
@@ -97,11 +83,13 @@ def _warm_up(fn: Callable, image: Any, runs: int, min_seconds: float) -> None:
 
 
 def environment(device: str = "cpu") -> dict[str, Any]:
-    """Where a timing ran: device, machine label, CPU, torch version and intra-op threads."""
+    """Where a timing ran: device, machine label, CPU, torch version, intra-op threads and CPU numerics."""
     import torch
 
+    from backlit_core import numerics
+
     return {"device": device, "machine": machine_id(device), "cpu": cpu_name(), "torch": torch.__version__,
-            "torch_threads": torch.get_num_threads()}
+            "torch_threads": torch.get_num_threads(), "numerics": numerics.settings()}
 
 
 def time_callables(enhancers: Sequence[TimedEnhancer], *, sizes_mp: Sequence[float] = (0.25,), repeats: int = 5,

@@ -41,14 +41,14 @@ def timed(fn: Callable[[], Any]) -> float:
 
 
 def cpu_flags() -> list[str]:
-    from benchmark.timing import cpuinfo_field
+    from backlit_core.provenance import cpuinfo_field
 
     return (cpuinfo_field("flags") or "").split()
 
 
 def environment() -> dict[str, Any]:
     """What the figures were measured on, including the load (other jobs share this CPU)."""
-    from benchmark.timing import cpu_name
+    from backlit_core.provenance import cpu_name
 
     flags = cpu_flags()
     commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True, check=False).stdout.strip()
