@@ -107,7 +107,7 @@ def _tensor_hash(h: "hashlib._Hash", t) -> None:
 
 
 def _digest(obj, known=None) -> str:
-    """sha256 (16 hex) of every tensor and scalar in ``obj`` (nested lists/tuples/dicts).
+    """sha256 (12 hex) of every tensor and scalar in ``obj`` (nested lists/tuples/dicts).
 
     ``known`` (tensor -> (version, digest)) holds the digests of earlier outputs: a tensor found
     there, unchanged since, is not hashed again.
@@ -126,7 +126,7 @@ def _digest(obj, known=None) -> str:
             else:
                 sub = hashlib.sha256()
                 _tensor_hash(sub, o)
-                digest = sub.hexdigest()[:16]
+                digest = sub.hexdigest()[:12]
                 if cache:
                     known[o] = (o._version, digest)
                 h.update(digest.encode())
@@ -139,7 +139,7 @@ def _digest(obj, known=None) -> str:
             h.update(repr(o).encode())
         else:  # e.g. a profiler handle: its repr holds an address
             h.update(type(o).__name__.encode())
-    return h.hexdigest()[:16]
+    return h.hexdigest()[:12]
 
 
 def _where() -> str:
@@ -296,9 +296,9 @@ def compare(a: dict, b: dict) -> dict:
             n_diff += 1
             if first is None:
                 kind = "kernel" if x[3] == y[3] else "inputs from outside the trace"
-                first = {"index": i, "op": x[0], "detail": x[1], "where": x[2], "kind": kind}
+                first = {"index": i, "op": x[0], "detail": x[1], "detail_b": y[1], "where": x[2], "kind": kind}
             if x[3] == y[3]:
-                key = f"{x[0]} {x[1]}".strip()
+                key = f"{x[0]} {x[1]}".strip() + (f" -> {y[1]}" if y[1] != x[1] else "")
                 origins.setdefault(key, {"count": 0, "first_index": i, "where": x[2]})["count"] += 1
     if first is None and len(ops_a) != len(ops_b):
         first = {"index": min(len(ops_a), len(ops_b)), "kind": "trace lengths differ"}
@@ -324,7 +324,8 @@ def _describe(c: dict) -> str:
         return f"identical ({c['ops']} ops)"
     f = c["first"]
     kernels = ", ".join(f"{k} x{v['count']}" for k, v in c["differing_kernels"].items())
-    return (f"{c['ops_differing']} of {c['ops']} ops differ; first #{f['index']} {f.get('op')} {f.get('detail', '')} "
+    detail = f.get("detail", "") + (f" -> {f['detail_b']}" if f.get("detail_b", f.get("detail")) != f.get("detail") else "")
+    return (f"{c['ops_differing']} of {c['ops']} ops differ; first #{f['index']} {f.get('op')} {detail} "
             f"at {f.get('where')} ({f['kind']}); kernels that differ on identical inputs: {kernels or 'none'}")
 
 
@@ -363,28 +364,35 @@ def cmd_matrix(args: argparse.Namespace) -> None:
     sys.path.insert(0, str(ROOT / "perf"))
     from _common import environment, write_result
 
-    summary: dict = {"environment": environment(), "tasks": list(args.tasks), "modes": {}}
-    portable_traces = {}
+    summary: dict = {"environment": environment(), "machine": _machine(), "tasks": list(args.tasks), "modes": {},
+                     "native_vs_portable": {}}
+    bases: dict[str, dict[str, dict]] = {}
     with tempfile.TemporaryDirectory() as tmp:
         for mode in args.modes:
             rows = summary["modes"].setdefault(mode, {})
             for task in args.tasks:
                 base = _spawn(task, mode, Path(tmp) / "base.json")
                 again = _spawn(task, mode, Path(tmp) / "again.json")
+                bases.setdefault(task, {})[mode] = base
                 row = {"ops": len(base["ops"]), "seconds": base["seconds"], "result": base["result"],
-                       "settings": base["numerics"], "repeat": compare(base, again)["identical"], "perturbations": {}}
-                if mode == "portable":
-                    portable_traces[task] = base
+                       "settings": base["numerics"], "repeat_identical": compare(base, again)["identical"],
+                       "perturbations": {}}
                 for name, (env, threads, mkldnn) in PERTURBATIONS[mode].items():
                     c = compare(base, _spawn(task, mode, Path(tmp) / "p.json", env, threads, mkldnn))
                     c.pop("result_a")
                     row["perturbations"][name] = c
                     print(f"{mode:8s} {task:20s} {name:38s} {_describe(c)}", flush=True)
                 rows[task] = row
+    for task, by_mode in bases.items():
+        if len(by_mode) == 2:
+            c = compare(by_mode["native"], by_mode["portable"])
+            summary["native_vs_portable"][task] = c
+            print(f"native -> portable {task:20s} {_describe(c)}", flush=True)
     out_dir = Path(args.out_dir)
     print(write_result("numerics_trace", summary, out_dir))
-    if portable_traces:
-        _save({"machine": _machine(), "traces": portable_traces}, out_dir / REFERENCE_TRACE.name)
+    portable = {task: by_mode["portable"] for task, by_mode in bases.items() if "portable" in by_mode}
+    if portable:
+        _save({"machine": _machine(), "traces": portable}, out_dir / REFERENCE_TRACE.name)
         print(out_dir / REFERENCE_TRACE.name)
 
 
