@@ -110,8 +110,8 @@ def settings() -> dict[str, object]:
     }
     if m == "portable":
         if not torch.cpu._is_avx2_supported():
-            raise NumericsError("numerics: portable needs an x86-64 CPU with AVX2; this one has none "
-                                "(set numerics: native)")
+            raise NumericsError("numerics: portable needs an x86-64 CPU with AVX2 and this one has none; "
+                                "set numerics: native in params.yaml")
         want = {"aten_cpu_capability": "AVX2", "mkldnn": True, "onednn_max_cpu_isa": "AVX2", "mkl_cbwr": "COMPATIBLE"}
         wrong = {k: record[k] for k, v in want.items() if record[k] != v and not (k == "mkl_cbwr" and record[k] is None)}
         if wrong:
