@@ -101,25 +101,35 @@ def environment() -> dict[str, object]:
     return record
 
 
-def cpuinfo_field(name: str) -> str | None:
-    """The first ``name`` field of /proc/cpuinfo (None where there is none)."""
+@functools.cache
+def cpu_model() -> str:
+    """The CPU's model name (/proc/cpuinfo, else lscpu; with family and model numbers where a virtual machine
+    shows a bare name such as ``AMD EPYC``), else the architecture."""
     try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith(name):
-                return line.split(":", 1)[1].strip()
+        text = Path("/proc/cpuinfo").read_text()
     except OSError:
-        pass
-    return None
-
-
-def cpu_name() -> str:
-    """The CPU model (e.g. ``AMD EPYC``, ``Intel(R) Xeon(R) Platinum 8480+``)."""
-    return cpuinfo_field("model name") or platform.processor() or platform.machine()
+        text = ""
+    fields = dict(re.findall(r"^(model name|cpu family|model)\s*:\s*(.+)$", text, re.MULTILINE))
+    if "model name" not in fields:
+        try:
+            out = subprocess.run(["lscpu"], capture_output=True, text=True, timeout=10, check=False).stdout
+        except (OSError, subprocess.TimeoutExpired):
+            out = ""
+        found = dict(re.findall(r"^(Model name|CPU family|Model):\s*(.+)$", out, re.MULTILINE))
+        fields = {"model name": found.get("Model name"), "cpu family": found.get("CPU family"),
+                  "model": found.get("Model")}
+    name = (fields.get("model name") or "").strip()
+    if not name:
+        return platform.processor() or platform.machine()
+    if not re.search(r"\d", name) and fields.get("cpu family") and fields.get("model"):
+        name += f" (family {fields['cpu family'].strip()}, model {fields['model'].strip()})"
+    return name
 
 
 def device_info() -> dict[str, object]:
+    """Platform, CPU model and count, torch threads, and the GPU model when CUDA is available."""
     info: dict[str, object] = {"platform": platform.platform(), "processor": platform.processor() or platform.machine(),
-                               "cpu": cpu_name()}
+                               "cpu_model": cpu_model()}
     try:
         import torch
 

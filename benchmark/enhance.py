@@ -13,7 +13,7 @@ from backlit_core.atomic import remove_stale_temporaries, write_json
 from backlit_core.image_io import IMAGE_EXTENSIONS, ImageReadError, is_image_file, list_images, load_image, save_png
 
 if TYPE_CHECKING:
-    from methods.enhancers import Enhancer
+    from methods.enhancer_api import Enhancer
 
 
 def collect_inputs(inputs: str | Path | Iterable[str | Path]) -> list[Path]:
@@ -77,7 +77,7 @@ def open_system(weights: str | Path, *, padding: str = "reflect", device: str = 
     from backlit_core.hashing import sha256_of
     from backlit_core.registry import UnknownNameError, unknown_name_message
     from benchmark.weights import RELEASED, resolve_weights
-    from methods.enhancers import open_checkpoint, training_free, training_free_names
+    from methods.enhancer_api import open_checkpoint, training_free, training_free_names
 
     operator = None if Path(str(weights)).exists() else training_free(str(weights))
     if operator is not None:
@@ -112,21 +112,22 @@ def enhance_folder(
     Outputs already listed as done by the same weights and settings are kept: ``summary.json`` is
     rewritten after every image, so a killed run resumes where it stopped. An image that cannot be
     read or enhanced is recorded under ``failed`` (the error names the file) and the rest still run.
-    ``precision`` is the :class:`~methods.inference.TiledEnhancer` compute precision (fp32: exact;
-    bf16/fp16: faster). The CPU numerics mode (:mod:`backlit_core.numerics`) counts as a setting. ``summary.json`` holds no times or absolute paths (it is a DVC output that
+    ``precision`` is the :class:`~methods.tiled_inference.TiledEnhancer` compute precision (fp32: exact;
+    bf16/fp16: faster). The CPU numerics mode (:mod:`backlit_core.numerics`) counts as a setting.
+    ``summary.json`` holds no times or absolute paths (it is a DVC output that
     evaluation depends on); seconds per image and wall time go to ``timing_file`` when given and are
     returned under ``timing``.
     """
     out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
+    paths = [p for p in collect_inputs(inputs) if not p.name.startswith(".")]
     engine, identity = open_system(weights, padding=padding, device=device, tile=tile, precision=precision)
+    out_dir.mkdir(parents=True, exist_ok=True)  # only now: a command that fails on its inputs leaves no folder
     settings = {**identity, "padding": padding, "max_side": max_side, "tile": tile, "precision": precision,
                 "bits": bits, "numerics": numerics.mode()}
     summary_path = out_dir / "summary.json"
     finished = set() if force else _finished(summary_path, settings)
     remove_stale_temporaries(out_dir)  # left by a killed run
 
-    paths = [p for p in collect_inputs(inputs) if not p.name.startswith(".")]
     names = output_names(paths)
     kept = {names[p] for p in paths if names[p] in finished and (out_dir / names[p]).is_file()}
     done = [names[p] for p in paths if names[p] in kept]

@@ -2,9 +2,9 @@
 
 Writes ``results/scores/<system>/<dataset>.csv`` (columns :data:`SCORE_COLUMNS`) and a sidecar
 ``<dataset>.json`` with each metric's status (direction, protocol, or the reason it is
-unavailable), per-image failures and file fingerprints, so a rerun scores only what changed. Both
-are also saved every :data:`CHECKPOINT_S` seconds during a run (sidecar ``complete: false``), so
-a killed run resumes without rescoring what it finished.
+unavailable), the number of images given (``images``), per-image failures and file fingerprints,
+so a rerun scores only what changed. Both are also saved every :data:`CHECKPOINT_S` seconds during a
+run (sidecar ``complete: false``), so a killed run resumes without rescoring what it finished.
 """
 from __future__ import annotations
 
@@ -35,8 +35,7 @@ from benchmark.system import System
 
 SCORE_COLUMNS = ["dataset", "system", "method", "source", "regime", "seed", "image", "metric", "protocol", "value",
                  "lower_better"]
-# (inputs, ground truth) folder names tried inside a dataset directory, in order
-LAYOUTS = (("test/input", "test/gt"), ("low", "high"), ("input", "gt"), ("input", "target"))
+ALL_METRICS = "all"  # the ``metric`` of a failure that drops the whole image (no enhanced output)
 CHECKPOINT_S = 2.0  # a running evaluation saves its progress at most this often
 
 
@@ -49,54 +48,84 @@ class TestSet:
     gt: Path | None
 
 
-def _layout(root: Path) -> TestSet | None:
-    for inp, gt in LAYOUTS:
-        if (root / inp).is_dir():
-            gt_dir = root / gt
-            return TestSet(root.name, root / inp, gt_dir if gt_dir.is_dir() else None)
-    return None
-
-
 def resolve_test_set(dataset: str | Path) -> TestSet:
-    """A dataset name (``datasets/data/<name>``) or a directory with test/input, low/high or input/gt.
+    """A dataset name (``datasets/data/<name>``; a ``kind: folder`` card not yet prepared is read from its
+    folder) or a directory in any layout of :mod:`benchmark.data.folder`.
 
     Errors name the folder: an unknown name lists the dataset cards with a suggestion; a test input
     folder without images is refused.
     """
+    from benchmark.data.errors import DatasetError
+    from benchmark.data.folder import test_folders
+
     path = Path(dataset)
-    if path.is_dir():
-        found = _layout(path)
-        if not found:
-            raise FileNotFoundError(f"{path}: no test images found (expected one of "
-                                    f"{', '.join(f'{i}/ + {g}/' for i, g in LAYOUTS)})")
-    else:
-        from backlit_core.registry import unknown_name_message
-        from benchmark.data import dataset_dir
-        from benchmark.data.cards import card_names
-
-        root = Path(dataset_dir(str(dataset)))
-        if not root.is_dir() and str(dataset) not in card_names():
-            raise FileNotFoundError(f"{unknown_name_message('dataset', str(dataset), card_names())} "
-                                    "(or pass a directory)")
-        found = _layout(root) if root.is_dir() else None
-        if found is None:
-            raise FileNotFoundError(f"dataset {dataset!r}: {root} has no test/input folder (prepare it with "
-                                    f"`bench datasets prepare {dataset}`, or pass a directory)")
-        found = TestSet(str(dataset), found.inputs, found.gt)
-    if not list_images(found.inputs):
-        raise FileNotFoundError(f"{found.inputs}: no test images found (empty folder)")
-    return found
+    name = path.name
+    if not path.is_dir():
+        path = _named_dataset(str(dataset))
+        name = str(dataset)
+    try:
+        inputs, gt = test_folders(path)
+    except DatasetError as exc:
+        raise FileNotFoundError(str(exc)) from None
+    if not list_images(inputs):
+        raise FileNotFoundError(f"{inputs}: no test images found (empty folder)")
+    return TestSet(name, inputs, gt)
 
 
-def match_pairs(enhanced: Path, gt: Path | None, stems: Iterable[str] | None = None,
-                limit: int | None = None) -> list[tuple[str, Path, Path | None]]:
-    """``(stem, enhanced file, ground truth or None)`` by file stem, sorted; ``stems`` restricts them."""
+def _named_dataset(name: str) -> Path:
+    """The folder of dataset ``name``: its prepared copy, else a folder card's own folder."""
+    from backlit_core.registry import unknown_name_message
+    from benchmark.data import dataset_dir, load_card
+    from benchmark.data.cards import card_names
+    from benchmark.data.prepare import card_folder
+
+    root = Path(dataset_dir(name))
+    if root.is_dir():
+        return root
+    if name not in card_names():
+        raise FileNotFoundError(f"{unknown_name_message('dataset', name, card_names())} (or pass a directory)")
+    card = load_card(name)
+    if card.kind == "folder" and card_folder(card).is_dir():
+        return card_folder(card)
+    raise FileNotFoundError(f"dataset {name!r}: {root} has no test/input folder (prepare it with "
+                            f"`bench datasets prepare {name}`, or pass a directory)")
+
+
+def match_pairs(enhanced: Path, gt: Path | None, stems: Iterable[str]) -> list[tuple[str, Path | None, Path | None]]:
+    """``(stem, enhanced file or None, ground truth or None)`` of each of ``stems``, by exact file stem."""
     files = {p.stem: p for p in list_images(enhanced)}
     gts = {p.stem: p for p in list_images(gt)} if gt is not None else {}
-    wanted = sorted(files) if stems is None else [s for s in stems if s in files]
-    if limit:
-        wanted = wanted[:limit]
-    return [(s, files[s], gts.get(s)) for s in wanted]
+    return [(s, files.get(s), gts.get(s)) for s in stems]
+
+
+def given_stems(test: TestSet, stems: Iterable[str] | None = None, limit: int | None = None) -> list[str]:
+    """The images a system is scored on: ``stems``, else every test input's stem (sorted), the first ``limit``."""
+    wanted = list(dict.fromkeys(stems if stems is not None else (p.stem for p in list_images(test.inputs))))
+    return wanted[:limit] if limit else wanted
+
+
+def pair_problems(test: TestSet, stems: Iterable[str]) -> dict[str, str]:
+    """Image stem -> why its pair loses the full-reference metrics: no ground truth with its stem, or ground
+    truth of another size (both files and sizes named). Sizes come from the file headers."""
+    from benchmark.data.errors import DatasetError
+    from benchmark.data.pairs import size_mismatch
+
+    if test.gt is None:
+        return {}
+    out: dict[str, str] = {}
+    for stem, inp, gt in match_pairs(test.inputs, test.gt, stems):
+        if inp is None:
+            continue
+        if gt is None:
+            out[stem] = f"{inp}: no ground truth named {stem}.* in {test.gt}"
+            continue
+        try:
+            problem = size_mismatch(inp, gt)
+        except DatasetError as exc:
+            problem = str(exc)
+        if problem:
+            out[stem] = problem
+    return out
 
 
 def _fingerprint(*paths: Path | None) -> str:
@@ -108,12 +137,17 @@ def _fingerprint(*paths: Path | None) -> str:
 
 @dataclass
 class Evaluation:
-    """What one scoring run produced: the long table plus metric status and per-image failures."""
+    """What one scoring run produced: the long table plus metric status, per-image failures and the number of
+    images given (each metric's scored images are its rows; the others are under ``failed``)."""
 
     scores: pd.DataFrame
     metrics: dict[str, dict] = field(default_factory=dict)
     failed: list[dict[str, str]] = field(default_factory=list)
     skipped: str | None = None
+    given: int = 0
+
+    def scored(self, metric: str) -> int:
+        return int((self.scores["metric"] == metric).sum())
 
 
 def _metric_status(metrics: list[Metric], unavailable: list[Unavailable], has_gt: bool) -> dict[str, dict]:
@@ -165,7 +199,8 @@ def evaluate_system(system: str | System, dataset: str, enhanced_dir: str | Path
     """Score ``enhanced_dir`` (``<stem>.png`` per test input) with ``metrics``; write ``out_csv`` + sidecar.
 
     Scores whose enhanced and ground-truth files are unchanged since the last (or a killed) run, under
-    the same CPU numerics mode (:mod:`backlit_core.numerics`), are reused. A score that fails or is not finite is recorded under ``failed`` with the file's name.
+    the same CPU numerics mode (:mod:`backlit_core.numerics`), are reused. A score that fails or is
+    not finite is recorded under ``failed`` with the file's name.
     A skipped system (its ``summary.json`` says ``skipped``) yields no rows and the reason.
     ``seed`` is the training seed of a trained run given by name (the ``seed`` column; empty otherwise).
     """
@@ -198,7 +233,11 @@ def evaluate_system(system: str | System, dataset: str, enhanced_dir: str | Path
     failed: list[dict[str, str]] = []
     prints: dict[str, str] = {}
     saved = time.perf_counter()
-    pairs = match_pairs(enhanced_dir, test.gt, stems, limit)
+    pairs = match_pairs(enhanced_dir, test.gt, given_stems(test, stems, limit))
+    given = len(pairs)
+    failed += [{"image": stem, "metric": ALL_METRICS, "error": f"{enhanced_dir / stem}.png: no enhanced output "
+                "(its enhancement failed; see summary.json there)"} for stem, path, _ in pairs if path is None]
+    pairs = [(stem, path, gt) for stem, path, gt in pairs if path is not None]
     for stem, path, gt in tqdm(pairs, desc=f"score {system.name}/{dataset}", unit="img", disable=not progress):
         prints[stem] = _fingerprint(path, gt)
         old_scores = old_index if old_prints.get(stem) == prints[stem] else {}
@@ -207,7 +246,7 @@ def evaluate_system(system: str | System, dataset: str, enhanced_dir: str | Path
             _write(Evaluation(pd.DataFrame(rows, columns=SCORE_COLUMNS), status, failed), out_csv, system, dataset,
                    prints, test=test, enhanced_dir=enhanced_dir, complete=False)
             saved = time.perf_counter()
-    result = Evaluation(pd.DataFrame(rows, columns=SCORE_COLUMNS), status, failed)
+    result = Evaluation(pd.DataFrame(rows, columns=SCORE_COLUMNS), status, failed, given=given)
     _write(result, out_csv, system, dataset, prints, test=test, enhanced_dir=enhanced_dir)
     return result
 
@@ -274,7 +313,8 @@ def _write(result: Evaluation, out_csv: Path | None, system: System, dataset: st
         "system": system.name, "dataset": dataset, **system.info(), "seed": system.seed,
         "enhanced_dir": str(enhanced_dir) if enhanced_dir else None,
         "inputs_dir": str(test.inputs) if test else None, "gt_dir": str(test.gt) if test and test.gt else None,
-        "images": len(prints), "metrics": result.metrics, "failed": result.failed, "skipped": result.skipped,
+        "images": result.given if complete else len(prints), "metrics": result.metrics, "failed": result.failed,
+        "skipped": result.skipped,
         "fingerprints": prints, "numerics": numerics.mode(), "complete": complete,
     })
 

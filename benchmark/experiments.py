@@ -3,7 +3,7 @@
 Each experiment (``dvc exp run --queue -S seeds=[3]`` ...) runs the whole pipeline in its own
 workspace and records its ``params.yaml`` and ``results/metrics.json``; this module flattens them
 to rows ``experiment, rev, changed_params, key, value`` (``key`` is the metrics file and the path in
-it, e.g. ``results/metrics.json/synthetic-backlit/rave-unpaired/psnr/mean``) for ``results/experiments.csv`` and the report.
+it, e.g. ``results/metrics.json/synthetic-backlit/rave-unpaired/psnr``, the mean) for ``results/experiments.csv`` and the report.
 """
 from __future__ import annotations
 

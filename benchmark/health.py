@@ -1,6 +1,7 @@
 """Health checks per system: did it act at all, is its output sane, did training converge, are its
 results current. Each :class:`Flag` states its rule and the measured value; a flagged system is
-greyed in the report and never called best.
+grey in every table and figure of the report and never called best, and its paired comparisons form a
+family of their own (:mod:`benchmark.stats`), apart from those among healthy systems.
 
 - ``no-effect``: the median per-image PSNR between output and input (score rows ``psnr_vs_input``,
   written by the evaluate step) is at least :data:`NO_EFFECT_DB`.
@@ -122,12 +123,13 @@ def training_flags(runs: Mapping[str, Mapping[str, Path]]) -> dict[str, list[Fla
 
 
 def _change_items(entry: object) -> list[str]:
-    """A ``dvc status`` entry as texts, for changes of code, params, data or command (not of outputs)."""
+    """A ``dvc status`` entry as texts, for changes of code, params, data or command (not of outputs, nor an input
+    that is absent: a stage that has not run in this checkout, as in a fresh clone, made nothing here)."""
     if isinstance(entry, str):
         return [entry] if entry in ("changed command", "always changed") else []
     if isinstance(entry, dict) and "changed deps" in entry:
         return [f"{path} {k} {v}" if isinstance(what, dict) else f"{path} {what}"
-                for path, what in entry["changed deps"].items()
+                for path, what in entry["changed deps"].items() if what != "deleted"
                 for k, v in (what.items() if isinstance(what, dict) else [(None, None)])]
     return []
 

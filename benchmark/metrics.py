@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from backlit_core.device import resolve_device
-from backlit_core.paths import SHARED_DIR
+from backlit_core.paths import REFERENCE_DIR
 from backlit_core.registry import Registry, UnknownNameError, unknown_name_message
 
 if TYPE_CHECKING:
@@ -30,7 +30,7 @@ if TYPE_CHECKING:
 
 DEFAULT_METRICS = ("psnr", "ssim", "lpips", "musiq", "niqe", "brisque", "piqe")
 WEIGHTS_ENV = "BACKLIT_BENCH_METRIC_WEIGHTS"
-SHARED_METRIC_WEIGHTS = SHARED_DIR / "reference" / "metric-weights"
+SHARED_METRIC_WEIGHTS = REFERENCE_DIR / "metric-weights"
 DOWNLOAD_TIMEOUT_S = 10.0
 RAVE_LPIPS_SHORT_SIDE = 1024
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -311,7 +311,8 @@ _LOADED: dict[tuple[str, str, str], Metric | Unavailable] = {}
 
 def metric_weights_dir(weights_dir: str | Path | None = None) -> Path | None:
     """Local metric parameter files: the argument, ``$BACKLIT_BENCH_METRIC_WEIGHTS``, else
-    ``../shared/reference/metric-weights`` beside the checkout when it exists."""
+    ``metric-weights`` of the reference data (``$BACKLIT_BENCH_REFERENCE``, default ``../shared/reference``)
+    when it exists."""
     value = weights_dir or os.environ.get(WEIGHTS_ENV)
     if value:
         return Path(value)

@@ -37,11 +37,11 @@ class System:
 
     @classmethod
     def released(cls, weights: str) -> System:
-        """Released weights by name (``bench weights list``); method and regime from their record."""
-        from benchmark.weights import RELEASED
+        """Released weights by name or alias (``bench weights list``); method and regime from their record."""
+        from benchmark.weights import ALIASES, RELEASED
 
-        w = RELEASED.get(weights)
-        return cls(w.method if w else weights, "released", w.regime if w else "", weights=weights)
+        w = RELEASED.get(ALIASES.get(weights, weights))
+        return cls(w.method, "released", w.regime, weights=w.name) if w else cls(weights, "released", weights=weights)
 
     @classmethod
     def parse(cls, name: str, seed: int | None = None) -> System:
@@ -53,7 +53,7 @@ class System:
         for regime in REGIMES:
             if name.endswith(f"-{regime}"):
                 return cls.trained(name.removesuffix(f"-{regime}"), regime, seed)
-        from methods.enhancers import training_free
+        from methods.enhancer_api import training_free
 
         if training_free(name) is not None:  # loads that operator's plugin only
             return cls(name, "training-free", seed=seed, weights=name)

@@ -4,7 +4,7 @@ Inference: an enhancer is any image -> image callable (:class:`TimedEnhancer`); 
 stage times every system of a run (trained runs per seed, released weights) round-robin in one run
 on one machine into ``results/timing/inference.json``, each record's ms/MP median and quartiles
 from one sample set at one stated size. Training: per run, from ``results/timing/train/<system>/
-seed-<k>.{json,csv}`` or, in the older seedless layout, from ``train_summary.json`` and
+seed-<k>/`` or, in the older seedless layout, from ``train_summary.json`` and
 ``train_log.csv``; read defensively (missing keys fall back to the per-step log). Ratios are
 computed only between runs on the same machine and at equal iteration counts.
 """
@@ -22,10 +22,26 @@ from typing import Any
 import pandas as pd
 
 from backlit_core.atomic import read_json, write_json
-from backlit_core.provenance import cpu_name
 
 
 # ------------------------------------------------------------------------------------- machine
+def cpuinfo_field(name: str) -> str | None:
+    """The first ``name`` field of /proc/cpuinfo (None where there is none)."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith(name):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return None
+
+
+def cpu_name() -> str:
+    from backlit_core.provenance import cpu_model
+
+    return cpu_model()
+
+
 def machine_id(device: str = "cpu") -> str:
     """A label identifying the hardware a timing ran on (ratios need equal labels)."""
     if device.startswith("cuda"):
@@ -133,8 +149,8 @@ def network_enhancer(system: str, weights: str | Path | None, *, seed: int | Non
     or run directory, a training-free operator; None: the shared network with fresh weights), run as
     ``bench enhance`` runs it."""
     from benchmark.enhance import open_system
-    from methods.inference import TiledEnhancer
     from methods.network import MACS_PER_PIXEL, EnhanceNet, count_parameters
+    from methods.tiled_inference import TiledEnhancer
 
     if weights is None:
         engine = TiledEnhancer(EnhanceNet(padding), device=device, tile=tile, precision=precision)
@@ -273,12 +289,15 @@ def read_train_log(path: str | Path) -> pd.DataFrame:
 
 
 def timing_files(run_dir: str | Path) -> tuple[Path, Path] | None:
-    """``results/timing/train/<system>/seed-<k>.{json,csv}`` of run ``results/train/<system>/seed-<k>``."""
+    """``results/timing/train/<system>/seed-<k>/{train_timing.json,train_steps.csv}`` (as the trainer writes
+    them, :mod:`methods.run_files`) of run ``results/train/<system>/seed-<k>``."""
+    from methods.run_files import STEPS, TIMING
+
     run_dir = Path(run_dir)
     if not run_dir.name.startswith("seed-") or len(run_dir.parents) < 3:
         return None
     base = run_dir.parents[2] / "timing" / "train" / run_dir.parent.name / run_dir.name
-    return base.parent / f"{base.name}.json", base.parent / f"{base.name}.csv"
+    return base / TIMING, base / STEPS
 
 
 def _seed(run_dir: Path, summary: dict) -> int | None:
@@ -304,7 +323,7 @@ def training_timing(run_dir: str | Path) -> dict[str, Any]:
     """Status, wall time, iterations and s/iter by phase, peak memory and machine of one training run.
 
     ``run_dir`` is ``results/train/<system>/seed-<k>`` (timings in ``results/timing/train/<system>/
-    seed-<k>.{json,csv}``) or an older run directory whose ``train_summary.json`` and ``train_log.csv``
+    seed-<k>/``, :func:`timing_files`) or an older run directory whose ``train_summary.json`` and ``train_log.csv``
     hold the timings too. s/iter is the median step time of the phase. A system directory holding
     ``seed-<k>`` runs gives :func:`pool_runs` of them.
     """

@@ -1,14 +1,16 @@
 """The released enhancers: names, pinned upstream URLs, checksums, cache and download.
 
 Nine hold the shared network (CLIP-LIT, latent-prompt, RAVE); ``zero-dce`` holds the Zero-DCE
-baseline's (``network``: which one, :mod:`methods.enhancers` loads either).
+baseline's (``network``: which one, :mod:`methods.enhancer_api` loads either).
 
-``resolve_weights`` accepts a released name, a checkpoint file, or a training run directory.
-Released files are looked up, in order, in the cache (``$BACKLIT_BENCH_WEIGHTS``, default
-``~/.cache/backlit_bench/weights``), in local mirror folders (``$BACKLIT_BENCH_WEIGHTS_MIRRORS``,
-``os.pathsep``-separated, plus ``../shared/reference/checkpoints`` beside the checkout when it
-exists), and finally downloaded: from upstream, or from ``$BACKLIT_BENCH_MIRROR/weights/`` when
-that mirror is set (:mod:`benchmark.data.mirror`). Every file is sha256-verified before use.
+Each name says method and regime; :data:`ALIASES` adds the names the papers use (``rave`` is the
+unpaired RAVE model). ``resolve_weights`` accepts a released name or alias, a checkpoint file, or a
+training run directory. Released files are looked up, in order, in the cache
+(``$BACKLIT_BENCH_WEIGHTS``, default ``~/.cache/backlit_bench/weights``), in local mirror folders
+(``$BACKLIT_BENCH_WEIGHTS_MIRRORS``, ``os.pathsep``-separated, plus ``checkpoints`` of the reference
+data, ``$BACKLIT_BENCH_REFERENCE``, default ``../shared/reference``, when it exists), and finally
+downloaded: from upstream, or from ``$BACKLIT_BENCH_MIRROR/weights/`` when that mirror is set
+(:mod:`benchmark.data.mirror`). Every file is sha256-verified before use.
 """
 from __future__ import annotations
 
@@ -17,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from backlit_core.hashing import sha256_of
-from backlit_core.paths import SHARED_DIR
+from backlit_core.paths import REFERENCE_DIR
 from backlit_core.registry import UnknownNameError, unknown_name_message
 
 CLIP_LIT_COMMIT = "25ed5be6086cd34d2bc1020c6088ac3f9d3a9522"
@@ -87,6 +89,22 @@ RELEASED: dict[str, ReleasedWeights] = {
 }
 
 
+# the name a paper gives a model -> its released name (the unpaired regime is each paper's own setting)
+ALIASES: dict[str, str] = {"rave": "rave-unpaired", "latent-prompt": "latent-prompt-unpaired"}
+
+
+def released(name: str) -> ReleasedWeights:
+    """The released weights of ``name`` or its alias; :class:`UnknownNameError` lists the valid names."""
+    w = RELEASED.get(ALIASES.get(name, name))
+    if w is None:
+        raise UnknownNameError(unknown_name_message("released weights", name, [*RELEASED, *ALIASES]))
+    return w
+
+
+def aliases_of(name: str) -> list[str]:
+    return [a for a, n in ALIASES.items() if n == name]
+
+
 class WeightsUnavailable(RuntimeError):
     """A released checkpoint is neither cached nor downloadable; the message says what to do."""
 
@@ -97,7 +115,7 @@ def cache_dir() -> Path:
 
 def mirror_dirs() -> list[Path]:
     dirs = [Path(p) for p in os.environ.get("BACKLIT_BENCH_WEIGHTS_MIRRORS", "").split(os.pathsep) if p]
-    dirs.append(SHARED_DIR / "reference" / "checkpoints")
+    dirs.append(REFERENCE_DIR / "checkpoints")
     return [d for d in dirs if d.is_dir()]
 
 
@@ -115,6 +133,11 @@ def _find_local(w: ReleasedWeights) -> Path | None:
     return None
 
 
+def local_weights() -> dict[str, Path]:
+    """Released name -> the verified local file, for every released model found without downloading."""
+    return {w.name: path for w in RELEASED.values() if (path := _find_local(w)) is not None}
+
+
 def download(w: ReleasedWeights, timeout: float = 30.0) -> Path:
     """Download ``w`` into the cache (resumable, sha256-verified, retried once on a mismatch)."""
     from benchmark.data.download import fetch_http
@@ -123,19 +146,28 @@ def download(w: ReleasedWeights, timeout: float = 30.0) -> Path:
 
     target = cached_path(w)
     mirror = mirror_url()
+    made = [d for d in (target.parent, target.parent.parent) if not d.exists()]  # removed again if left empty
     try:
         if mirror:
             fetch_listed(mirror, "weights", w.filename, target, w.sha256, timeout=timeout)
             return target
         return fetch_http(w.url, target, w.sha256, w.size, timeout=timeout)
     except ChecksumError as exc:
+        _remove_empty(made)
         raise WeightsUnavailable(str(exc)) from None
     except SourceUnavailable as exc:
+        _remove_empty(made)
         raise WeightsUnavailable(
-            f"{w.name}: not cached and the download failed ({exc}). "
-            f"Download {w.url} (sha256 {w.sha256}) and place it at {target}, "
-            f"or put it in a folder listed in BACKLIT_BENCH_WEIGHTS_MIRRORS, or pass the file path instead of the name."
+            f"{w.name}: not cached, and {exc}. Place {w.filename} (sha256 {w.sha256}) at {target}, in a folder "
+            f"listed in BACKLIT_BENCH_WEIGHTS_MIRRORS or in {REFERENCE_DIR / 'checkpoints'}, or pass its path instead "
+            "of the name."
         ) from None
+
+
+def _remove_empty(folders: list[Path]) -> None:
+    for d in folders:  # deepest first
+        if d.is_dir() and not any(d.iterdir()):
+            d.rmdir()
 
 
 def resolve_weights(name_or_path: str | Path, allow_download: bool = True) -> Path:
@@ -149,11 +181,9 @@ def resolve_weights(name_or_path: str | Path, allow_download: bool = True) -> Pa
     if p.is_file():
         return p
     name = str(name_or_path)
-    if name not in RELEASED:
-        if any(sep in name for sep in ("/", "\\")) or p.suffix:
-            raise FileNotFoundError(f"{name}: no such checkpoint file or directory")
-        raise UnknownNameError(unknown_name_message("released weights", name, list(RELEASED)))
-    w = RELEASED[name]
+    if ALIASES.get(name, name) not in RELEASED and (any(sep in name for sep in ("/", "\\")) or p.suffix):
+        raise FileNotFoundError(f"{name}: no such checkpoint file or directory")
+    w = released(name)
     local = _find_local(w)
     if local is not None:
         return local

@@ -42,12 +42,13 @@ def save_checkpoint(path: Path, data: dict) -> None:
 
 
 def load_checkpoint(path: Path) -> dict:
-    try:
-        data = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:
-        raise RuntimeError(f"{path}: not a readable training checkpoint ({exc})") from exc
+    from backlit_core.torch_files import CheckpointError, load_tensors
+
+    must_hold = (f"a training checkpoint is bench train's checkpoint.pt (version {CHECKPOINT_VERSION}: "
+                 "enhancer, guidance, optimiser and RNG states); move it away to start the run afresh")
+    data = load_tensors(path, must_hold)
     if not isinstance(data, dict) or data.get("version") != CHECKPOINT_VERSION:
-        raise RuntimeError(f"{path}: not a version-{CHECKPOINT_VERSION} training checkpoint")
+        raise CheckpointError(f"{path}: not a version-{CHECKPOINT_VERSION} training checkpoint; {must_hold}")
     return data
 
 

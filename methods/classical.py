@@ -8,7 +8,7 @@
 
 Equalising V and converting back keeps every pixel's hue and saturation (its RGB is scaled), so
 colours are preserved. Each operator is deterministic, needs no weights, and is an enhancer (image
-tensor in [0, 1] -> image tensor, see :mod:`methods.enhancers`); the identity is the ``input`` system.
+tensor in [0, 1] -> image tensor, see :mod:`methods.enhancer_api`); the identity is the ``input`` system.
 """
 from __future__ import annotations
 

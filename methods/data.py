@@ -14,8 +14,12 @@ import torch.nn.functional as F
 
 from backlit_core.atomic import save_torch
 from backlit_core.image_io import list_images, load_image
+from methods.method_parameters import Parameter
 
 CACHE_VERSION = 1
+REF_PREPROCESS = Parameter(
+    "ref_preprocess", "center-crop", str, "reference embeddings of the original files: CLIP's standard resize + "
+    "centre crop (upstream) or the training-time full-frame resize", choices=("center-crop", "resize"))
 
 
 def stable_seed(*parts: object) -> int:

@@ -2,11 +2,12 @@
 (:class:`MethodUnavailable`); shared by :mod:`methods.base` and the training loop."""
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from methods.encoder_base import Encoder
-from methods.losses import LOGIT_SCALE
+from methods.fidelity import Fidelity
 
 
 class MethodUnavailable(RuntimeError):
@@ -25,7 +26,6 @@ class MethodContext:
     backlit_paths: list[Path]
     welllit_paths: list[Path]
     seed: int
-    ref_preprocess: str = "center-crop"
-    shift_tokens: int = 15
-    vocabulary: str = "decoded-text"  # rave-shifted's vocabulary (methods.fidelity)
-    latent_logit_scale: float | str = LOGIT_SCALE  # a number or "calibrated" (latent-prompt only)
+    settings: dict[str, object] = field(default_factory=dict)  # the method's own ``parameters`` (missing: upstream's)
+    fidelity: Fidelity = field(default_factory=Fidelity)  # the switches a method reads for itself
+    find_weights: Callable[[str], Path] | None = None  # a released file by name (the caller's registry); None: none

@@ -15,9 +15,11 @@ LOGIT_SCALE = 100.0  # fixed temperature of CLIP-LIT's similarity (not CLIP's le
 CALIBRATED_P = 0.95  # ``calibrated_logit_scale``: class-average P(negative) of the best possible pair
 ALPHA_GUIDED = (1.0, 1.0, 1.0, 1.0, 0.5)  # identity level weights while CLIP-guided
 ALPHA_WARMUP = (1.0, 1.0, 1.0, 1.0, 1.0)  # identity level weights in the reconstruction warm-up
+W_GUIDANCE = 16 * 20.0  # upstream's guidance weight (``cliploss = 16*20*L_clip``); a method may scale it further
 W_WARMUP = 25.0  # identity weight in the warm-up
 W_IDENTITY = 0.9 * 25.0  # identity weight while guided (upstream: 0.9 x the warm-up weight)
 W_RANK = 200.0  # ranking-loss weight in prompt refinement
+MARGIN_ALONE = 1.0  # backlit vs well-lit when no results exist (RAVE train.py:324, its literal schedule)
 MARGIN_FAR = 0.9  # backlit vs well-lit, backlit vs result
 MARGIN_NEAR_ONE = 0.2  # result vs well-lit when one set of results exists
 MARGIN_NEAR_TWO = 0.1  # between results and to well-lit when two sets exist
@@ -91,17 +93,19 @@ def margin_rank(p_a: torch.Tensor, p_b: torch.Tensor, margin: float) -> torch.Te
     return torch.clamp(p_b - p_a + margin, min=0).mean()
 
 
-def ranking_loss(p_backlit: torch.Tensor, p_welllit: torch.Tensor, p_new: torch.Tensor,
+def ranking_loss(p_backlit: torch.Tensor, p_welllit: torch.Tensor, p_new: torch.Tensor | None = None,
                  p_old: torch.Tensor | None = None, order: str = "new-then-old") -> torch.Tensor:
     """Prompt refinement ranking (before the x200 weight).
 
-    One set of results: backlit > new (0.9), backlit > well-lit (0.9), new > well-lit (0.2).
+    No results: backlit > well-lit (1.0). One set of results: backlit > new (0.9), backlit > well-lit (0.9), new > well-lit (0.2).
     Two sets, ``order`` ``new-then-old`` (upstream's slot order): backlit > well-lit (0.9),
     backlit > new (0.9), new > old (0.1), old > well-lit (0.1); ``old-then-new`` (the paper's
     intent, results move toward well-lit over rounds) swaps new and old.
     """
     if order not in RANKING_ORDERS:
         raise ValueError(f"ranking order must be one of {', '.join(RANKING_ORDERS)}, got {order!r}")
+    if p_new is None:
+        return margin_rank(p_backlit, p_welllit, MARGIN_ALONE)
     loss = margin_rank(p_backlit, p_welllit, MARGIN_FAR)
     if p_old is None:
         return loss + margin_rank(p_backlit, p_new, MARGIN_FAR) + margin_rank(p_new, p_welllit, MARGIN_NEAR_ONE)

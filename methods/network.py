@@ -129,6 +129,14 @@ def count_parameters(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters())
 
 
+MUST_HOLD = ("an enhancer checkpoint holds the state dict of the 278,790-parameter enhancement network or of the "
+             "Zero-DCE baseline (enhancer.pth of bench train, or a released model: bench weights list)")
+
+
+def entries(n: int) -> str:
+    return f"{n} entr{'y' if n == 1 else 'ies'}"
+
+
 def clean_state_dict(state: dict) -> dict[str, torch.Tensor]:
     """Unwrap common checkpoint containers and strip a DataParallel ``module.`` prefix."""
     for key in ("enhancer", "state_dict", "params"):
@@ -139,22 +147,36 @@ def clean_state_dict(state: dict) -> dict[str, torch.Tensor]:
 
 def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
     """A checkpoint's state dict (unwrapped, see :func:`clean_state_dict`); errors name the file."""
-    path = Path(path)
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # noqa: BLE001 - re-raised with the file name
-        raise RuntimeError(f"{path}: not a loadable PyTorch checkpoint ({exc})") from exc
+    from backlit_core.torch_files import CheckpointError, load_tensors
+
+    state = load_tensors(path, MUST_HOLD)
     if not isinstance(state, dict):
-        raise RuntimeError(f"{path}: expected a state dict, got {type(state).__name__}")
+        raise CheckpointError(f"{path}: holds a {type(state).__name__}, not a state dict; {MUST_HOLD}")
     return clean_state_dict(state)
 
 
+def state_mismatch(net: nn.Module, state: dict) -> str | None:
+    """How ``state`` differs from ``net``'s state dict (missing, unexpected, mis-shaped tensors); None if it fits."""
+    expected = net.state_dict()
+    missing = [k for k in expected if k not in state]
+    unexpected = [k for k in state if k not in expected]
+    shapes = [k for k in expected if k in state and tuple(getattr(state[k], "shape", ())) != tuple(expected[k].shape)]
+    parts = [f"{len(missing)} of its {len(expected)} tensors missing (first: {missing[0]})" if missing else "",
+             f"{entries(len(unexpected))} it does not have (first: {unexpected[0]})" if unexpected else "",
+             f"{len(shapes)} of another shape (first: {shapes[0]} is {tuple(getattr(state[shapes[0]], 'shape', ()))}, "
+             f"the network needs {tuple(expected[shapes[0]].shape)})" if shapes else ""]
+    return "; ".join(p for p in parts if p) or None
+
+
 def load_enhancer(path: str | Path, padding: Padding = "reflect", device: str | torch.device = "cpu") -> EnhanceNet:
-    """Build an :class:`EnhanceNet` and load a checkpoint strictly; errors name the file."""
+    """Build an :class:`EnhanceNet` and load a checkpoint strictly; errors name the file and say what differs."""
+    from backlit_core.torch_files import CheckpointError
+
     state = read_state_dict(path)
     net = EnhanceNet(padding)
-    try:
-        net.load_state_dict(state, strict=True)
-    except RuntimeError as exc:
-        raise RuntimeError(f"{path}: does not hold the 278,790-parameter enhancement network: {exc}") from exc
+    problem = state_mismatch(net, state)
+    if problem:
+        raise CheckpointError(f"{path}: a state dict of {entries(len(state))}, not the enhancement network's "
+                              f"({problem}); {MUST_HOLD}")
+    net.load_state_dict(state, strict=True)
     return net.to(device).eval()

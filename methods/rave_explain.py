@@ -6,6 +6,7 @@ from pathlib import Path
 from methods.base import MethodContext
 from methods.data import image_paths
 from methods.encoders import load_encoder
+from methods.fidelity import Fidelity
 from methods.losses import rave_direction, rave_target
 from methods.plugins.rave_shifted import RaveShifted, nearest_tokens
 
@@ -16,8 +17,8 @@ def explain(encoder: str, backlit_dir: str | Path, welllit_dir: str | Path, top:
     from backlit_core.device import resolve_device
 
     enc = load_encoder(encoder, resolve_device(device))
-    ctx = MethodContext(enc, image_paths(backlit_dir), image_paths(welllit_dir), seed=0, shift_tokens=top,
-                        vocabulary=vocabulary)
+    ctx = MethodContext(enc, image_paths(backlit_dir), image_paths(welllit_dir), seed=0,
+                        settings={"shift_tokens": top}, fidelity=Fidelity(vocabulary=vocabulary))
     shifted = RaveShifted(ctx)  # raises MethodUnavailable for an image-only encoder
     v_b, v_w = shifted.reference_means(ctx)
     r = rave_direction(v_b, v_w)

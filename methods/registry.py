@@ -3,7 +3,7 @@
 
 Modules are listed without being imported and load on first use. Each entry is a class with
 ``name``, ``kind`` (``clip-guided``: a :class:`methods.base.GuidanceMethod` trained by
-:mod:`methods.trainer`; ``trained baseline``: brings its own network, loss and ``training_loop``;
+:mod:`methods.guided_training`; ``trained baseline``: brings its own network, loss and ``training_loop``;
 ``training-free``: an enhancer with fixed parameters), ``needs_text``, ``source`` and ``training_loop``.
 """
 from __future__ import annotations

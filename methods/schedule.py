@@ -6,22 +6,21 @@ iteration budget, all phases counted) is spent. Rounds are extended while their 
 above a threshold (90 enhancer, 60 prompt).
 
 ``quick`` (about 2 minutes per method on a 2-core CPU with effnet-lite0): 96 px crops, batch 4,
-a 20-iteration warm-up and two rounds of 50 enhancer iterations (120 iterations for RAVE; 170 with
-40 CE iterations and one 10-iteration prompt round for the prompt methods), sized so that the
+a 20-iteration warm-up and two rounds of 50 enhancer iterations (120 iterations; 170 with 40 CE
+iterations and one 10-iteration prompt round for the prompt methods), sized so that the
 embedded pipeline with three seeds fits 20 minutes on 2 cores. Its phases are ~10-80x shorter than the paper's, so the
 enhancer lr is 10x (2e-4) and the guidance lr 100x the paper's; rounds are not extended (the
 thresholds are calibrated for CLIP's loss scale). Its enhancer starts with the last conv's bias at 1
 (L ~ 1, the identity the warm-up aims for): upstream's default bias often gives L = 0 or tiny L, a
-white output with no gradient, which re-initialisations escape only by luck. Latent-prompt's
-similarity scale is calibrated to the encoder (``latent_logit_scale``): upstream's 100 saturates the
-latent pair with effnet-lite0, and the enhancer's guidance gradient then vanishes (see
-docs/methods.md, "Why latent-prompt saturated").
+white output with no gradient, which re-initialisations escape only by luck.
 
-Overrides are validated; ``prompt_lr`` is accepted as an alias of ``guidance_lr`` and ``iters`` of
-``total_iters``.
+The schedule is the same for every method; a method's own settings are its ``parameters``
+(:mod:`methods.method_parameters`). Overrides are validated; ``prompt_lr`` is accepted as an alias
+of ``guidance_lr`` and ``iters`` of ``total_iters``.
 """
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass, fields, replace
 
 from backlit_core.registry import UnknownNameError, unknown_name_message
@@ -43,7 +42,7 @@ class Schedule:
     checkpoint_every: int
     rounds: int | None = None  # budget = CE + warm-up + rounds x enhancer + (rounds - 1) x prompt
     lr: float = 2e-5  # enhancer Adam lr
-    guidance_lr: float | None = None  # None: the method's default (5e-6 prompts, 5e-4 latent) x scale
+    guidance_lr: float | None = None  # None: the method's ``guidance_lr`` x guidance_lr_scale
     guidance_lr_scale: float = 1.0  # multiplies the method's default guidance lr (short schedules)
     weight_decay: float = 1e-3  # Adam L2 (not AdamW), both optimisers
     train_threshold: float | None = 90.0  # None: rounds are never extended
@@ -54,13 +53,10 @@ class Schedule:
     psnr_window: int = 30
     psnr_min: float = 8.0  # dB; below it (running mean) the enhancer is re-initialised
     reinit_extension: int = 100
-    max_reinits: int = 5
+    max_reinits: int = 5  # only under the fidelity switch reinit_cap: capped (upstream: no cap)
     output_bias_init: float | None = None  # None: PyTorch's default bias of the last conv (upstream)
-    shift_tokens: int = 15  # rave-shifted
     snapshot_every: int = 20  # best-snapshot check interval (upstream's display_iter)
     snapshot_window: int = 30  # running-loss buffer of the best-snapshot check
-    ref_preprocess: str = "center-crop"  # RAVE reference embeddings: center-crop | resize
-    latent_logit_scale: float | str = 100.0  # latent-prompt similarity scale, or "calibrated" (upstream: 100)
 
 
 SCHEDULES: dict[str, Schedule] = {
@@ -69,17 +65,17 @@ SCHEDULES: dict[str, Schedule] = {
     "quick": Schedule(total_iters=None, rounds=2, ce_iters=40, warmup_iters=20, enhancer_iters=50, prompt_iters=10,
                       batch_size=4, prompt_batch_size=8, crop=96, rank_size=96, checkpoint_every=25,
                       lr=2e-4, guidance_lr_scale=100.0, train_threshold=None, prompt_threshold=None,
-                      reinit_after=10, psnr_window=5, reinit_extension=20, output_bias_init=1.0,
-                      latent_logit_scale="calibrated"),
+                      reinit_after=10, psnr_window=5, reinit_extension=20, output_bias_init=1.0),
 }
 
 _POSITIVE_INT = {"enhancer_iters", "prompt_iters", "batch_size", "prompt_batch_size",
                  "crop", "rank_size", "checkpoint_every", "total_iters", "train_extension", "prompt_extension",
-                 "psnr_window", "reinit_extension", "shift_tokens", "rounds", "snapshot_every", "snapshot_window"}
+                 "psnr_window", "reinit_extension", "rounds", "snapshot_every", "snapshot_window"}
 
 
-def make_schedule(name: str, overrides: dict | None = None) -> Schedule:
-    """The named schedule with ``overrides`` applied and checked."""
+def make_schedule(name: str, overrides: dict | None = None, also_valid: Iterable[str] = ()) -> Schedule:
+    """The named schedule with ``overrides`` applied and checked; ``also_valid``: the method's own
+    settings, named beside the schedule's in an unknown-setting error."""
     if name not in SCHEDULES:
         raise UnknownNameError(unknown_name_message("schedule", name, list(SCHEDULES)))
     valid = {f.name for f in fields(Schedule)}
@@ -87,7 +83,8 @@ def make_schedule(name: str, overrides: dict | None = None) -> Schedule:
     for key, value in (overrides or {}).items():
         key = ALIASES.get(key, key)
         if key not in valid:
-            raise UnknownNameError(unknown_name_message("training setting", key, sorted(valid | set(ALIASES))))
+            names = sorted(valid | set(ALIASES) | set(also_valid))
+            raise UnknownNameError(unknown_name_message("training setting", key, names))
         changes[key] = value
     sched = replace(SCHEDULES[name], **changes)
     validate(sched)
@@ -106,11 +103,6 @@ def validate(s: Schedule) -> None:
             raise ValueError(f"training setting {key} must be positive, got {value!r}")
     if s.weight_decay < 0:
         raise ValueError(f"training setting weight_decay must not be negative, got {s.weight_decay!r}")
-    scale = s.latent_logit_scale
-    if scale != "calibrated" and (isinstance(scale, bool) or not isinstance(scale, (int, float)) or not scale > 0):
-        raise ValueError(f"latent_logit_scale must be a positive number or 'calibrated', got {scale!r}")
-    if s.ref_preprocess not in ("center-crop", "resize"):
-        raise ValueError(f"ref_preprocess must be 'center-crop' or 'resize', got {s.ref_preprocess!r}")
 
 
 def total_iterations(s: Schedule, prompt_method: bool, paper_total: int) -> int:

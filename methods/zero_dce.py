@@ -100,14 +100,16 @@ def is_zero_dce_state(state: dict) -> bool:
 
 def load_zero_dce(path: str | Path, device: str | torch.device = "cpu") -> ZeroDCENet:
     """Build a :class:`ZeroDCENet` and load a state dict strictly; errors name the file."""
-    from methods.network import read_state_dict
+    from backlit_core.torch_files import CheckpointError
+    from methods.network import MUST_HOLD, entries, read_state_dict, state_mismatch
 
     state = read_state_dict(path)
     net = ZeroDCENet()
-    try:
-        net.load_state_dict(state, strict=True)
-    except RuntimeError as exc:
-        raise RuntimeError(f"{path}: does not hold the {PARAMETERS:,}-parameter Zero-DCE network: {exc}") from exc
+    problem = state_mismatch(net, state)
+    if problem:
+        raise CheckpointError(f"{path}: a state dict of {entries(len(state))}, not the {PARAMETERS:,}-parameter "
+                              f"Zero-DCE network's ({problem}); {MUST_HOLD}")
+    net.load_state_dict(state, strict=True)
     return net.to(device).eval()
 
 
@@ -167,7 +169,7 @@ def zero_dce_loss(inp: torch.Tensor, out: torch.Tensor, a: torch.Tensor) -> tupl
 
 # --------------------------------------------------------------------------------- inference
 class ZeroDCEEnhancer:
-    """Full-resolution Zero-DCE on one image (the common enhancer interface, see methods/enhancers.py).
+    """Full-resolution Zero-DCE on one image (the common enhancer interface, see methods/enhancer_api.py).
 
     Images up to ``tile`` pixels a side run in one pass; larger ones in tiles with an 8-px halo
     (exact: the net is local). ``precision`` sets the conv dtype; the curves run in float32.
@@ -181,7 +183,7 @@ class ZeroDCEEnhancer:
     def __init__(self, net: ZeroDCENet, device: str | torch.device = "auto", tile: int | None = None,
                  precision: str = "fp32") -> None:
         from backlit_core.device import resolve_device
-        from methods.inference import DEFAULT_TILE, resolve_precision
+        from methods.tiled_inference import DEFAULT_TILE, resolve_precision
 
         self.device = resolve_device(device)
         self.dtype = resolve_precision(precision, torch.float32)
@@ -199,7 +201,7 @@ class ZeroDCEEnhancer:
     @torch.inference_mode()
     def __call__(self, image: torch.Tensor) -> torch.Tensor:
         """Enhance a 3 x H x W tensor in [0, 1]; returns a float32 CPU tensor of the same shape."""
-        from methods.inference import _crop, _grow, iter_tiles
+        from methods.tiled_inference import _crop, _grow, iter_tiles
 
         if image.ndim != 3 or image.shape[0] != 3:
             raise ValueError(f"expected a 3 x H x W image, got shape {tuple(image.shape)}")

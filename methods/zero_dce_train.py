@@ -1,6 +1,6 @@
 """Zero-DCE retraining (baselines-spec section 1): its own network and non-reference losses, no CLIP.
 
-A dedicated loop rather than :mod:`methods.trainer`'s: that one is built around an encoder-guided
+A dedicated loop rather than :mod:`methods.guided_training`'s: that one is built around an encoder-guided
 :class:`~methods.network.EnhanceNet` (warm-up, guidance rounds, prompt phases, identity loss),
 none of which Zero-DCE has. It reuses the same run files and helpers: batches as a pure function of
 (seed, iteration) (:func:`methods.data.batch_indices`), atomic checkpoints with RNG states (exact
@@ -39,7 +39,7 @@ from methods.run_files import (
 from methods.zero_dce import ZeroDCENet, flush_denormals_, zero_dce_loss
 
 if TYPE_CHECKING:
-    from methods.training import TrainOptions
+    from methods.train_api import TrainOptions
 
 PHASE = "train"
 COLUMNS = ["iter", "phase", "round", "loss", "tv", "spa", "col", "exp"]  # round = epoch
@@ -98,7 +98,7 @@ def train_zero_dce(cls: type, backlit_dir: str | Path, welllit_dir: str | Path, 
     """Train Zero-DCE (``cls``) on the images in ``backlit_dir`` (well-lit ones are not used); write the run
     files where ``files`` says.
 
-    Same contract as :func:`methods.training.train_method` (``opts``: schedule, iters, seed, device,
+    Same contract as :func:`methods.train_api.train_method` (``opts``: schedule, iters, seed, device,
     overrides, resume, stop_after, progress, threads; encoders and fidelity do not apply). Returns the
     summary written to train_summary.json plus the run's ``wall_s``.
     """

@@ -19,9 +19,7 @@ if str(ROOT) not in sys.path:  # run as `python perf/<script>.py` without instal
 
 import torch
 
-from backlit_core.paths import SHARED_DIR
-
-REFERENCE = Path(os.environ.get("BACKLIT_BENCH_REFERENCE", SHARED_DIR / "reference"))
+from backlit_core.paths import REFERENCE_DIR as REFERENCE
 
 
 def summary(samples: list[float]) -> dict[str, Any]:
@@ -41,14 +39,14 @@ def timed(fn: Callable[[], Any]) -> float:
 
 
 def cpu_flags() -> list[str]:
-    from backlit_core.provenance import cpuinfo_field
+    from benchmark.timing import cpuinfo_field
 
     return (cpuinfo_field("flags") or "").split()
 
 
 def environment() -> dict[str, Any]:
     """What the figures were measured on, including the load (other jobs share this CPU)."""
-    from backlit_core.provenance import cpu_name
+    from benchmark.timing import cpu_name
 
     flags = cpu_flags()
     commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True, check=False).stdout.strip()

@@ -22,8 +22,8 @@ from typing import Any
 import torch
 from _common import CpuPeak, enhancer_net, environment, sample_photo, summary, timed, write_result
 
-from methods.inference import TiledEnhancer
 from methods.network import MACS_PER_PIXEL
+from methods.tiled_inference import TiledEnhancer
 
 ENGINES = {  # name: (TiledEnhancer keywords, dtype of the peak it is measured against)
     "reference_fp32_eager": ({"reference": True}, torch.float32),

@@ -21,10 +21,10 @@ from typing import Any
 
 import torch
 import torch.nn.functional as F
-from _common import RESULTS, enhancer_net, environment, sample_photo, summary, write_result
+from _common import RESULTS, enhancer_net, environment, sample_photo, summary, timed, write_result
 
-from methods.inference import TiledEnhancer, _GraphedForward
 from methods.network import MACS_PER_PIXEL, EnhanceNet, apply_illumination
+from methods.tiled_inference import TiledEnhancer, _GraphedForward
 
 CL = torch.channels_last
 
@@ -43,6 +43,15 @@ def cuda_times(fn: Callable[[], Any], warmup: int, repeats: int) -> list[float]:
         end.synchronize()
         out.append(start.elapsed_time(end))
     return out
+
+
+def call_times(fn: Callable[[], Any], warmup: int, repeats: int, device: torch.device) -> list[float]:
+    """Per-call milliseconds: :func:`cuda_times` on CUDA, wall time elsewhere (CPU calls are synchronous)."""
+    if device.type == "cuda":
+        return cuda_times(fn, warmup, repeats)
+    for _ in range(warmup):
+        fn()
+    return [timed(fn) * 1e3 for _ in range(repeats)]
 
 
 def peaks() -> dict[str, float]:
@@ -110,8 +119,9 @@ def new_record(args: argparse.Namespace, h: int, w: int, flops: float) -> dict[s
         "variants": {}, "errors": {}}
 
 
-def prepare_frame(args: argparse.Namespace, record: dict[str, Any]) -> Frame:
-    """Load the enhancer and the photo, and run the fp32 CPU reference on it (its seconds into ``record``)."""
+def prepare_frame(args: argparse.Namespace, record: dict[str, Any], device: str = "cuda") -> Frame:
+    """Load the enhancer and the photo, and run the fp32 CPU reference on it (its seconds into ``record``);
+    the timed frame goes to ``device``."""
     h, w = args.height, args.width
     net = enhancer_net(args.weights)
     photo = sample_photo(path=args.photo)
@@ -121,31 +131,37 @@ def prepare_frame(args: argparse.Namespace, record: dict[str, Any]) -> Frame:
     t0 = time.perf_counter()
     ref_out = TiledEnhancer(copy.deepcopy(net), "cpu", tile=4096, reference=True)(img)
     record["cpu_reference_s"] = time.perf_counter() - t0
-    return Frame(net, img, img[None].cuda(), ref_out)
+    return Frame(net, img, img[None].to(device), ref_out)
 
 
 def run_variant(fr: Frame, record: dict[str, Any], args: argparse.Namespace, save: Callable[[], Any], name: str,
                 make: Callable[[], Callable[[torch.Tensor], torch.Tensor]], itemsize: int, **info: Any) -> None:
-    """Build, time and check one variant into ``record`` (its traceback into ``errors`` if it fails); save."""
+    """Build, time and check one variant into ``record`` (its traceback into ``errors`` if it fails); save.
+
+    On a CPU frame (``fr.x``) the times are wall times and the GPU fields (peak fraction, memory) are None."""
     h, w, x = args.height, args.width, fr.x
     flops = record["frame"]["flops"]
+    cuda = x.device.type == "cuda"
+    peak = record.get("peaks")
     try:
-        torch.cuda.synchronize()
-        torch.cuda.reset_peak_memory_stats()
+        if cuda:
+            torch.cuda.synchronize()
+            torch.cuda.reset_peak_memory_stats()
         t_build = time.perf_counter()
         fn = make()
         light = fn(x)  # first call: compilation / graph capture
-        torch.cuda.synchronize()
+        if cuda:
+            torch.cuda.synchronize()
         first_s = time.perf_counter() - t_build
         out = apply_illumination(x, light.float())[0].cpu()
-        ms = summary(cuda_times(lambda: fn(x), args.warmup, args.repeats))
+        ms = summary(call_times(lambda: fn(x), args.warmup, args.repeats, x.device))
         med = ms["median"]
-        floor_ms = conv_traffic_bytes(fr.net, h * w, itemsize) / (record["peaks"]["copy_gbps"] * 1e6)
         record["variants"][name] = {
             **info, "ms_per_frame": ms, "ms_per_megapixel": med / (h * w / 1e6), "tflops": flops / med / 1e9,
-            "fraction_of_fp16_matmul_peak": flops / med / 1e9 / record["peaks"]["matmul_fp16_tflops"],
-            "conv_traffic_floor_ms": floor_ms, "first_call_s": first_s,
-            "peak_gpu_memory_gib": torch.cuda.max_memory_allocated() / 2 ** 30,
+            "fraction_of_fp16_matmul_peak": flops / med / 1e9 / peak["matmul_fp16_tflops"] if peak else None,
+            "conv_traffic_floor_ms": conv_traffic_bytes(fr.net, h * w, itemsize) / (peak["copy_gbps"] * 1e6)
+            if peak else None, "first_call_s": first_s,
+            "peak_gpu_memory_gib": torch.cuda.max_memory_allocated() / 2 ** 30 if cuda else None,
             "max_abs_diff_vs_cpu_fp32_reference": (out - fr.ref_out).abs().max().item(),
             "psnr_vs_cpu_fp32_reference_db": psnr(out, fr.ref_out),
         }
@@ -157,9 +173,10 @@ def run_variant(fr: Frame, record: dict[str, Any], args: argparse.Namespace, sav
 
 
 def engine(net: EnhanceNet, precision: str, reference: bool = False, graphs: bool = True, compile: bool = False,
-           tile: int = 4096, backend: str = "auto") -> Callable[[], Callable[[torch.Tensor], torch.Tensor]]:
-    """A builder of a CUDA :class:`TiledEnhancer`'s illumination function."""
-    return lambda: TiledEnhancer(copy.deepcopy(net), "cuda", tile=tile, precision=precision, reference=reference,
+           tile: int = 4096, backend: str = "auto", device: torch.device | str = "cuda",
+           ) -> Callable[[], Callable[[torch.Tensor], torch.Tensor]]:
+    """A builder of a :class:`TiledEnhancer`'s illumination function on ``device``."""
+    return lambda: TiledEnhancer(copy.deepcopy(net), device, tile=tile, precision=precision, reference=reference,
                                  backend=backend, cuda_graphs=graphs, compile=compile).illumination
 
 
@@ -184,8 +201,8 @@ def compiled_reference(net: EnhanceNet, x: torch.Tensor, dtype: torch.dtype, mod
 
 
 def catalogue(net: EnhanceNet, x: torch.Tensor) -> list[tuple[str, Callable, int, str]]:
-    """The variants: name, builder, activation bytes per element, description."""
-    eng = functools.partial(engine, net)
+    """The variants on ``x``'s device: name, builder, activation bytes per element, description."""
+    eng = functools.partial(engine, net, device=x.device)
     return [
         ("reference_fp32_eager", eng("fp32", reference=True), 4, "plain eager modules, NCHW, no TF32"),
         ("reference_fp32_tf32_eager", tf32(True, eng("fp32", reference=True)), 4, "plain eager modules, TF32 convs"),

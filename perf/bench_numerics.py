@@ -66,9 +66,9 @@ def sample() -> dict:
     from backlit_core import numerics
     from benchmark.metrics import Pair, load_metrics
     from benchmark.params import load_params
-    from methods.inference import TiledEnhancer
+    from methods.tiled_inference import TiledEnhancer
     from methods.network import EnhanceNet
-    from methods.training import train_method
+    from methods.train_api import train_method
 
     params = load_params(ROOT / "params.yaml")
     threads = params.get("threads") or torch.get_num_threads()

@@ -21,14 +21,14 @@ import sys
 
 from _common import ROOT, environment, summary, write_result
 
-from methods.inference import DEFAULT_TILE
+from methods.tiled_inference import DEFAULT_TILE
 
 CHILD = r"""
 import json, resource, sys, time
 sys.path.insert(0, {root!r}); sys.path.insert(0, {bench!r})
 import torch
 from _common import enhancer_net
-from methods.inference import TiledEnhancer
+from methods.tiled_inference import TiledEnhancer
 if {threads}:
     torch.set_num_threads({threads})
 h, w, repeats, tile = {h}, {w}, {repeats}, {tile}

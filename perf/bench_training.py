@@ -2,7 +2,7 @@
 
 ``python perf/bench_training.py [--schedule quick] [--iters N] [--device cpu]``
 
-Runs :func:`methods.training.train_method` for each method on the training dataset named in
+Runs :func:`methods.train_api.train_method` for each method on the training dataset named in
 params.yaml (the ``prepare`` stage must have run: ``dvc repro prepare``), with the encoders of
 params.yaml, into a temporary directory (the DVC outputs under results/train are not touched).
 Per method it reports the wall seconds per iteration overall and by phase (from the run's
@@ -22,7 +22,7 @@ import torch
 from _common import ROOT, environment, write_result
 
 from benchmark.params import load_params
-from methods.training import train_method
+from methods.train_api import train_method
 
 
 def main() -> None:

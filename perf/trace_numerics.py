@@ -223,7 +223,7 @@ def _run_task(task: str, params: dict, threads: int) -> dict:
 
     data = _dataset()
     if task.startswith("train:"):
-        from methods.training import train_method
+        from methods.train_api import train_method
 
         method = task.split(":", 1)[1]
         with tempfile.TemporaryDirectory() as tmp:
@@ -232,14 +232,15 @@ def _run_task(task: str, params: dict, threads: int) -> dict:
             summary = train_method(method, backlit, welllit,
                                    Path(tmp) / "run", encoder="effnet-lite0", identity_encoder="effnet-lite0",
                                    schedule="quick", seed=0, device="cpu", threads=threads, progress=False,
-                                   overrides=ZERO_DCE_TINY if method == "zero-dce" else GUIDED_TINY,
+                                   overrides={**((params.get("train") or {}).get(method) or {}),
+                                              **(ZERO_DCE_TINY if method == "zero-dce" else GUIDED_TINY)},
                                    fidelity=params.get("fidelity"))
             weights = torch.load(Path(tmp) / "run" / "enhancer.pth", weights_only=True)
         return {"final_loss": summary["final_loss"], "enhancer_sha256": _digest(weights)}
     image = sorted((data / "test" / "input").glob("*.png"))[0]
     if task == "enhance":
         from backlit_core.image_io import load_image
-        from methods.inference import TiledEnhancer
+        from methods.tiled_inference import TiledEnhancer
         from methods.network import EnhanceNet
 
         torch.set_num_threads(threads)
@@ -278,9 +279,9 @@ def trace(task: str, threads: int | None, mkldnn: bool) -> dict:
 
 
 def _machine() -> str:
-    from backlit_core.provenance import cpu_name
+    from backlit_core.provenance import cpu_model
 
-    return cpu_name()
+    return cpu_model()
 
 
 # ------------------------------------------------------------------------------------ comparing

@@ -9,19 +9,17 @@ from pathlib import Path
 import pytest
 from local_server import Server
 
-from backlit_core.paths import PROJECT_ROOT, SHARED_DIR
+from backlit_core.paths import PROJECT_ROOT, REFERENCE_DIR
 
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # as the packages set it, before torch loads
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("DVC_NO_ANALYTICS", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
-REFERENCE_DIR = Path(os.environ.get("BACKLIT_BENCH_REFERENCE", SHARED_DIR / "reference"))
-
 
 # The longest modules first, so that with `pytest -n 2 --dist loadfile` (make test) they start at once
 # on different workers and the short ones fill in around them.
-LONGEST_FIRST = ("test_paper_profile.py", "test_pipeline.py", "test_methods_act.py")
+LONGEST_FIRST = ("test_paper_profile.py", "test_pipeline.py", "test_repro.py", "test_methods_act.py", "test_gpu_check.py")
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:

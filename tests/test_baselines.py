@@ -168,7 +168,7 @@ def _dark_images(folder: Path, n: int = 3) -> Path:
 
 
 def test_zero_dce_resume_is_exact(tmp_path: Path) -> None:
-    from methods.training import train_method
+    from methods.train_api import train_method
 
     data = _dark_images(tmp_path / "data")
     kw = {"iters": 6, "overrides": {"crop": 16, "batch_size": 2, "checkpoint_every": 2}, "progress": False}
@@ -182,7 +182,7 @@ def test_zero_dce_resume_is_exact(tmp_path: Path) -> None:
 
 
 def test_zero_dce_settings_are_checked(tmp_path: Path) -> None:
-    from methods.training import train_method
+    from methods.train_api import train_method
 
     with pytest.raises(UnknownNameError, match="did you mean 'grad_clip'"):
         train_method("zero-dce", tmp_path, None, tmp_path / "r", overrides={"grad_clp": 1.0})
@@ -238,7 +238,7 @@ def test_names_and_errors(tmp_path: Path) -> None:
 
 def test_resuming_a_longer_run_with_fewer_iterations_starts_afresh(tmp_path: Path) -> None:
     """A finished 6-iteration run is no prefix of a 4-iteration one: `--resume` retrains (it once kept the 6)."""
-    from methods.training import train_method
+    from methods.train_api import train_method
 
     data = _dark_images(tmp_path / "data")
     kw = {"overrides": {"crop": 16, "batch_size": 2, "checkpoint_every": 2}, "progress": False}

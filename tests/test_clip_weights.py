@@ -18,7 +18,7 @@ from backlit_core.image_io import save_png
 from methods.clip_encoder import build_open_clip, needs_quickgelu, read_state_dict, resolve_checkpoint, weights_format
 from methods.encoder_base import EncoderUnavailable
 from methods.encoders import load_encoder
-from methods.training import train_method
+from methods.train_api import train_method
 
 pytestmark = pytest.mark.usefixtures("embedding_cache")  # tests/conftest.py: a fresh cache per module
 
@@ -183,7 +183,8 @@ def test_openai_format_files_train(method: str, iters: int, jit_files: dict[str,
     with an OpenAI-format ModifiedResNet as the identity encoder, as in the papers."""
     guidance, identity = encoder_name(jit_files["vit"], "vit"), encoder_name(jit_files["rn"], "rn")
     summary = train_method(method, small["backlit"], small["welllit"], tmp_path, encoder=guidance,
-                           identity_encoder=identity, iters=iters, overrides=TINY, progress=False)
+                           identity_encoder=identity, iters=iters, overrides=TINY, progress=False,
+                           fidelity={"clip_lit_start": "scratch"})
     assert summary["status"] == "done" and summary["iterations"]["total"] == iters
     assert summary["encoder_sha256"] == sha256_of(jit_files["vit"]) and summary["is_random"] is False
     assert summary["identity_encoder_sha256"] == sha256_of(jit_files["rn"])

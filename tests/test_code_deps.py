@@ -41,10 +41,10 @@ def _covered(stage: str, method: str | None) -> dict[str, set[str] | None]:
 
 def test_training_fingerprint_is_the_methods_own_code() -> None:
     rave, zero_dce = _files("train", "rave"), _files("train", "zero-dce")
-    assert {"methods/plugins/rave.py", "methods/trainer.py", "methods/network.py", "methods/losses.py"} <= rave
+    assert {"methods/plugins/rave.py", "methods/guided_training.py", "methods/network.py", "methods/losses.py"} <= rave
     assert not {"methods/plugins/clip_lit.py", "methods/plugins/zero_dce.py", "methods/zero_dce_train.py"} & rave
     assert {"methods/plugins/zero_dce.py", "methods/zero_dce_train.py", "methods/zero_dce.py"} <= zero_dce
-    assert not {"methods/trainer.py", "methods/encoders.py", "methods/clip_encoder.py"} & zero_dce
+    assert not {"methods/guided_training.py", "methods/encoders.py", "methods/clip_encoder.py"} & zero_dce
     assert "methods/plugins/rave.py" in _files("train", "rave-shifted")  # it subclasses RAVE
     for files in (rave, zero_dce):
         assert not any(f.startswith(("benchmark/report/", "benchmark/metrics")) for f in files)
@@ -52,7 +52,7 @@ def test_training_fingerprint_is_the_methods_own_code() -> None:
 
 def test_scoring_and_reporting_fingerprints_hold_no_training_loop() -> None:
     for stage in ("evaluate", "report", "enhance", "prepare"):
-        assert not {"methods/trainer.py", "methods/zero_dce_train.py", "methods/encoders.py"} & _files(stage), stage
+        assert not {"methods/guided_training.py", "methods/zero_dce_train.py", "methods/encoders.py"} & _files(stage), stage
     assert "load_metrics" in _covered("evaluate", None)["benchmark/metrics.py"]
     assert "load_metrics" not in (_covered("enhance", None).get("benchmark/metrics.py") or set())
     assert "methods/plugins/clahe.py" in _files("enhance", "clahe") and "methods/plugins/clahe.py" not in _files("enhance")

@@ -11,6 +11,7 @@ from PIL import Image
 import benchmark.data as bd
 from benchmark.data.folder import detect
 from benchmark.data.layout import read_stamp
+from benchmark.data.manifest import read_manifest
 from benchmark.data.pairs import dedupe
 
 
@@ -139,3 +140,56 @@ def test_folder_card_on_reference_data(reference_dir: Path, tmp_path: Path) -> N
     assert len(pairs) == 120 and all(g is not None and g.stem == i.stem for i, g in pairs)
     samples = bd.prepare("backlit-samples", root=tmp_path)
     assert len(bd.test_pairs(samples)) == 6 and not (samples / "test/gt").exists()
+
+
+def test_one_detector_for_every_command(tmp_path: Path) -> None:
+    from benchmark.evaluate import resolve_test_set
+
+    img(tmp_path / "mine/Input/a.png"), img(tmp_path / "mine/TARGET/a.png")  # evaluate's old names, any case
+    assert detect(tmp_path / "mine") == {"test/input": tmp_path / "mine/Input", "test/gt": tmp_path / "mine/TARGET"}
+    test = resolve_test_set(tmp_path / "mine")
+    assert (test.inputs, test.gt) == (tmp_path / "mine/Input", tmp_path / "mine/TARGET")
+    img(tmp_path / "shots/backlit/b.png"), img(tmp_path / "shots/welllit/b.png")  # prepare's names
+    assert resolve_test_set(tmp_path / "shots").gt == tmp_path / "shots/welllit"
+    img(tmp_path / "flat/c.JPG")
+    assert resolve_test_set(tmp_path / "flat").inputs == tmp_path / "flat"
+    img(tmp_path / "trainonly/train/low/t.png")
+    with pytest.raises(FileNotFoundError, match="no test images found \\(only train/backlit\\)"):
+        resolve_test_set(tmp_path / "trainonly")
+
+
+def test_datasets_verify_reads_user_layouts_and_names_size_mismatches(tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from benchmark.cli import cli
+
+    img(tmp_path / "pairs/low/a.jpg"), img(tmp_path / "pairs/low/b.jpg")
+    img(tmp_path / "pairs/high/a.jpg"), img(tmp_path / "pairs/high/b.jpg", size=(20, 12))
+    out = CliRunner().invoke(cli, ["datasets", "verify", str(tmp_path / "pairs")])
+    assert out.exit_code == 1
+    assert f"test/input               <- {tmp_path / 'pairs/low'} (2 images)" in out.output
+    assert f"size mismatch: {tmp_path / 'pairs/low/b.jpg'} is 16x12 but its ground truth " \
+           f"{tmp_path / 'pairs/high/b.jpg'} is 20x12 (width x height)" in out.output
+    img(tmp_path / "pairs/high/b.jpg")
+    m = tmp_path / "pairs.sha256"
+    ok = CliRunner().invoke(cli, ["datasets", "verify", str(tmp_path / "pairs"), "--write-manifest", str(m)])
+    assert ok.exit_code == 0, ok.output
+    assert sorted(read_manifest(m)) == ["test/gt/a.jpg", "test/gt/b.jpg", "test/input/a.jpg", "test/input/b.jpg"]
+    dest = bd.prepare(str(tmp_path / "pairs"), root=tmp_path / "data")  # one manifest for the folder and its copy
+    again = CliRunner().invoke(cli, ["datasets", "verify", str(dest), "--manifest", str(m)])
+    assert again.exit_code == 0 and "all 4 files match" in again.output
+
+
+def test_reference_copies_are_found_by_datasets_list(reference_dir: Path, tmp_path: Path,
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    from click.testing import CliRunner
+
+    from benchmark.cli import cli
+
+    monkeypatch.setenv("BACKLIT_BENCH_DATA", str(tmp_path))  # nothing prepared
+    out = CliRunner().invoke(cli, ["datasets", "list"]).output
+    for name in ("sice-pairs", "backlit-samples"):
+        assert next(line for line in out.splitlines() if line.startswith(name)).split()[2] == "ready"
+        assert f"found at {reference_dir / name} (commands read it from there)" in out
+    verify = CliRunner().invoke(cli, ["datasets", "verify", "sice-pairs"])
+    assert verify.exit_code == 0 and f"<- {reference_dir / 'sice-pairs' / 'low'} (120 images)" in verify.output

@@ -83,7 +83,7 @@ def test_without_the_mirror_nothing_changes(tmp_path: Path, monkeypatch: pytest.
 def test_released_weights_come_from_the_mirror(mirror: Server, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
                                                caplog: pytest.LogCaptureFixture) -> None:
     from benchmark.weights import RELEASED, WeightsUnavailable, download
-    from methods.enhancers import checkpoint_network, open_checkpoint
+    from methods.enhancer_api import checkpoint_network, open_checkpoint
 
     monkeypatch.setenv("BACKLIT_BENCH_WEIGHTS", str(tmp_path / "cache"))
     caplog.set_level(logging.WARNING, "benchmark.data")

@@ -12,8 +12,8 @@ from PIL import Image
 
 from backlit_core.image_io import load_image
 from benchmark.cli import cli
-from methods.inference import TiledEnhancer
 from methods.network import EnhanceNet
+from methods.tiled_inference import TiledEnhancer
 
 
 @pytest.fixture()

@@ -101,6 +101,10 @@ def test_stale_after_a_code_change(tmp_path: Path) -> None:
     flags, note = stale_flags(tmp_path / "results", tmp_path)
     assert set(flags) == {"sys"} and note == "stale: checked with dvc status (1 stale stages)"
     assert flags["sys"][0].value == "code.py modified, params.yaml lr modified (stage train)"
+    (tmp_path / "code.py").write_text("x = 1\n")
+    (tmp_path / "params.yaml").write_text("lr: 1\n")
+    shutil.rmtree(tmp_path / "results" / "train")  # as in a fresh clone: an input absent is not a change
+    assert stale_flags(tmp_path / "results", tmp_path) == ({}, "stale: checked with dvc status (0 stale stages)")
 
 
 def _pairs(src: Path, dst: Path, n: int, size: int) -> Path:
@@ -217,9 +221,10 @@ def test_report_with_seeds_scenes_and_flags(tmp_path: Path) -> None:
     assert [f.flag for f in res.flags("toy", "released-clip-lit-init")] == ["no-effect"]
     assert res.labels["rave-unpaired"] == ("trained here: profile embedded, encoder effnet-lite0, schedule quick, "
                                            "96-px crops, 380 iterations, seeds 0, 1, 2")
-    decision = res.decisions.iloc[0]  # 2 scenes: no lead can be significant
+    decision = res.decisions.iloc[0]  # 2 scenes: never separated, whatever the t-test says
     assert (decision["leader"], decision["runner_up"], decision["status"]) == (
-        "released-rave-unpaired", "rave-unpaired", "tie")
+        "released-rave-unpaired", "rave-unpaired", "not separated")
+    assert decision["reason"].endswith("2 scenes cannot separate systems (at least 6 needed)")
     assert not res.aggregates["best"].any()
 
     build_report(root, {"profile": "embedded", "evaluate": {"bootstrap": 200}}, n_images=0,

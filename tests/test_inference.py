@@ -1,4 +1,4 @@
-"""The fast inference engines against the plain eager reference (methods/inference.py)."""
+"""The fast inference engines against the plain eager reference (methods/tiled_inference.py)."""
 from __future__ import annotations
 
 import math
@@ -15,9 +15,9 @@ import torch
 from backlit_core.image_io import list_images, load_image
 from benchmark.enhance import downscale
 from benchmark.weights import resolve_weights
-from methods import inference
-from methods.inference import TiledEnhancer
+from methods import tiled_inference
 from methods.network import EnhanceNet, load_enhancer
+from methods.tiled_inference import TiledEnhancer
 
 TOL = 1e-3
 
@@ -84,7 +84,7 @@ def test_tiled_equals_full_image(padding: str, monkeypatch: pytest.MonkeyPatch) 
     assert (TiledEnhancer(net, "cpu")(img) - full).abs().max() < TOL
     for tile in (64, 100):  # tiles of unequal sizes, edges inside and on the border
         assert (TiledEnhancer(net, "cpu", tile=tile)(img) - full).abs().max() < TOL
-    monkeypatch.setattr(inference, "HEAD_CACHE_BYTES", 0)  # pass 2 recomputes the head
+    monkeypatch.setattr(tiled_inference, "HEAD_CACHE_BYTES", 0)  # pass 2 recomputes the head
     assert (TiledEnhancer(net, "cpu", tile=64)(img) - full).abs().max() < TOL
 
 
@@ -102,7 +102,7 @@ def test_triton_backend_in_interpreter(tmp_path: Path) -> None:
     pytest.importorskip("triton")
     script = textwrap.dedent("""
         import torch
-        from methods.inference import TiledEnhancer
+        from methods.tiled_inference import TiledEnhancer
         from methods.network import EnhanceNet
         torch.manual_seed(0)
         net = EnhanceNet().eval()

@@ -18,10 +18,11 @@ from methods import losses as L
 from methods.base import MethodContext
 from methods.data import image_paths, reference_embeddings
 from methods.encoders import load_encoder
-from methods.enhancers import open_checkpoint
+from methods.enhancer_api import open_checkpoint
+from methods.fidelity import Fidelity
+from methods.method_parameters import split_settings
 from methods.registry import METHODS
-from methods.schedule import make_schedule
-from methods.training import train_method
+from methods.train_api import train_method
 from methods.zero_dce_train import PHASE as ZERO_DCE_PHASE
 
 pytestmark = pytest.mark.usefixtures("embedding_cache")  # tests/conftest.py: a fresh cache per module
@@ -92,19 +93,22 @@ def test_calibrated_scale_bounds_every_pair() -> None:
 def test_latent_scale_switch_and_clip_lit_unchanged(synthetic: Path) -> None:
     enc = load_encoder("effnet-lite0")
     b, w = image_paths(synthetic / "train/backlit"), image_paths(synthetic / "train/welllit-unpaired")
-    assert make_schedule("paper").latent_logit_scale == L.LOGIT_SCALE == 100.0  # upstream
-    assert make_schedule("quick").latent_logit_scale == "calibrated"
+    latent = METHODS.get("latent-prompt")
+    assert split_settings(latent, "paper", {})[0]["latent_logit_scale"] == L.LOGIT_SCALE == 100.0  # upstream
+    assert split_settings(latent, "quick", {})[0]["latent_logit_scale"] == "calibrated"
     for bad in ("auto", 0, -1.0, True):
         with pytest.raises(ValueError, match="latent_logit_scale"):
-            make_schedule("quick", {"latent_logit_scale": bad})
-    upstream = METHODS.get("latent-prompt")(MethodContext(enc, b, w, seed=0))
+            split_settings(latent, "quick", {"latent_logit_scale": bad})
+    upstream = latent(MethodContext(enc, b, w, seed=0))
     assert upstream.logit_scale == 100.0 and upstream.info["logit_scale"] == 100.0
-    calibrated = METHODS.get("latent-prompt")(MethodContext(enc, b, w, seed=0, latent_logit_scale="calibrated"))
+    calibrated = latent(MethodContext(enc, b, w, seed=0, settings={"latent_logit_scale": "calibrated"}))
     eb, ew = reference_embeddings(enc, b)[0], reference_embeddings(enc, w)[0]
     assert calibrated.logit_scale == pytest.approx(L.calibrated_logit_scale(eb, ew))
     assert 5 < calibrated.logit_scale < 15  # effnet-lite0 on synthetic-backlit: ~8 (|m_b - m_w| ~ 0.36)
     clip = load_encoder("tiny-clip-random")
-    clip_lit = METHODS.get("clip-lit")(MethodContext(clip, b, w, seed=0, latent_logit_scale="calibrated"))
+    clip_lit = METHODS.get("clip-lit")(MethodContext(clip, b, w, seed=0, fidelity=Fidelity(clip_lit_start="scratch")))
     assert clip_lit.logit_scale == 100.0  # CLIP-LIT keeps upstream's scale in every schedule
+    own, rest = split_settings(METHODS.get("clip-lit"), "quick", {"latent_logit_scale": 8.0})
+    assert "latent_logit_scale" not in own and rest == {"latent_logit_scale": 8.0}  # left to the schedule, which refuses it
     emb, text = torch.nn.functional.normalize(torch.randn(3, 8), dim=1), torch.randn(2, 8)
     assert torch.equal(L.prompt_logits(emb, text), L.prompt_logits(emb, text, 100.0))

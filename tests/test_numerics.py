@@ -89,7 +89,7 @@ from backlit_core import numerics
 numerics.apply("portable")
 import torch
 from backlit_core.image_io import save_png
-from methods.training import train_method
+from methods.train_api import train_method
 data = __import__("pathlib").Path({str(tmp_path / "data")!r})
 data.mkdir()
 g = torch.Generator().manual_seed(0)

@@ -32,6 +32,7 @@ import time
 from pathlib import Path
 
 import pytest
+import torch
 import yaml
 from local_server import Server
 
@@ -46,6 +47,9 @@ TRAIN_OVERRIDES = {m: CLIP_GUIDED for m in METHODS[:-1]} | {
     "zero-dce": {"iters": ITERS, "checkpoint_every": 3, "crop": 32, "batch_size": 2}}
 OVERRIDES = ["device=cpu", "seeds=[0]", "timing.sizes_mp=[0.01]", "timing.repeats=1", "evaluate.bootstrap=20"] + [
     f"++train.{m}.{k}={v}" for m, values in TRAIN_OVERRIDES.items() for k, v in values.items()]
+# CLIP-LIT starts from upstream's released init (clip_lit_start): the enhancer comes from the mirror (clip-lit-init),
+# the prompt pair, which has no registry entry, is a stand-in file given by path (``init_prompts``)
+PROMPT_PAIR = "init_prompt_pair.pth"
 
 fixtures_clip = pytest.importorskip("fixtures_clip", reason="tests/fixtures_clip.py (tiny OpenAI-format CLIP) missing")
 pytestmark = [pytest.mark.slow,  # 196 stages, ~21 CPU minutes; plain `pytest` (make test, CI) runs it
@@ -84,6 +88,10 @@ def paper_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list[str]
     _copy_project(project)
     clip_vit = fixtures_clip.build_openai_jit_clip(home / "clip" / "ViT-B-32.pt", "vit")
     clip_rn = fixtures_clip.build_openai_jit_clip(home / "clip" / "RN101.pt", "rn")
+    width = fixtures_clip.tiny_openai_model("vit").token_embedding.embedding_dim
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(0)
+        torch.save({"module.embedding_prompt": torch.randn(2, 77, width)}, home / PROMPT_PAIR)
     server = Server()
     server.files.update(mirror_files())
     thread = threading.Thread(target=server.httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
@@ -93,7 +101,8 @@ def paper_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list[str]
         for cmd in (["bench", "profile", "paper"], ["git", "init", "-q"], ["git", "add", "-A"],
                     ["git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "paper profile"]):
             subprocess.run(cmd, cwd=project, env=env, check=True, capture_output=True)
-        sets = [*OVERRIDES, f"encoders.guidance={fixtures_clip.encoder_name(clip_vit, 'vit')}",
+        sets = [*OVERRIDES, f"++train.clip-lit.init_prompts=../{PROMPT_PAIR}",
+                f"encoders.guidance={fixtures_clip.encoder_name(clip_vit, 'vit')}",
                 f"encoders.identity={fixtures_clip.encoder_name(clip_rn, 'rn')}"]
         t0, cpu0 = time.monotonic(), resource.getrusage(resource.RUSAGE_CHILDREN)
         done = subprocess.run(["dvc", "exp", "run", *[a for s in sets for a in ("-S", s)]], check=False, cwd=project,
@@ -117,7 +126,8 @@ def test_params_differ_from_the_paper_profile_only_where_stated(paper_run: tuple
     assert changed == {"device", "seeds", "timing", "evaluate", "train", "encoders"}
     assert used["evaluate"]["metrics"] == paper["evaluate"]["metrics"]
     for m in METHODS:
-        assert used["train"][m] == {**(paper["train"][m] or {}), **TRAIN_OVERRIDES[m]}
+        stand_in = {"init_prompts": f"../{PROMPT_PAIR}"} if m == "clip-lit" else {}
+        assert used["train"][m] == {**(paper["train"][m] or {}), **TRAIN_OVERRIDES[m], **stand_in}
     assert {k: v for k, v in used.items() if k not in changed} == {k: v for k, v in paper.items() if k not in changed}
 
 
@@ -165,6 +175,13 @@ def test_every_clip_method_trained_with_the_clip_files(paper_run: tuple[Path, li
             if m != "zero-dce":
                 assert summary["encoder"].startswith("clip:tiny-openai-vit:")
                 assert summary["identity_encoder"].startswith("clip:tiny-openai-rn:")
+            if m == "clip-lit":  # upstream's default start: the released init files, no CE or warm-up
+                assert summary["start"]["from"] == "released-init", summary["start"]
+                assert summary["start"]["enhancer"]["file"] == "init_enhancement_model.pth"
+                assert summary["start"]["prompts"]["file"] == PROMPT_PAIR
+                assert set(summary["iterations"]) == {"total", "enhance", "prompt"}
+            elif m != "zero-dce":
+                assert summary["start"] == {"from": "scratch"}
     shifted = json.loads((project / "results/train/rave-shifted-unpaired/seed-0/train_summary.json").read_text())
     assert len(shifted["guidance_tokens_top"]) == 15  # the direction was shifted by 15 vocabulary tokens
 

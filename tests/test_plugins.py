@@ -28,7 +28,7 @@ from benchmark.data.prepare import card_folder
 from benchmark.enhance import enhance_folder, open_system
 from benchmark.metrics import SHARED_METRIC_WEIGHTS, Metric, Pair, get_spec, load_metric, metric_names
 from methods.registry import METHODS
-from methods.training import train_method
+from methods.train_api import train_method
 
 KINDS = ("clip-guided", "trained baseline", "training-free")
 TINY_GENERATOR = {"long_side": 64, "train_crops": 1, "unpaired_crops": 1, "test_crops": 1}
@@ -50,7 +50,7 @@ def embedding_cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
 
 @pytest.fixture(scope="module")
 def tiny(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The embedded synthetic dataset at 64 px: 4 backlit / 4 well-lit training images, 2 test pairs."""
+    """The embedded synthetic dataset at 64 px: 3 backlit / 3 well-lit training images, 6 test pairs."""
     return prepare("synthetic-backlit", root=tmp_path_factory.mktemp("data"), generator=TINY_GENERATOR)
 
 
@@ -61,7 +61,7 @@ def _check_enhances(weights: str | Path, tiny: Path, out: Path) -> None:
     assert result.shape == image.shape and result.dtype == torch.float32 and result.device.type == "cpu"
     assert torch.isfinite(result).all() and 0 <= result.min() and result.max() <= 1
     summary = enhance_folder(weights, tiny / "test" / "input", out, device="cpu", progress=False)
-    assert len(summary["done"]) == 2 and not summary["failed"]
+    assert len(summary["done"]) == 6 and not summary["failed"]
 
 
 @pytest.mark.parametrize("name", METHODS.names())
@@ -78,7 +78,8 @@ def test_method_plugin(name: str, tiny: Path, tmp_path: Path) -> None:
         refused = train_method(name, backlit, welllit, tmp_path / "refused", encoder="effnet-lite0", progress=False)
         assert refused["status"] == "skipped" and "text encoder" in refused["reason"]
     kw = {"encoder": "tiny-clip-random" if cls.needs_text else "effnet-lite0", "identity_encoder": "effnet-lite0",
-          "iters": 2, "overrides": TINY_SCHEDULE[cls.kind], "progress": False}
+          "iters": 2, "overrides": TINY_SCHEDULE[cls.kind], "progress": False,
+          "fidelity": {"clip_lit_start": "scratch"}}  # a plugin's mechanics from scratch (no released init here)
     summary = train_method(name, backlit, welllit, run, **kw)
     assert summary["status"] == "done", summary.get("reason")
     assert summary["iterations"]["total"] == 2 and math.isfinite(summary["final_loss"])
@@ -91,6 +92,70 @@ def test_method_plugin(name: str, tiny: Path, tmp_path: Path) -> None:
     assert again["iterations"]["total"] == 2 and again["final_loss"] == summary["final_loss"]
     assert all(torch.equal(v, torch.load(run / "enhancer.pth", weights_only=True)[k]) for k, v in saved.items())
     _check_enhances(run, tiny, tmp_path / "out")
+
+
+THROWAWAY_PLUGIN = '''"""A throwaway CLIP-guided method with a setting of its own: the mean of the output's
+embedding is pulled to ``target``."""
+import torch
+
+from methods.base import GuidanceMethod
+from methods.method_parameters import Parameter
+
+
+class MeanTarget(GuidanceMethod):
+    name = "mean-target"
+    source = "tests/test_plugins.py"
+    paper_total_iters = 2
+    method_parameters = (Parameter("target", 0.5, float, "the embedding mean the output is pulled to"),)
+
+    def guidance_loss(self, emb: torch.Tensor) -> torch.Tensor:
+        return ((emb.mean(dim=1) - self.settings["target"]) ** 2).mean()
+
+
+METHOD = MeanTarget
+'''
+
+
+def test_a_plugin_in_a_new_file_brings_its_own_setting(tiny: Path, tmp_path: Path, monkeypatch) -> None:
+    """docs/methods.md's worked example: a method with a setting is one plugin file plus its
+    params.yaml entry; the registry finds it, ``train.<method>.<setting>`` reaches it, the run
+    records it, and it acts (same seed, only ``target`` differs: the logged guidance
+    (m - target)^2 moves by exactly the targets' difference in sqrt)."""
+    import yaml
+
+    import methods.plugins
+    from methods import registry
+
+    folder = tmp_path / "plugins"
+    folder.mkdir()
+    (folder / "mean_target.py").write_text(THROWAWAY_PLUGIN)
+    monkeypatch.setattr(methods.plugins, "__path__", [*methods.plugins.__path__, str(folder)])
+    monkeypatch.setattr(METHODS, "_entries", registry._discover()._entries)
+    assert "mean-target" in METHODS.names() and METHODS.get("mean-target").kind == "clip-guided"
+
+    guided = {**TINY_SCHEDULE["clip-guided"], "warmup_iters": 1, "enhancer_iters": 2}
+    logs = {}
+    for target in (2.0, 3.0):
+        params = yaml.safe_load(f"train:\n  mean-target: {{target: {target}}}\n")
+        run = tmp_path / f"run-{target}"
+        summary = train_method("mean-target", tiny / "train" / "backlit", tiny / "train" / "welllit-unpaired", run,
+                               iters=3, overrides={**guided, **params["train"]["mean-target"]}, progress=False)
+        assert summary["status"] == "done" and summary["method_settings"] == {"target": target}
+        with open(run / "train_log.csv", newline="") as f:
+            logs[target] = [float(r["guidance"]) for r in csv.DictReader(f) if r["phase"] == "enhance"]
+    assert len(logs[2.0]) == 2
+    assert math.sqrt(logs[3.0][0]) - math.sqrt(logs[2.0][0]) == pytest.approx(1.0, abs=1e-5)
+    with pytest.raises(ValueError, match="training setting target must be a number, got 'high'"):
+        train_method("mean-target", tiny / "train" / "backlit", tiny / "train" / "welllit-unpaired", tmp_path / "bad",
+                     overrides={"target": "high"}, progress=False)
+
+
+def test_shared_training_modules_name_no_method(project_root: Path) -> None:
+    """A method carries its settings: the schedule, the context and the loop know no method by name."""
+    names = set(METHODS.names()) | {n.replace("-", "_") for n in METHODS.names()} | {"latent", "rave"}
+    for module in ("schedule", "guidance_context", "guided_training"):
+        text = (project_root / "methods" / f"{module}.py").read_text().lower()
+        assert not [n for n in names if n in text], module
 
 
 @pytest.fixture(scope="module")

@@ -50,8 +50,10 @@ def _scene(rng: np.random.Generator) -> np.ndarray:
     return img
 
 
-def _log(system: str, phases: list[tuple[str, int]], step_s: float) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """A train_log.csv whose loss is the trainer's weighted sum of its terms, and the timing CSV."""
+def _log(system: str, phases: list[tuple[str, int]], step_s: float, rising: bool = False
+         ) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """A train_log.csv whose loss is the trainer's weighted sum of its terms (``rising``: the guidance loss
+    does not fall: a diverged run), and the timing CSV."""
     rows, wall, it = [], 0.0, 0
     for phase, n in phases:
         for k in range(n):
@@ -62,7 +64,7 @@ def _log(system: str, phases: list[tuple[str, int]], step_s: float) -> tuple[pd.
                 row |= {"identity": 0.02 / (k + 1), "psnr": 20.0 + k}
                 row["loss"] = 25.0 * row["identity"]
             elif phase == "enhance":
-                row |= {"guidance": 0.1 + 0.4 * (k < n // 2), "identity": 0.01}
+                row |= {"guidance": 0.1 + 0.4 * ((k >= n // 2) if rising else (k < n // 2)), "identity": 0.01}
                 row["loss"] = GUIDANCE_WEIGHT[system] * row["guidance"] + 22.5 * row["identity"]
             else:
                 row |= {"rank": 0.3}
@@ -75,9 +77,9 @@ def _log(system: str, phases: list[tuple[str, int]], step_s: float) -> tuple[pd.
 
 
 def _train_run(root: Path, system: str, seed: int, phases: list[tuple[str, int]], step_s: float, encoders: dict,
-               status: str = "done") -> None:
-    """results/train/<system>/seed-<k>/ and results/timing/train/<system>/seed-<k>.{json,csv} (the layout of
-    the seeds contract: no timings in the train folder)."""
+               status: str = "done", rising: bool = False) -> None:
+    """results/train/<system>/seed-<k>/ and results/timing/train/<system>/seed-<k>/{train_timing.json,
+    train_steps.csv} (as the trainer writes them: no timings in the train folder)."""
     import torch
 
     from methods.network import EnhanceNet
@@ -87,7 +89,7 @@ def _train_run(root: Path, system: str, seed: int, phases: list[tuple[str, int]]
     if status == "skipped":
         (run / "train_summary.json").write_text(json.dumps({"status": "skipped", "reason": "needs a text encoder"}))
         return
-    log, steps = _log(system, phases, step_s)
+    log, steps = _log(system, phases, step_s, rising)
     log.to_csv(run / "train_log.csv", index=False)
     torch.save(EnhanceNet().state_dict(), run / "enhancer.pth")
     counts = {p: n for p, n in phases}
@@ -95,10 +97,10 @@ def _train_run(root: Path, system: str, seed: int, phases: list[tuple[str, int]]
         "status": "done", "reason": None, "method": system.rsplit("-", 1)[0], "iterations": {**counts, "total": len(log)},
         "seed": seed, "encoder": encoders["guidance"], "identity_encoder": encoders.get("identity"),
         "is_random": "random" in str(encoders)}))
-    timing = root / "timing" / "train" / system
+    timing = root / "timing" / "train" / system / f"seed-{seed}"
     timing.mkdir(parents=True, exist_ok=True)
-    steps.to_csv(timing / f"seed-{seed}.csv", index=False)
-    (timing / f"seed-{seed}.json").write_text(json.dumps({
+    steps.to_csv(timing / "train_steps.csv", index=False)
+    (timing / "train_timing.json").write_text(json.dumps({
         "wall_s": len(log) * step_s, "s_per_iter": {p: step_s for p in counts}, "iterations": counts,
         "peak_rss_mb": 512.0, "peak_cuda_mb": None, "device": "cpu", "cpu": "test-cpu"}))
 
@@ -154,12 +156,14 @@ def results(tmp_path_factory: pytest.TempPathFactory) -> Path:
             _scores(root, system, data, SEEDS)
     for seed in SEEDS:
         _train_run(root, "rave-unpaired", seed, [("warmup", 10), ("enhance", 10)], 0.5,
-                   {"guidance": "tiny-clip-random", "identity": "effnet-lite0"})
+                   {"guidance": "tiny-clip-random", "identity": "effnet-lite0"}, rising=seed == 1)  # flagged
         _train_run(root, "clip-lit-unpaired", seed, [("warmup", 10), ("enhance", 10), ("prompt", 10)], 1.5,
                    {"guidance": "clip:ViT-B-32-quickgelu:openai"})
         _train_run(root, "latent-prompt-unpaired", seed, [], 0, {}, status="skipped")
     time_run(root, PARAMS)
-    (root / "provenance.json").write_text(json.dumps({"seed": 0, "profile": "embedded", "packages": {"torch": "x"}}))
+    (root / "provenance.json").write_text(json.dumps({"seed": 0, "profile": "embedded", "packages": {"torch": "x"},
+                                                      "device": {"cpu_model": "Test CPU 9000", "cpu_count": 2,
+                                                                 "torch_threads": 2, "cuda_available": False}}))
     bench = base / "perf"
     bench.mkdir()
     (bench / "pipeline.json").write_text(json.dumps({
@@ -178,11 +182,17 @@ def test_markdown_report_tables_and_sections(results: Path) -> None:
     metrics = md.split("## Metrics")[1]
     psnr_cells = [line.split("|")[3] for line in metrics.splitlines() if line.startswith("| released-rave-unpaired")]
     assert psnr_cells and "**" not in psnr_cells[0] and "±" in psnr_cells[0]  # highest psnr (gain 0.95), mean ± CI
-    decisions = md.split("#### Best or tie, per metric")[1].split("####")[0]  # 4 images: p >= 0.125, a tie
-    assert re.search(r"\| psnr ↑ \(dB\) \| none \(tie\) \| released-rave-unpaired \| rave-unpaired \|.*not significant",
-                     decisions)
+    decisions = md.split("#### Best or not separated, per metric")[1].split("####")[0]  # 2 scenes: never best
+    assert re.search(r"\| psnr ↑ \(dB\) \| none \(not separated\) \| released-rave-unpaired \| clip-lit-unpaired \| "
+                     r"[\d.]+ \[[\d.]+, [\d.]+\] dB \|.*2 scenes cannot separate systems \(at least 6 needed\)", decisions)
     verdict = md.split("## Verdict")[1].split("\n## ")[0]
+    opening = verdict.strip().splitlines()[0]  # one short sentence per dataset first, the details below
+    assert opening == ("**baid:** This test set cannot separate systems: it has 2 scenes, and no system is called best "
+                       "on fewer than 6 (a lead of one sd of its per-scene differences needs 7).")
     assert "4 images from 2 scenes" in verdict  # scenes.json: two crops per photo
+    assert ("Best is decided per metric among the 2 healthy trained and released systems (clip-lit-unpaired and "
+            "released-rave-unpaired): 1 paired t-test") in verdict
+    assert "Comparisons with the input and rave-unpaired form a separate family" in verdict  # rave diverged
     healthy = verdict.split("Healthy: ")[1].split(".")[0]  # a skipped run is not called healthy
     assert "latent-prompt-unpaired" not in healthy and "clip-lit-unpaired" in healthy
     assert "Published reference numbers" in md and "Han et al." in md and "21.57" in md
@@ -194,11 +204,20 @@ def test_markdown_report_tables_and_sections(results: Path) -> None:
     assert {p.name for p in (results / "figures").glob("*.png")} == {
         "metrics_baid.png", "quality_vs_cost_baid.png", "per_image_baid.png", "training_loss.png",
         "inference_speed.png", "grid_baid.png"}
-    assert json.loads((results / "metrics.json").read_text())["baid"]["released-rave-unpaired"]["psnr"]["n"] == 4
+    headline = json.loads((results / "metrics.json").read_text())  # `dvc metrics show`: compact
+    assert headline["baid"]["best"] == {"psnr": "not separated", "ssim": "not separated", "piqe": "not separated"}
+    assert headline["baid"]["flagged"] == "rave-unpaired (diverged)" and headline["unavailable_metrics"] == "musiq"
+    assert set(headline["baid"]["released-rave-unpaired"]) == {"psnr", "ssim", "piqe"}
+    assert len(_leaves(headline)) == 3 + 1 + 4 * 3 + 1  # best per metric, flagged, 4 systems' means, unavailable
+    assert "| device | CPU Test CPU 9000, 2 cores, 2 torch threads; no GPU |" in md
     assert (results / "tables" / "paired.csv").is_file()
     other = md.split("## Other runs")[1]
     assert "| train | 321.50 |" in other and "commit abc1234, 2026-01-02, on test-cpu, 2 cores" in other
     assert json.loads((results / "tables" / "other-runs" / "pipeline.json").read_text())["total_s"] == 400.0
+
+
+def _leaves(data: object) -> list[object]:
+    return [v for x in data.values() for v in _leaves(x)] if isinstance(data, dict) else [data]
 
 
 def test_one_source_for_inference_cost(results: Path) -> None:
@@ -295,7 +314,8 @@ def test_figures_and_grids(results: Path) -> None:
     for row in rows:
         assert row.box[2] <= 48  # zoom on the textured half, away from the clipped white half and its edge
         assert [c.label for c in row.cells] == ["input", "released-rave-unpaired", "clip-lit-unpaired (seed 0)",
-                                                "rave-unpaired (seed 0)", "ground truth"]
+                                                "rave-unpaired (seed 0) (flagged)", "ground truth"]
+        assert [c.flagged for c in row.cells] == [False, False, False, True, False]
         assert all(c.error and c.mae is not None for c in row.cells if c.label != "ground truth")
         assert all((c.href is None) == (c.label in ("input", "ground truth")) for c in row.cells)  # outside results/
     ref = np.zeros((40, 40, 3))
@@ -312,6 +332,55 @@ def test_figures_and_grids(results: Path) -> None:
     terms = weighted_terms(log, loss_weights("clip-lit"))
     assert set(terms.columns) == {"guidance ×320", "identity ×25 warmup, ×22.5 enhance", "rank ×200", "residual"}
     assert terms["residual"].abs().max() < 1e-9  # the weighted terms add up to the logged total
+
+
+def _pixels(png: Path, rgb: tuple[float, float, float], tol: int = 2) -> int:
+    """How many pixels of ``png`` have the colour ``rgb`` (0-1 floats), within ``tol`` per channel."""
+    img = np.asarray(Image.open(png).convert("RGB")).astype(int)
+    return int((np.abs(img - np.round(np.array(rgb) * 255)).max(axis=2) <= tol).sum())
+
+
+def test_flagged_system_is_grey_and_colours_are_fixed_in_every_figure(results: Path) -> None:
+    """rave-unpaired diverged (seed 1): grey in the bars and the cost plot, never its own colour; every other
+    system has the colour it has in any report; the three systems of one network share one cost point."""
+    from benchmark.report.colours import FLAGGED, system_colour
+    from benchmark.report.data import load_results
+    from benchmark.report.plots import _cost_panel, _cost_points, _figure
+
+    own = system_colour("rave-unpaired")
+    assert own == system_colour("rave-unpaired") != system_colour("released-rave-unpaired") != FLAGGED
+    figures = results / "figures"
+    for name in ("metrics_baid.png", "quality_vs_cost_baid.png"):
+        assert _pixels(figures / name, FLAGGED) > 50, name
+        assert _pixels(figures / name, own) == 0, name  # the flagged system never shows its own colour
+        assert _pixels(figures / name, system_colour("released-rave-unpaired")) > 50, name
+    assert _pixels(figures / "inference_speed.png", own) == 0
+    res = load_results(results, n_boot=20, perf_dir=None)
+    _, _, inf, _, _ = _cost_points(res, "baid", "psnr", res.inference, {"rave-unpaired": [10.0], "gamma": [1.0]})
+    assert len({p["x"] for p in inf}) == 1 and {p["system"] for p in inf} == {
+        "released-rave-unpaired", "clip-lit-unpaired", "rave-unpaired"}  # one network, one cost point
+    assert {p["label"]: p["colour"] for p in inf}["rave-unpaired (flagged)"] == FLAGGED
+    ax = _figure(4, 3).subplots()
+    _cost_panel(ax, inf, "psnr", False, "ms/MP", None)
+    assert ax.get_xlim()[0] == 0 and ax.get_xscale() == "linear"  # cost from zero
+
+
+def test_one_sentence_on_how_timings_were_taken(results: Path, tmp_path: Path) -> None:
+    """The same sentence under the metric table, the cost table and in the cost section; folders named as used."""
+    from benchmark.report import build_report
+    from benchmark.report.timing_text import inference_method
+
+    sentence = inference_method(results)
+    assert sentence.startswith("Inference: all systems timed together in one run of the time-inference stage")
+    assert "CPU AMD" in sentence or "CPU " in sentence
+    md = (results / "report.md").read_text()
+    assert md.count(sentence) == 3 and "own invocation" not in md
+    other = tmp_path / "elsewhere"  # scores only: no training runs, no timings
+    shutil.copytree(results / "scores", other / "scores")
+    build_report(other, PARAMS, perf_dir=tmp_path / "no-perf", n_images=0)
+    md = (other / "report.md").read_text()
+    assert f"No training runs under {other.as_posix()}/train." in md and "results/train" not in md
+    assert f"No inference timings under {other.as_posix()}/timing" in md
 
 
 def test_html_is_self_contained_and_links_survive_a_copy(results: Path, tmp_path: Path) -> None:
@@ -361,6 +430,28 @@ CHECK = """<script>
   pre.textContent = JSON.stringify(out);
   document.body.appendChild(pre);
 })();
+window.addEventListener('load', function () {  // the figures as the browser decoded them: pixels per colour
+  var colours = COLOURS, figures = [];
+  document.querySelectorAll('img.figure').forEach(function (img) {
+    var c = document.createElement('canvas');
+    c.width = img.naturalWidth; c.height = img.naturalHeight;
+    var ctx = c.getContext('2d');
+    ctx.drawImage(img, 0, 0);
+    var d = ctx.getImageData(0, 0, c.width, c.height).data, counts = {};
+    Object.keys(colours).forEach(function (k) { counts[k] = 0; });
+    for (var i = 0; i < d.length; i += 4) {
+      Object.keys(colours).forEach(function (k) {
+        var t = colours[k];
+        if (Math.abs(d[i] - t[0]) <= 2 && Math.abs(d[i + 1] - t[1]) <= 2 && Math.abs(d[i + 2] - t[2]) <= 2) counts[k]++;
+      });
+    }
+    figures.push({alt: img.alt, width: c.width, counts: counts});
+  });
+  var pre = document.createElement('pre');
+  pre.id = 'figure-check';
+  pre.textContent = JSON.stringify(figures);
+  document.body.appendChild(pre);
+});
 </script>"""
 
 
@@ -369,7 +460,11 @@ def test_report_renders_in_chromium(results: Path, tmp_path: Path) -> None:
     if browser is None:
         pytest.skip("chromium not installed (apt-get install chromium)")
     page = results / "report-check.html"  # beside report.html, so relative links resolve the same
-    page.write_text((results / "report.html").read_text().replace("</body>", CHECK + "</body>"))
+    from benchmark.report.colours import FLAGGED, system_colour
+
+    colours = {"flagged": FLAGGED, "own": system_colour("rave-unpaired"), "released": system_colour("released-rave-unpaired")}
+    check_js = CHECK.replace("COLOURS", json.dumps({k: [round(c * 255) for c in v] for k, v in colours.items()}))
+    page.write_text((results / "report.html").read_text().replace("</body>", check_js + "</body>"))
     flags = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
              "--disable-component-update", "--disable-sync", "--no-first-run", "--window-size=1280,800"]
     try:
@@ -379,7 +474,8 @@ def test_report_renders_in_chromium(results: Path, tmp_path: Path) -> None:
             subprocess.run([browser, *flags, f"--user-data-dir={profile}", f"--screenshot={shot}",
                             (results / "report.html").resolve().as_uri()], check=True, capture_output=True,
                            timeout=120, env=env)
-            dom = subprocess.run([browser, *flags, f"--user-data-dir={profile}", "--dump-dom", page.resolve().as_uri()],
+            dom = subprocess.run([browser, *flags, f"--user-data-dir={profile}", "--virtual-time-budget=20000",
+                                  "--dump-dom", page.resolve().as_uri()],
                                  check=True, capture_output=True, text=True, timeout=120, env=env).stdout
             img = np.asarray(Image.open(shot).convert("L"))
     finally:
@@ -394,6 +490,13 @@ def test_report_renders_in_chromium(results: Path, tmp_path: Path) -> None:
     assert check["nan"] is False
     assert check["unlinked"] == [], check["unlinked"]  # every table but the image grids links its raw data
     assert 'class="grid"' in dom and dom.count('src="data:image/png;base64,') == 5 and "psnr ↑" in dom
+    figures = {f["alt"]: f for f in json.loads(html.unescape(
+        re.search(r'<pre id="figure-check">(.*?)</pre>', dom, re.DOTALL).group(1)))}
+    for alt in ("metric bars baid", "quality against cost baid"):  # the flagged system grey, as rendered
+        counts = figures[alt]["counts"]
+        assert figures[alt]["width"] > 500 and counts["flagged"] > 50 and counts["released"] > 50, (alt, counts)
+        assert counts["own"] == 0, (alt, counts)
+    assert figures["inference speed"]["counts"]["own"] == 0
 
 
 def test_labels_say_skipped_and_training_free() -> None:

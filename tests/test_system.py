@@ -77,5 +77,7 @@ def test_compare_resolves_operators_and_every_trained_method(tmp_path: Path) -> 
     from benchmark.commands.evaluate import _resolve_systems
 
     (tmp_path / "train" / "zero-dce-unpaired" / "seed-0").mkdir(parents=True)
-    systems = _resolve_systems("clahe,zero-dce", "trained", ResultsStore(tmp_path))
-    assert systems == [System.parse("clahe"), System.trained("zero-dce", "unpaired", 0)]
+    systems, untrained = _resolve_systems("clahe,zero-dce,rave", "trained", ResultsStore(tmp_path))
+    assert systems == [System.parse("clahe"), System.trained("zero-dce", "unpaired", 0)] and untrained == ["rave"]
+    released, _ = _resolve_systems("rave,latent-prompt", "released", ResultsStore(tmp_path))  # the papers' names
+    assert [s.name for s in released] == ["released-rave-unpaired", "released-latent-prompt-unpaired"]

@@ -25,10 +25,11 @@ from methods.data import (
     reference_embeddings,
 )
 from methods.encoders import load_encoder
-from methods.network import load_enhancer
+from methods.fidelity import LEDGER
+from methods.network import EnhanceNet, load_enhancer
 from methods.registry import METHODS
 from methods.run_files import TrainingDiverged
-from methods.training import train_method
+from methods.train_api import train_method
 
 pytestmark = pytest.mark.usefixtures("embedding_cache")  # tests/conftest.py: a fresh cache per module
 
@@ -108,7 +109,8 @@ def test_clip_lit_end_to_end_with_tiny_clip(small: dict[str, Path], tmp_path: Pa
     run = tmp_path / "clip-lit"
     args = ["train", "--method", "clip-lit", "--backlit", str(small["backlit"]), "--welllit", str(small["welllit"]),
             "--encoder", "tiny-clip-random", "--identity-encoder", "effnet-lite0", "--iters", "24", "--out", str(run),
-            "--crop", "32", "--batch-size", "2", "-q", "--guidance-lr", "1e-3", "--fidelity", "ranking_order=old-then-new"]
+            "--crop", "32", "--batch-size", "2", "-q", "--guidance-lr", "1e-3", "--fidelity", "ranking_order=old-then-new",
+            "--fidelity", "clip_lit_start=scratch"]
     for key, value in TINY.items():
         if key not in ("crop", "batch_size"):
             args += ["--set", f"{key}={value}"]
@@ -157,7 +159,8 @@ def test_clip_lit_refused_with_image_only_encoder(small: dict[str, Path], tmp_pa
 @pytest.mark.parametrize("method, encoder", [("clip-lit", "tiny-clip-random"), ("rave", "effnet-lite0")])
 def test_killed_and_resumed_run_is_bit_identical(method: str, encoder: str, small: dict[str, Path], tmp_path: Path) -> None:
     kw = {"encoder": encoder, "identity_encoder": "effnet-lite0", "iters": 20, "progress": False, "seed": 3,
-          "overrides": {**TINY, "snapshot_every": 3, "snapshot_window": 4}}  # best snapshots within the kill window
+          "overrides": {**TINY, "snapshot_every": 3, "snapshot_window": 4},  # best snapshots within the kill window
+          "fidelity": {"clip_lit_start": "scratch"}}
     train_method(method, small["backlit"], small["welllit"], tmp_path / "straight", **kw)
     stopped = train_method(method, small["backlit"], small["welllit"], tmp_path / "resumed", stop_after=11, **kw)
     assert stopped["status"] == "stopped" and len(_log(tmp_path / "resumed")) == 11  # killed after 11, checkpoint at 8
@@ -244,8 +247,7 @@ def test_best_snapshot_is_exported(small: dict[str, Path], tmp_path: Path) -> No
 
 
 def test_fidelity_switches_reach_the_run(small: dict[str, Path], tmp_path: Path) -> None:
-    alternative = {"ranking_order": "old-then-new", "snapshot": "last", "vocabulary": "token-ids", "ssim_channel": "rgb",
-                   "clip_precision": "fp32", "warmup_monitor": "luma", "resize_filter": "bilinear"}
+    alternative = {e.name: e.alternative for e in LEDGER}
     kw = {"encoder": "tiny-clip-random", "identity_encoder": "effnet-lite0", "iters": 14, "overrides": TINY,
           "progress": False}
     summary = train_method("clip-lit", small["backlit"], small["welllit"], tmp_path, fidelity=alternative, **kw)
@@ -279,7 +281,7 @@ def test_lanczos_resize_is_pils(small: dict[str, Path]) -> None:
 
 
 def test_nan_loss_stops_and_keeps_last_checkpoint(small: dict[str, Path], tmp_path: Path, monkeypatch) -> None:
-    from methods import trainer
+    from methods import guided_training as trainer
 
     calls = {"n": 0}
     real = trainer.identity_loss
@@ -296,14 +298,128 @@ def test_nan_loss_stops_and_keeps_last_checkpoint(small: dict[str, Path], tmp_pa
     assert not (tmp_path / "enhancer.pth").exists()
 
 
-def test_warmup_reinitialisation_rule(small: dict[str, Path], tmp_path: Path) -> None:
+def test_warmup_reinitialisation_rule_and_cap(small: dict[str, Path], tmp_path: Path) -> None:
+    """Fidelity switch ``reinit_cap``: upstream re-initialises as long as the rule fires; ``capped`` stops
+    after max_reinits and ends the warm-up with a warning."""
     over = {**TINY, "warmup_iters": 4, "reinit_after": 2, "psnr_window": 2, "psnr_min": 200.0, "reinit_extension": 3,
             "max_reinits": 2}
+    kw = {"encoder": "effnet-lite0", "iters": 14, "overrides": over, "progress": False}
     with pytest.warns(UserWarning, match=r"warm-up ended with PSNR\(out, in\) .* after 2 re-initialisations"):
-        summary = train_method("rave", small["backlit"], small["welllit"], tmp_path, encoder="effnet-lite0", iters=14,
-                               overrides=over, progress=False)
+        summary = train_method("rave", small["backlit"], small["welllit"], tmp_path / "capped", **kw,
+                               fidelity={"reinit_cap": "capped"})
     # PSNR never reaches 200 dB: re-initialised at warm-up iterations 3 and 6, each adding 3 iterations
     assert summary["reinits"] == 2 and summary["iterations"]["warmup"] == 4 + 2 * 3
+    uncapped = train_method("rave", small["backlit"], small["welllit"], tmp_path / "uncapped", **kw)
+    # every third warm-up iteration re-initialises and adds 3 more: the warm-up never ends within 14
+    assert uncapped["fidelity"]["reinit_cap"] == "uncapped"
+    assert uncapped["reinits"] == 4 and uncapped["iterations"] == {"total": 14, "warmup": 14}
+
+
+def test_round_extension_reads_upstreams_loss(small: dict[str, Path], tmp_path: Path) -> None:
+    """Fidelity switch ``round_extension``, on the same losses: with a threshold between RAVE's
+    320 x guidance + 22.5 x identity and its training loss (1920 x guidance + ...) at the end of round 0,
+    upstream's reading does not extend the round and the training-loss reading does."""
+    from methods.losses import W_GUIDANCE, W_IDENTITY
+
+    kw = {"encoder": "effnet-lite0", "iters": 10, "progress": False}
+    train_method("rave", small["backlit"], small["welllit"], tmp_path / "probe", overrides=TINY, **kw)
+    end = [r for r in _log(tmp_path / "probe") if r["phase"] == "enhance"][TINY["enhancer_iters"] - 1]
+    upstream = W_GUIDANCE * float(end["guidance"]) + W_IDENTITY * float(end["identity"])
+    trained = float(end["loss"])
+    assert trained == pytest.approx(6 * W_GUIDANCE * float(end["guidance"]) + W_IDENTITY * float(end["identity"]),
+                                    rel=1e-4) and trained > upstream + 1
+    over = {**TINY, "train_threshold": (upstream + trained) / 2, "train_extension": 2}
+    runs = {sw: train_method("rave", small["backlit"], small["welllit"], tmp_path / sw, overrides=over, **kw,
+                             fidelity={"round_extension": sw}) for sw in ("guidance-320", "training-loss")}
+    assert runs["guidance-320"]["extensions"]["enhance"] == 0 and runs["guidance-320"]["rounds"] == 2
+    assert runs["training-loss"]["extensions"]["enhance"] >= 1
+    rows = {sw: _log(tmp_path / sw) for sw in runs}
+    assert rows["guidance-320"][:7] == rows["training-loss"][:7] == _log(tmp_path / "probe")[:7]  # same losses
+    assert rows["training-loss"][7]["round"] == "0" and rows["guidance-320"][7]["round"] == "1"
+
+
+def _released_init_files(folder: Path, width: int) -> dict[str, Path]:
+    """Stand-ins shaped like upstream's init_enhancement_model.pth (DataParallel keys) and init_prompt_pair.pth."""
+    folder.mkdir()
+    files = {"init_enhancer": folder / "init_enhancement_model.pth", "init_prompts": folder / "init_prompt_pair.pth"}
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(5)
+        net = EnhanceNet("zeros")
+        torch.save({f"module.{k}": v for k, v in net.state_dict().items()}, files["init_enhancer"])
+        torch.save({"module.embedding_prompt": torch.randn(2, 77, width)}, files["init_prompts"])
+    return files
+
+
+def test_clip_lit_start(small: dict[str, Path], tmp_path: Path) -> None:
+    """Fidelity switch ``clip_lit_start``: upstream's default starts from the released init files (no CE,
+    no warm-up) and is skipped with the reason when they are missing; ``scratch`` runs CE and warm-up.
+    train_summary.json's ``start`` says which."""
+    from backlit_core.hashing import sha256_of
+
+    kw = {"encoder": "tiny-clip-random", "identity_encoder": "effnet-lite0", "iters": 1, "overrides": TINY,
+          "progress": False}
+    missing = train_method("clip-lit", small["backlit"], small["welllit"], tmp_path / "missing", **kw)
+    assert missing["status"] == "skipped" and "init_enhancement_model.pth" in missing["reason"]
+    assert "clip_lit_start: scratch" in missing["reason"] and "\n" not in missing["reason"]
+    assert json.loads((tmp_path / "missing" / "train_summary.json").read_text())["status"] == "skipped"
+    files = _released_init_files(tmp_path / "init", 64)
+    no_prompts = train_method("clip-lit", small["backlit"], small["welllit"], tmp_path / "no-prompts", **{
+        **kw, "overrides": {**TINY, "init_enhancer": str(files["init_enhancer"])}})
+    assert no_prompts["status"] == "skipped" and "init_prompt_pair.pth" in no_prompts["reason"]
+
+    def registry(name: str) -> Path:  # the caller's weights registry (benchmark.weights.resolve_weights)
+        if name != "clip-lit-init":
+            raise KeyError(name)
+        return files["init_enhancer"]
+
+    released = train_method("clip-lit", small["backlit"], small["welllit"], tmp_path / "released", **{
+        **kw, "overrides": {**TINY, "init_prompts": str(files["init_prompts"])}, "find_weights": registry})
+    assert released["status"] == "done" and released["iterations"] == {"total": 1, "enhance": 1}
+    assert released["start"] == {"from": "released-init",
+                                 "enhancer": {"file": "init_enhancement_model.pth",
+                                              "sha256": sha256_of(files["init_enhancer"])},
+                                 "prompts": {"file": "init_prompt_pair.pth", "sha256": sha256_of(files["init_prompts"])}}
+    ckpt = torch.load(tmp_path / "released" / "checkpoint.pt", weights_only=True)
+    pair = torch.load(files["init_prompts"], weights_only=True)["module.embedding_prompt"]
+    assert torch.equal(ckpt["guidance"]["prompts"], pair[:, :18])  # frozen in the enhancer step
+    init = torch.load(files["init_enhancer"], weights_only=True)
+    moved = max((ckpt["enhancer"][k] - init[f"module.{k}"]).abs().max().item() for k in ckpt["enhancer"])
+    assert 0 < moved < 1e-3  # one Adam step (lr 2e-5) from the released init, not a fresh network
+
+    scratch = train_method("clip-lit", small["backlit"], small["welllit"], tmp_path / "scratch", **{
+        **kw, "iters": 7, "fidelity": {"clip_lit_start": "scratch"}})
+    assert scratch["start"] == {"from": "scratch"}
+    assert scratch["iterations"] == {"total": 7, "ce_init": 3, "warmup": 3, "enhance": 1}
+
+
+def test_latent_schedule_literal_reading(small: dict[str, Path], tmp_path: Path, monkeypatch) -> None:
+    """Fidelity switch ``latent_schedule``: read literally, RAVE train.py does not count CE, so the warm-up
+    monitor runs on into the first enhancer round (PSNR logged there), no result is recorded until the
+    counter passes ce + warm-up, and the first prompt rounds rank backlit > well-lit only (2 scores);
+    the default ranks one, then two result sets (3, then 4 scores)."""
+    from methods import guided_training
+    from methods import losses as L
+
+    calls: list[int] = []
+
+    def counting(*p: torch.Tensor, order: str = "new-then-old") -> torch.Tensor:
+        calls.append(len(p))
+        return L.ranking_loss(*p, order=order)
+
+    monkeypatch.setattr(guided_training, "ranking_loss", counting)
+    kw = {"iters": 30, "progress": False, "overrides": {**TINY, "snapshot_every": 2, "snapshot_window": 3}}
+    scores, psnr_rows = {}, {}
+    for reading in ("clip-lit-style", "literal"):
+        calls.clear()
+        summary = train_method("latent-prompt", small["backlit"], small["welllit"], tmp_path / reading, **kw,
+                               fidelity={"latent_schedule": reading})
+        assert summary["status"] == "done" and summary["fidelity"]["latent_schedule"] == reading
+        scores[reading] = list(calls)
+        psnr_rows[reading] = [int(r["iter"]) for r in _log(tmp_path / reading) if r["phase"] == "enhance" and r["psnr"]]
+    # phases: CE 1-3, warm-up 4-6, then rounds of 4 enhancer + 3 prompt iterations
+    assert scores["clip-lit-style"] == [3] * 3 + [4] * 6
+    assert scores["literal"] == [2] * 6 + [4] * 3  # slot 0 stays empty until the third enhancer round
+    assert psnr_rows["clip-lit-style"] == [] and psnr_rows["literal"] == [7, 8, 9]  # counter 3..5 < ce + warm-up
 
 
 def test_invalid_names_and_numbers(small: dict[str, Path], tmp_path: Path) -> None:

@@ -9,6 +9,8 @@ from pathlib import Path
 import click
 from click_didyoumean import DYMGroup
 
+from benchmark.data.folder import LAYOUTS_HELP
+
 
 def _errors():  # the exceptions every subcommand turns into a clean message
     from backlit_core.registry import UnknownNameError
@@ -62,58 +64,81 @@ def prepare_dataset(name: str, root: Path | None) -> None:
     click.echo(str(dest))
 
 
-def _describe(folder: Path) -> None:
-    """Print input / ground-truth counts and pairing problems of a standard-layout folder."""
-    from benchmark.data.pairs import images_in, match
+def _describe(folders: dict[str, Path]) -> int:
+    """Print where each standard-layout folder comes from, input / ground-truth counts and pairing problems
+    (duplicates, missing or orphan ground truth, unreadable headers, sizes that differ); the number of pairs
+    of different sizes."""
+    from backlit_core.image_io import list_images
+    from benchmark.data.cards import PAIRS
+    from benchmark.data.pairs import match, size_mismatch
 
-    for split, (inp, gt) in (("train", ("train/backlit", "train/welllit-paired")), ("test", ("test/input", "test/gt"))):
-        if not (folder / inp).is_dir():
+    for target, folder in folders.items():
+        click.echo(f"{target:24s} <- {folder} ({len(list_images(folder))} images)")
+    mismatched = 0
+    for inp, gt in PAIRS:
+        if inp not in folders:
             continue
-        has_gt = (folder / gt).is_dir()
-        rep = match(images_in(folder / inp), images_in(folder / gt) if has_gt else None)
-        with_gt = f"{len(rep.pairs) - len(rep.missing_gt)} with ground truth" if has_gt else "no ground truth"
-        click.echo(f"{split}: {len(rep.pairs)} inputs, {with_gt}")
+        rep = match(list_images(folders[inp]), list_images(folders[gt]) if gt in folders else None)
+        with_gt = f"{len(rep.pairs) - len(rep.missing_gt)} with ground truth" if gt in folders else "no ground truth"
+        click.echo(f"{inp.split('/')[0]}: {len(rep.pairs)} inputs, {with_gt}")
         for line in rep.problems():
             click.echo(f"  {line}")
+        for i, g in ((i, g) for i, g in rep.pairs if g is not None):
+            try:
+                problem = size_mismatch(i, g)
+            except _errors() as exc:  # an unreadable header: the manifest check says more
+                problem = str(exc)
+            if problem:
+                click.echo(f"  {problem}")
+                mismatched += problem.startswith("size mismatch")
+    return mismatched
 
 
-@datasets.command("verify")
+@datasets.command("verify", epilog="\b\n" + LAYOUTS_HELP)
 @click.argument("name_or_dir")
 @click.option("--manifest", type=click.Path(dir_okay=False, exists=True, path_type=Path),
               help="Check against this manifest (default: the card's, if it has one).")
 @click.option("--write-manifest", type=click.Path(dir_okay=False, path_type=Path),
               help="Write the sha256 of every file of your copy to this file.")
 def verify_dataset(name_or_dir: str, manifest: Path | None, write_manifest: Path | None) -> None:
-    """Check a prepared dataset (NAME) or a standard-layout folder (DIR): counts, pairing, sha256."""
+    """Check a dataset (NAME) or a folder (DIR, in a layout below): what is where, counts, pairing, sizes, sha256.
+
+    Exits 1 when a pair's sizes differ or files differ from the manifest. Manifest paths are standard-layout
+    paths (test/input/<file>), so one manifest checks a folder and the dataset prepared from it."""
     from benchmark.data import dataset_dir, load_card
+    from benchmark.data.folder import detect
     from benchmark.data.manifest import build_manifest, layout_files, read_manifest, verify_manifest
     from benchmark.data.manifest import write_manifest as write
-    from benchmark.data.prepare import is_path_like
+    from benchmark.data.prepare import card_folder, is_path_like
 
     try:
         if is_path_like(name_or_dir) or Path(name_or_dir).is_dir():
             folder = Path(name_or_dir)
+            if not folder.is_dir():
+                raise click.ClickException(f"{folder}: no such directory")
         else:
             card = load_card(name_or_dir)
             folder = dataset_dir(card.name)
+            if not folder.is_dir() and card.kind == "folder":
+                folder = card_folder(card)  # not prepared: the card's own folder
             manifest = manifest or (card.manifest if card.manifest and card.manifest.is_file() else None)
-        files = layout_files(folder) if folder.is_dir() else []
-        if not files:
-            raise click.ClickException(f"{folder}: no files in the standard layout (train/..., test/...); "
-                                       f"prepare it first: bench datasets prepare {name_or_dir}")
-        _describe(folder)
-        result = verify_manifest(folder, read_manifest(manifest)) if manifest else None
+        if not folder.is_dir():
+            raise click.ClickException(f"{folder}: not found; prepare it first: bench datasets prepare {name_or_dir}")
+        folders = detect(folder)
+        files = layout_files(folders)
+        mismatched = _describe(folders)
+        result = verify_manifest(folders, read_manifest(manifest)) if manifest else None
         if result is not None:
             click.echo(f"manifest {manifest}: {result.summary()}")
         else:
             click.echo(f"no manifest to check against ({len(files)} files); record one with --write-manifest FILE")
         if write_manifest is not None:
-            write(write_manifest, build_manifest(folder), title=f"sha256 of {folder.name}; check with: "
+            write(write_manifest, build_manifest(folders), title=f"sha256 of {folder.name}; check with: "
                   f"bench datasets verify {name_or_dir} --manifest {write_manifest}")
             click.echo(f"wrote {write_manifest} ({len(files)} files)")
     except _errors() as exc:
         raise click.ClickException(str(exc)) from None
-    if result is not None and not result.ok:
+    if mismatched or (result is not None and not result.ok):
         sys.exit(1)
 
 

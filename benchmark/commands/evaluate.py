@@ -2,12 +2,14 @@
 from __future__ import annotations
 
 import json
+import textwrap
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import click
 
+from benchmark.data.folder import LAYOUTS_HELP
 from benchmark.results_store import ResultsStore
 from benchmark.system import System
 
@@ -16,6 +18,14 @@ if TYPE_CHECKING:
     from benchmark.report.data import Results
 
 FORMATS = ("table", "csv", "markdown", "json")
+EPILOG = "\b\n" + LAYOUTS_HELP  # \b: click keeps the lines as they are
+TABLE_WIDTH = 120  # terminal tables wrap to this width (or the terminal's, if narrower); files keep every column
+
+
+def _width() -> int:
+    import shutil
+
+    return min(shutil.get_terminal_size((TABLE_WIDTH, 24)).columns, TABLE_WIDTH)
 
 
 def _metric_options(f: Callable) -> Callable:
@@ -53,8 +63,9 @@ def _save_provenance(store: ResultsStore, bootstrap_seed: int | None = None) -> 
     store.write_provenance(bootstrap_seed=bootstrap_seed, profile=_params().get("profile"))
 
 
-@click.command()
-@click.option("--dataset", "-d", required=True, help="Dataset name (datasets/data/<name>) or a directory.")
+@click.command(epilog=EPILOG)
+@click.option("--dataset", "-d", required=True,
+              help="Dataset name (datasets/data/<name>) or a directory (layouts below).")
 @click.option("--system", "-s", required=True, help="System name: <method>-<regime>, released-<weights>, input, ...")
 @click.option("--seed", type=click.IntRange(min=0), default=None, help="Training seed of a trained system.")
 @click.option("--enhanced", "-e", type=click.Path(exists=True, file_okay=False), default=None,
@@ -82,31 +93,45 @@ def evaluate(dataset: str, system: str, seed: int | None, enhanced: str | None, 
     if result.skipped:
         click.echo(f"{label}: skipped ({result.skipped})")
         return
-    click.echo(f"{label}: {result.scores['image'].nunique()} images scored -> {sys_.scores_csv(store.root, test.name)}")
+    ok = [n for n, st in result.metrics.items() if st["status"] == "ok"]
+    scored = min((result.scored(n) for n in ok), default=0)
+    click.echo(f"{label}: {scored} scored / {result.given} given -> {sys_.scores_csv(store.root, test.name)}")
     means = result.scores.groupby("metric")["value"].mean()
     for name, st in result.metrics.items():
-        shown = f"{means[name]:.4f}" if name in means else f"{st['status']}: {st.get('reason', '')}"
+        shown = f"{means[name]:.4f}  ({result.scored(name)} scored / {result.given} given)" if name in means \
+            else f"{st['status']}: {st.get('reason', '')}"
         click.echo(f"  {name:18s} {shown}")
-    for f in result.failed:
-        click.echo(f"  failed {f['image']} {f['metric']}: {f['error']}", err=True)
+    _echo_dropped(label, result.failed)
 
 
-def _resolve_systems(methods: str, weights: str, store: ResultsStore) -> list[System]:
-    """``--methods`` -> systems: released names, or method names (trained runs, one per seed; training-free
-    operators), run names or ``all`` (every training run)."""
-    from backlit_core.registry import unknown_name_message
-    from benchmark.weights import RELEASED
+def _echo_dropped(label: str, failed: list[dict[str, str]], known: dict[str, str] | None = None) -> None:
+    """One line per dropped image (the metrics it lost and why), except pair problems already printed
+    (``known``: image -> why its ground truth is unusable)."""
+    by_image: dict[str, tuple[list[str], str]] = {}
+    for f in failed:
+        if known and f["image"] in known and ("size mismatch" in f["error"] or "ground truth" in f["error"]):
+            continue
+        by_image.setdefault(f["image"], ([], f["error"]))[0].append(f["metric"])
+    for image, (names, error) in by_image.items():
+        click.echo(f"{label}: dropped {image} from {', '.join(names)}: {error}", err=True)
+
+
+def _resolve_systems(methods: str, weights: str, store: ResultsStore) -> tuple[list[System], list[str]]:
+    """``--methods`` -> (systems, method names without a training run): released names or aliases, or method
+    names (trained runs, one per seed; training-free operators), run names or ``all`` (every training run)."""
+    from backlit_core.registry import UnknownNameError, unknown_name_message
+    from benchmark.weights import RELEASED, released
     from methods.registry import METHODS
 
     names = [m.strip() for m in methods.split(",") if m.strip()]
     if weights == "released":
-        names = list(RELEASED) if names == ["all"] else names
-        for n in names:
-            if n not in RELEASED:
-                raise click.BadParameter(unknown_name_message("released weights", n, list(RELEASED)), param_hint="--methods")
-        return [System.released(n) for n in names]
+        try:
+            return [System.released(released(n).name) for n in (list(RELEASED) if names == ["all"] else names)], []
+        except UnknownNameError as exc:
+            raise click.BadParameter(str(exc), param_hint="--methods") from None
     runs = sorted(p.name for p in (store.root / "train").glob("*") if p.is_dir())
     out: list[System] = []
+    missing: list[str] = []
     for n in names:
         if n in METHODS and METHODS.get(n).kind == "training-free":
             out.append(System.parse(n))
@@ -115,10 +140,57 @@ def _resolve_systems(methods: str, weights: str, store: ResultsStore) -> list[Sy
         if not match and n not in METHODS and n != "all":
             raise click.BadParameter(unknown_name_message("method", n, METHODS.names() + runs), param_hint="--methods")
         if not match:
-            click.echo(f"note: no training run for {n!r} under {store.root / 'train'} (run `bench train` or `dvc repro`)",
-                       err=True)
+            missing.append(n)
         out += [s for r in match for s in store.trained_systems(r)]
-    return list(dict.fromkeys(out))
+    return list(dict.fromkeys(out)), missing
+
+
+def _training_hint(methods: list[str], store: ResultsStore) -> str:
+    """One line: how to train ``methods`` (or ``all``) for the comparison, how long the committed run took for
+    them, and the released models to compare instead."""
+    from benchmark.weights import ALIASES, RELEASED
+    from methods.registry import METHODS
+
+    params = _params()
+    seeds, regimes = params.get("seeds") or [0], params.get("regimes") or ["unpaired"]
+    listed = params.get("methods") or []
+    everything = methods == ["all"]
+    names = list(listed) if everything else methods
+    absent = [m for m in names if m not in listed]
+    how = "`dvc repro`" if everything else "`dvc repro --glob " + " ".join(
+        f"'train@{m}-{r}-*'" for m in names for r in regimes) + "`" + (
+        f" after adding {', '.join(absent)} to params.yaml methods" if absent else "")
+    facts = [f"{len(seeds)} seed{'s' * (len(seeds) > 1)}"]
+    seconds, cores = _committed_training_s(names, regimes, seeds)
+    if seconds:
+        on = f" on the {'/'.join(map(str, sorted(cores)))}-core CPU of the committed run" if cores else ""
+        facts.append(f"about {max(1, round(seconds / 60))} min of training{on}")
+    text_only = [m for m in names if m in METHODS and METHODS.get(m).needs_text]
+    guidance = str((params.get("encoders") or {}).get("guidance", ""))
+    if text_only and not guidance.startswith("clip:"):
+        facts.append(f"{', '.join(text_only)} needs a CLIP text encoder, so the image-only {guidance} skips it")
+    which = "" if everything else f" of {', '.join(methods)}"
+    line = f"no training runs{which} in {store.root / 'train'}: train with {how} ({'; '.join(facts)})"
+    if everything or all(m in RELEASED or m in ALIASES for m in methods):
+        line += f", or compare the released models: `bench compare --methods {','.join(methods)} --weights released`"
+    return line
+
+
+def _committed_training_s(methods: list[str], regimes: list[str], seeds: list[int]) -> tuple[float, set[int]]:
+    """Seconds the project's committed run (``results/timing/train``) took to train ``methods`` in ``regimes``
+    for ``len(seeds)`` seeds (mean of its finished runs per seed), and the CPU core counts it ran on."""
+    from backlit_core.atomic import read_json
+    from backlit_core.paths import PROJECT_ROOT
+
+    seconds, cores = 0.0, set()
+    for m in methods:
+        for regime in regimes:
+            records = [read_json(System.trained(m, regime, k).train_timing_dir(PROJECT_ROOT / "results")
+                                 / "train_timing.json") for k in seeds]
+            walls = [r["wall_s"] for r in records if r.get("status") != "skipped" and r.get("wall_s")]
+            seconds += sum(walls) / len(walls) * len(seeds) if walls else 0.0
+            cores |= {r["machine"]["cpu_count"] for r in records if (r.get("machine") or {}).get("cpu_count")}
+    return seconds, cores
 
 
 def _timing(systems: list[System], store: ResultsStore, device: str, size_mp: float, repeats: int,
@@ -145,24 +217,49 @@ def _timing(systems: list[System], store: ResultsStore, device: str, size_mp: fl
 
 
 def _test_sets(datasets: tuple[str, ...]) -> list[tuple[str, TestSet]]:
-    """(argument, test set) of each ``--dataset`` (default: params data.test)."""
+    """(argument, test set) of each ``--dataset`` (default: params data.test); the embedded synthetic set is
+    prepared first when it is not (offline, seconds)."""
     from benchmark.evaluate import resolve_test_set
 
+    params = _params()
     wanted = [d.strip() for text in datasets for d in text.split(",") if d.strip()] or \
-        list(_params().get("data", {}).get("test", []))
+        list(params.get("data", {}).get("test", []))
     if not wanted:
         raise click.UsageError("no dataset: pass --dataset NAME_OR_DIR")
+    for name in wanted:
+        _prepare_synthetic(name, params)
     try:
         return [(d, resolve_test_set(d)) for d in wanted]
     except FileNotFoundError as exc:
         raise click.ClickException(str(exc)) from None
 
 
+def _prepare_synthetic(name: str, params: dict) -> None:
+    """Generate dataset ``name`` if it is a synthetic card not yet (or no longer) prepared, as the pipeline's
+    prepare stage does."""
+    import time
+
+    from benchmark.data import load_card, prepare, status
+    from benchmark.data.cards import card_names
+
+    if Path(name).is_dir() or name not in card_names():
+        return
+    card = load_card(name)
+    if card.kind != "synthetic" or status(card).state == "present":
+        return
+    t0 = time.perf_counter()
+    click.echo(f"{name}: not prepared yet; generating it (offline) ...", err=True)
+    path = prepare(name, seed=params.get("synthetic", {}).get("seed"))
+    click.echo(f"{name}: ready at {path} ({time.perf_counter() - t0:.0f} s)", err=True)
+
+
 def _run_stages(systems: list[System], tests: list[tuple[str, TestSet]], store: ResultsStore, limit: int | None,
                 device: str, options: dict) -> set[System]:
     """Enhance (as the pipeline does; a trained run without weights keeps its stored outputs) and score every
-    system and the input on every test set; the systems skipped (weights unavailable, training skipped)."""
+    system and the input on every test set; the systems skipped (weights unavailable, training skipped).
+    Every pair that loses its ground truth and every dropped image is printed."""
     from backlit_core.image_io import list_images
+    from benchmark.evaluate import pair_problems
     from benchmark.stages import enhance_settings, enhance_stage, evaluate_stage
 
     settings = enhance_settings(_params(), device)
@@ -170,15 +267,22 @@ def _run_stages(systems: list[System], tests: list[tuple[str, TestSet]], store: 
     for arg, test in tests:
         inputs = list_images(test.inputs)[:limit] if limit else list_images(test.inputs)
         scope = {"dataset_dir": arg if Path(arg).is_dir() else None, "stems": [p.stem for p in inputs], **options}
-        evaluate_stage(System.parse("input"), test.name, store, **scope)
+        problems = pair_problems(test, scope["stems"])
+        for why in problems.values():
+            click.echo(f"{test.name}: pair dropped from the full-reference metrics: {why}", err=True)
+        _echo_dropped(f"input/{test.name}", evaluate_stage(System.parse("input"), test.name, store, **scope).failed,
+                      problems)
         for system in systems:
             reason = None
             if system.source != "trained" or (system.train_dir(store.root) / "enhancer.pth").is_file():
                 reason = enhance_stage(system, test.name, inputs, store, **settings).get("skipped")
-            reason = reason or evaluate_stage(system, test.name, store, **scope).skipped
+            result = None if reason else evaluate_stage(system, test.name, store, **scope)
+            reason = reason or result.skipped
             if reason and system not in skipped:
                 skipped.add(system)
                 click.echo(f"{system.results_sub.as_posix()}: skipped ({reason})", err=True)
+            if result is not None:
+                _echo_dropped(f"{system.results_sub.as_posix()}/{test.name}", result.failed, problems)
     return skipped
 
 
@@ -196,21 +300,25 @@ def _print_tables(res: Results, tests: list[tuple[str, TestSet]], names: list[st
         else:
             table = metric_table(res, test.name, names, table_systems)
             click.echo(f"\n{test.name} ({res.n_images(test.name)} images from {res.n_scenes(test.name)} scenes)")
-            click.echo(table.markdown() if fmt == "markdown" else table.text())
+            click.echo(table.markdown() if fmt == "markdown" else table.text(_width()))
             for r in res.decisions[res.decisions["dataset"] == test.name].itertuples():
                 if r.metric in names:
-                    click.echo(f"{r.metric}: {'best ' + r.best if r.best else r.status}: {r.reason}")
+                    line = f"{r.metric}: {'best ' + r.best if r.best else r.status}: {r.reason}"
+                    click.echo(line if fmt == "markdown" else "\n".join(textwrap.wrap(line, _width(),
+                                                                                       subsequent_indent="  ")))
     if fmt == "json":
         click.echo(json.dumps(records, indent=2))
 
 
-@click.command()
+@click.command(epilog=EPILOG)
 @click.option("--methods", "-m", required=True,
               help="Comma-separated: method names (trained runs of clip-lit, rave, zero-dce, ...; training-free "
-                   "gamma, hist-eq, clahe) or run names, or released weight names with --weights released; "
-                   "`all` for every training run.")
+                   "gamma, hist-eq, clahe) or run names, or with --weights released the released models by name "
+                   "or as the papers name them (clip-lit, rave, latent-prompt; `bench weights list`); `all` for "
+                   "every training run or released model.")
 @click.option("--dataset", "-d", "datasets", multiple=True,
-              help="Dataset name or directory (repeatable, or comma-separated) [default: params.yaml data.test].")
+              help="Dataset name or directory in a layout below (repeatable, or comma-separated) [default: "
+                   "params.yaml data.test, prepared when it is the embedded synthetic set].")
 @click.option("--weights", type=click.Choice(["trained", "released"]), default="trained", show_default=True)
 @click.option("--format", "fmt", type=click.Choice(FORMATS), default="table", show_default=True)
 @click.option("--timing-mp", type=click.FloatRange(min=0.01), default=0.25, show_default=True,
@@ -233,8 +341,12 @@ def compare(methods: str, datasets: tuple[str, ...], weights: str, fmt: str, tim
 
     store = ResultsStore(Path(results))
     names = _metric_list(metrics)
-    systems = _resolve_systems(methods, weights, store)
+    systems, untrained = _resolve_systems(methods, weights, store)
     tests = _test_sets(datasets)
+    if untrained and not systems:
+        raise click.ClickException(_training_hint(untrained, store))
+    if untrained:
+        click.echo(f"note: {_training_hint(untrained, store)}", err=True)
     options = {"metrics": names, "device": device, "metric_weights": metric_weights, "force": force}
     skipped = _run_stages(systems, tests, store, limit, device, options)
     if not no_timing:

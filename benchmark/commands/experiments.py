@@ -7,7 +7,7 @@ import click
 
 
 @click.command()
-@click.option("--metric", default="psnr/mean", show_default=True,
+@click.option("--metric", default="/psnr", show_default=True,
               help="Which metrics.json leaves to print (suffix of the key path).")
 @click.option("--out", type=click.Path(dir_okay=False, path_type=Path), default=Path("results/experiments.csv"),
               show_default=True)

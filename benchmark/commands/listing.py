@@ -39,17 +39,24 @@ def _names(kind: str) -> list[str]:
         from benchmark.data import list_cards
 
         return [c.name for c in list_cards()]
-    from benchmark.weights import RELEASED
+    from benchmark.weights import RELEASED, aliases_of
 
-    return [f"{w.name} ({w.method}, {w.regime})" for w in RELEASED.values()]
+    return [f"{w.name} ({w.method}, {w.regime})" + "".join(f", alias {a}" for a in aliases_of(w.name))
+            for w in RELEASED.values()]
 
 
 @click.command("sys-info")
 def sys_info() -> None:
-    """Print versions, device and git state as JSON (what every run records)."""
+    """Print versions, device (CPU model; GPU model when present), git state and the released weights found
+    locally (with their sha256) as JSON: what every run records."""
     from backlit_core.provenance import collect_provenance
+    from benchmark.weights import RELEASED, cache_dir, local_weights
 
-    click.echo(json.dumps(collect_provenance(), indent=2, sort_keys=True))
+    record = collect_provenance()
+    found = local_weights()
+    record["weights"] = {name: {"file": str(path), "sha256": RELEASED[name].sha256} for name, path in found.items()} \
+        or f"none cached: no released model in {cache_dir()} or a mirror folder (bench weights download)"
+    click.echo(json.dumps(record, indent=2, sort_keys=True))
 
 
 @click.command("profile")

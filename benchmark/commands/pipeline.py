@@ -50,7 +50,8 @@ def prepare(dataset: str) -> None:
 def train(method: str, regime: str, seed: int) -> None:
     """Train METHOD on the training dataset in REGIME with SEED; a method that cannot run is recorded as skipped."""
     from benchmark.system import System
-    from methods.training import train_method
+    from benchmark.weights import resolve_weights
+    from methods.train_api import train_method
 
     p = _params()
     system = System.trained(method, regime, seed)
@@ -71,6 +72,7 @@ def train(method: str, regime: str, seed: int) -> None:
         provenance_file=system.train_provenance_file(RESULTS),
         threads=p.get("threads") or None,
         fidelity=p.get("fidelity") or None,
+        find_weights=resolve_weights,
     )
     if summary.get("status") == "skipped":
         click.echo(f"{system.name} seed {seed}: skipped: {summary.get('reason')}")

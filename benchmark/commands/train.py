@@ -49,9 +49,10 @@ def train(method: str, backlit: str, welllit: str | None, encoder: str, identity
           batch_size: int | None, crop: int | None, checkpoint_every: int | None, settings: tuple[str, ...],
           fidelity: tuple[str, ...], out: str, resume: bool, allow_skip: bool, quiet: bool) -> None:
     """Train METHOD; writes checkpoint.pt, enhancer.pth, train_log.csv, train_summary.json, provenance.json."""
+    from benchmark.weights import resolve_weights
     from methods.registry import METHODS
     from methods.run_files import TrainingDiverged
-    from methods.training import train_method
+    from methods.train_api import train_method
 
     if welllit is None and METHODS.get(method).kind == "clip-guided":
         raise click.BadParameter(f"{method} needs well-lit images", param_hint="--welllit")
@@ -63,7 +64,8 @@ def train(method: str, backlit: str, welllit: str | None, encoder: str, identity
     try:
         summary = train_method(method, backlit, welllit, out, encoder=encoder, identity_encoder=identity_encoder,
                                schedule=schedule, iters=iters, seed=seed, device=device, overrides=overrides,
-                               resume=resume, progress=not quiet, fidelity=_parse_set(fidelity, "--fidelity"))
+                               resume=resume, progress=not quiet, fidelity=_parse_set(fidelity, "--fidelity"),
+                               find_weights=resolve_weights)
     except (ValueError, FileNotFoundError, TrainingDiverged, RuntimeError) as exc:
         raise click.ClickException(str(exc)) from None
     if summary["status"] == "skipped":

@@ -12,21 +12,23 @@ def weights() -> None:
 
 @weights.command("list")
 def list_weights() -> None:
-    """Show every released model, its upstream source and whether it is available locally."""
-    from benchmark.weights import RELEASED, WeightsUnavailable, resolve_weights
+    """Show every released model (with the name its paper uses, where it differs), its upstream source and
+    whether it is available locally."""
+    from benchmark.weights import RELEASED, aliases_of, cached_path, local_weights
 
+    found = local_weights()
     for w in RELEASED.values():
-        try:
-            where = str(resolve_weights(w.name, allow_download=False))
-        except WeightsUnavailable:
-            where = "not local (bench weights download " + w.name + ")"
-        click.echo(f"{w.name:24s} {w.method:14s} {w.regime:9s} {w.repo}@{w.commit[:7]}:{w.path}\n{'':24s} {where}")
+        alias = ", ".join(aliases_of(w.name))
+        where = f"local: {found[w.name]}" if w.name in found else \
+            f"not local: bench weights download {w.name} (-> {cached_path(w)})"
+        click.echo(f"{w.name:24s} {w.method:14s} {w.regime:9s}{' alias: ' + alias if alias else ''}".rstrip())
+        click.echo(f"    {w.repo}@{w.commit[:7]}:{w.path}\n    {where}")
 
 
 @weights.command("download")
 @click.argument("names", nargs=-1)
 def download_weights(names: tuple[str, ...]) -> None:
-    """Fetch NAMES (default: all) into the cache, verifying sha256."""
+    """Fetch NAMES (released names or aliases; default: all) into the cache, verifying sha256."""
     from backlit_core.registry import UnknownNameError
     from benchmark.weights import RELEASED, WeightsUnavailable, resolve_weights
 

@@ -82,9 +82,24 @@ def _http_fetch(url: str, part: Path, timeout: float, size: int | None) -> None:
     except requests.RequestException as exc:
         kept = part.stat().st_size if part.is_file() else 0
         resume = f"; {kept} bytes kept in {part} (run again to resume)" if kept else ""
-        raise SourceUnavailable(f"{url}: download failed ({exc.__class__.__name__}: {exc}){resume}") from None
+        raise SourceUnavailable(f"{url}: download failed ({_why(exc, url, timeout)}){resume}") from None
     if size is not None and part.stat().st_size < size:
         raise SourceUnavailable(f"{url}: connection ended after {part.stat().st_size} of {size} bytes; run again to resume")
+
+
+def _why(exc: Exception, url: str, timeout: float) -> str:
+    """A short reason for a failed request (requests' own text nests several exceptions)."""
+    from urllib.parse import urlparse
+
+    import requests
+
+    if isinstance(exc, requests.HTTPError) and exc.response is not None:
+        return f"HTTP {exc.response.status_code} {exc.response.reason}"
+    if isinstance(exc, requests.Timeout):
+        return f"no answer within {timeout:g} s"
+    if isinstance(exc, requests.ConnectionError):
+        return f"cannot connect to {urlparse(url).hostname}: offline, or the host is unreachable"
+    return f"{exc.__class__.__name__}: {str(exc)[:200]}"
 
 
 def fetch_http(url: str, dest: str | Path, sha256: str | None = None, size: int | None = None, timeout: float = 60.0) -> Path:

@@ -1,26 +1,29 @@
-"""Recognise a user's folder of photos and map it onto the standard layout.
+"""Recognise a user's folder of photos and map it onto the standard layout: the one detector behind
+``bench compare``, ``bench evaluate``, ``bench datasets verify`` and ``bench datasets prepare``.
 
-Accepted (folder names in any letter case):
-
-- ``<inputs>/`` [+ ``<ground truth>/``] with inputs named ``low``, ``backlit`` or ``input`` and ground
-  truth named ``high``, ``welllit``, ``well-lit`` or ``gt`` -> ``test/input`` [+ ``test/gt``];
-- the same pair of folders under ``train/`` and/or ``test/`` (train ground truth ->
-  ``train/welllit-paired``; a ``train/welllit-unpaired`` folder is used as is), which includes the
-  standard layout itself;
-- a flat folder of images -> ``test/input`` (no ground truth).
+Accepted (folder names in any letter case): see :data:`LAYOUTS_HELP`. The standard layout itself
+(``train/backlit``, ``train/welllit-paired``, ``train/welllit-unpaired``, ``test/input``, ``test/gt``)
+is one case of it.
 """
 from __future__ import annotations
 
 import re
 from pathlib import Path
 
+from backlit_core.image_io import list_images
 from benchmark.data.errors import DatasetError
-from benchmark.data.pairs import images_in
 
 INPUT_NAMES = ("low", "backlit", "input")
-GT_NAMES = ("high", "welllit", "well-lit", "welllit-paired", "gt")
-_LAYOUTS_HELP = ("low/ [+ high/], backlit/ [+ welllit/], input/ [+ gt/], the same under train/ and test/ "
-                 "(the standard layout), or a flat folder of images")
+GT_NAMES = ("high", "welllit", "well-lit", "welllit-paired", "gt", "target")
+LAYOUTS_HELP = """\
+Accepted folder layouts (names in any letter case; ground truth pairs with its input by file stem):
+  DIR/low/ [+ DIR/high/]    inputs [+ ground truth]; inputs may also be named backlit/ or input/,
+                            ground truth welllit/, well-lit/, welllit-paired/, gt/ or target/
+  DIR/test/low/ [+ high/]   the same under test/ (training data in DIR/train/ beside it)
+  DIR/*.jpg                 a flat folder of images: inputs only, no-reference metrics
+A dataset name (`bench datasets list`) is a folder prepared in this layout: test/input [+ test/gt]."""
+LAYOUTS_SHORT = ("low/ [+ high/], backlit/ [+ welllit/], input/ [+ gt/ or target/], the same under test/ "
+                 "(and train/), or a flat folder of images")
 
 
 def _child(folder: Path, names: tuple[str, ...]) -> Path | None:
@@ -57,11 +60,23 @@ def detect(folder: str | Path) -> dict[str, Path]:
     if test is not None:
         found |= _pair(test, "test/input", "test/gt")
     found = found or _pair(folder, "test/input", "test/gt")
-    if not found and images_in(folder):
+    if not found and list_images(folder):
         found = {"test/input": folder}
     if not found:
-        raise DatasetError(f"{folder}: no images in a recognised layout; use {_LAYOUTS_HELP}")
+        raise DatasetError(f"{folder}: no images in a recognised layout; use {LAYOUTS_SHORT}")
     return found
+
+
+def test_folders(folder: str | Path) -> tuple[Path, Path | None]:
+    """(test inputs, ground truth or None) of a user folder or a prepared dataset; raise when it has no test
+    inputs."""
+    found = detect(folder)
+    if "test/input" not in found:
+        raise DatasetError(f"{folder}: no test images found (only {', '.join(found)}); use {LAYOUTS_SHORT}")
+    return found["test/input"], found.get("test/gt")
+
+
+test_folders.__test__ = False  # type: ignore[attr-defined]  # not a pytest test despite the name
 
 
 def slug(folder: str | Path) -> str:

@@ -15,9 +15,10 @@ from pathlib import Path
 from typing import Any
 
 from backlit_core.atomic import write_json
+from backlit_core.image_io import list_images
 from benchmark.data.cards import PAIRS, TARGETS
 from benchmark.data.errors import DatasetError
-from benchmark.data.pairs import PairReport, images_in, match
+from benchmark.data.pairs import PairReport, match
 
 STAMP = "prepared.json"
 _SKIP_DIRS = {"__macosx", ".git", ".dvc"}
@@ -77,7 +78,7 @@ def materialise(folders: dict[str, Path], dest: Path, extra: dict[str, Any] | No
     for inp, gt in PAIRS:
         if inp not in folders:
             continue
-        rep: PairReport = match(images_in(folders[inp]), images_in(folders[gt]) if gt in folders else None)
+        rep: PairReport = match(list_images(folders[inp]), list_images(folders[gt]) if gt in folders else None)
         for src, gt_src in rep.pairs:
             _place(src, tmp / inp / src.name)
             if gt_src is not None:
@@ -87,7 +88,7 @@ def materialise(folders: dict[str, Path], dest: Path, extra: dict[str, Any] | No
             counts[gt] = len(rep.pairs) - len(rep.missing_gt)
         reports[inp.split("/")[0]] = rep.as_dict()
     if "train/welllit-unpaired" in folders:
-        files = images_in(folders["train/welllit-unpaired"])
+        files = list_images(folders["train/welllit-unpaired"])
         for src in files:
             _place(src, tmp / "train/welllit-unpaired" / src.name)
         counts["train/welllit-unpaired"] = len(files)

@@ -1,6 +1,11 @@
-"""sha256 manifests of a standard-layout dataset (``sha256sum``-compatible text: ``<hex>  <path>``)."""
+"""sha256 manifests of a dataset (``sha256sum``-compatible text: ``<hex>  <path>``).
+
+Paths are standard-layout paths (``test/input/<file>``), also for a user folder in another layout of
+:mod:`benchmark.data.folder`, so one manifest checks a folder and the dataset prepared from it alike.
+"""
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -9,20 +14,27 @@ from backlit_core.hashing import sha256_of
 from benchmark.data.cards import TARGETS
 from benchmark.data.errors import DatasetError
 
+Folders = Path | Mapping[str, Path]  # a standard-layout folder, or {standard target: folder}
 
-def layout_files(dataset: Path) -> list[str]:
+
+def _targets(dataset: Folders) -> dict[str, Path]:
+    return dict(dataset) if isinstance(dataset, Mapping) else {t: Path(dataset) / t for t in TARGETS}
+
+
+def _files(dataset: Folders) -> dict[str, Path]:
+    """Standard-layout relative path -> file, for every file in the layout's folders."""
+    return {f"{target}/{p.name}": p for target, folder in _targets(dataset).items() if folder.is_dir()
+            for p in folder.iterdir() if p.is_file() and not p.name.startswith(".")}
+
+
+def layout_files(dataset: Folders) -> list[str]:
     """Every file under the standard-layout folders of ``dataset``, as sorted posix relative paths."""
-    out = []
-    for target in TARGETS:
-        folder = dataset / target
-        if folder.is_dir():
-            out += [p.relative_to(dataset).as_posix() for p in folder.iterdir() if p.is_file() and not p.name.startswith(".")]
-    return sorted(out)
+    return sorted(_files(dataset))
 
 
-def build_manifest(dataset: Path) -> dict[str, str]:
+def build_manifest(dataset: Folders) -> dict[str, str]:
     """relative path -> sha256 for every standard-layout file of ``dataset``."""
-    return {rel: sha256_of(dataset / rel) for rel in layout_files(dataset)}
+    return {rel: sha256_of(path) for rel, path in sorted(_files(dataset).items())}
 
 
 def write_manifest(file: str | Path, entries: dict[str, str], title: str = "") -> Path:
@@ -76,15 +88,15 @@ class Verification:
         return "; ".join(parts)
 
 
-def verify_manifest(dataset: Path, entries: dict[str, str]) -> Verification:
+def verify_manifest(dataset: Folders, entries: dict[str, str]) -> Verification:
     """Compare the standard-layout files of ``dataset`` with ``entries``."""
-    present = set(layout_files(dataset))
-    result = Verification(extra=sorted(present - set(entries)))
+    present = _files(dataset)
+    result = Verification(extra=sorted(set(present) - set(entries)))
     for rel, sha in sorted(entries.items()):
         if rel not in present:
             result.missing.append(rel)
             continue
         result.checked += 1
-        if sha256_of(dataset / rel) != sha:
+        if sha256_of(present[rel]) != sha:
             result.corrupted.append(rel)
     return result

@@ -1,4 +1,4 @@
-"""Image listing, duplicate removal and input/ground-truth matching by file stem.
+"""Duplicate removal and input/ground-truth matching by file stem.
 
 Known upstream problems handled here: duplicate copies named like ``0152(2).png`` (BAID test; one
 copy per stem is kept: the plain name, else ``(1)``, else the lowest number), upper-case extensions
@@ -11,19 +11,12 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from backlit_core.image_io import IMAGE_EXTENSIONS
+from backlit_core.image_io import list_images
 from benchmark.data.errors import DatasetError
+from benchmark.data.folder import test_folders
 
 log = logging.getLogger("benchmark.data")
 _COPY_RE = re.compile(r"^(?P<base>.*?)\s*\((?P<n>\d+)\)$")
-
-
-def images_in(folder: Path) -> list[Path]:
-    """Image files directly inside ``folder`` (any extension case), sorted by name; no torch import."""
-    if not folder.is_dir():
-        raise DatasetError(f"{folder}: not a directory")
-    return sorted((p for p in folder.iterdir() if p.is_file() and not p.name.startswith(".")
-                   and p.suffix.lower() in IMAGE_EXTENSIONS), key=lambda p: p.name)
 
 
 def stem_key(path: Path) -> tuple[str, int]:
@@ -99,23 +92,33 @@ def image_size(path: Path) -> tuple[int, int]:
     return (h, w) if orientation in (5, 6, 7, 8) else (w, h)
 
 
+def size_mismatch(inp: Path, gt: Path) -> str | None:
+    """``size mismatch: <input> is WxH but its ground truth <gt> is WxH`` when the two differ (read from the
+    headers; :class:`DatasetError` when one cannot be read), else None."""
+    a, b = image_size(inp), image_size(gt)
+    if a == b:
+        return None
+    return f"size mismatch: {inp} is {a[0]}x{a[1]} but its ground truth {gt} is {b[0]}x{b[1]} (width x height)"
+
+
 def test_pairs(dataset: str | Path, check_sizes: bool = True) -> list[tuple[Path, Path | None]]:
-    """``[(input, gt or None)]`` for ``<dataset>/test``; problems are logged; size mismatches raise.
+    """``[(input, gt or None)]`` of a dataset folder (any layout of :mod:`benchmark.data.folder`); problems are
+    logged; size mismatches raise.
 
     A missing ground truth leaves that input with ``None`` (it still gets no-reference scores).
     Input and ground truth of different sizes raise :class:`DatasetError` naming both files: no
     resizing is done, since the metrics would then measure the resize.
     """
     dataset = Path(dataset)
-    gt_dir = dataset / "test" / "gt"
-    report = match(images_in(dataset / "test" / "input"), images_in(gt_dir) if gt_dir.is_dir() else None)
+    inputs, gt_dir = test_folders(dataset)
+    report = match(list_images(inputs), list_images(gt_dir) if gt_dir is not None else None)
     for line in report.problems():
         log.warning("%s: %s", dataset.name, line)
     if check_sizes:
         for inp, gt in report.pairs:
-            if gt is not None and image_size(inp) != image_size(gt):
-                raise DatasetError(f"size mismatch: {inp} is {image_size(inp)} but its ground truth {gt} is "
-                                   f"{image_size(gt)} (width, height); fix or remove the pair")
+            problem = size_mismatch(inp, gt) if gt is not None else None
+            if problem:
+                raise DatasetError(f"{problem}; fix or remove the pair")
     return report.pairs
 
 

@@ -15,6 +15,8 @@ from pathlib import Path
 from typing import Any
 
 from backlit_core.atomic import write_json
+from backlit_core.image_io import list_images
+from backlit_core.paths import REFERENCE_DIR, REFERENCE_ENV
 from benchmark.data import layout
 from benchmark.data.cards import Card, card_names, load_card
 from benchmark.data.download import extract_all, fetch_gdrive, fetch_gdrive_folder, fetch_http, pending_archives
@@ -22,7 +24,6 @@ from benchmark.data.errors import DatasetError, SourceUnavailable
 from benchmark.data.folder import detect, slug
 from benchmark.data.manifest import read_manifest, verify_manifest
 from benchmark.data.mirror import MIRROR_ENV, fetch_group, group_url, mirror_record, mirror_url
-from benchmark.data.pairs import images_in
 from benchmark.data.paths import PROJECT_ROOT, data_root, dataset_dir, raw_dir
 
 log = logging.getLogger("benchmark.data")
@@ -83,8 +84,11 @@ def synthesize(dest: Path, params: Any) -> Path:
 
 
 def card_folder(card: Card) -> Path:
-    """The folder of a ``kind: folder`` card (relative paths are relative to the project root)."""
-    path = Path(os.path.expandvars(card.path or "")).expanduser()
+    """The folder of a ``kind: folder`` card (``$BACKLIT_BENCH_REFERENCE`` is the reference data, set or not;
+    relative paths are relative to the project root)."""
+    text = (card.path or "").replace("${" + REFERENCE_ENV + "}", "$" + REFERENCE_ENV)
+    text = text.replace("$" + REFERENCE_ENV, str(REFERENCE_DIR))
+    path = Path(os.path.expandvars(text)).expanduser()
     return (path if path.is_absolute() else PROJECT_ROOT / path).resolve()
 
 
@@ -97,7 +101,7 @@ def _listing_key(folders: dict[str, Path]) -> str:
     h = hashlib.sha256()
     for target, folder in sorted(folders.items()):
         h.update(f"{target}={folder.resolve()}\n".encode())
-        for p in images_in(folder):
+        for p in list_images(folder):
             st = p.stat()
             h.update(f"{p.name}:{st.st_size}:{st.st_mtime_ns}\n".encode())
     return "folder:" + h.hexdigest()[:16]
@@ -132,7 +136,7 @@ def _find(card: Card, root: Path) -> tuple[dict[str, Path], list[str]]:
         raw = raw_dir(rule.group, root)
         hits: list[Path] = []
         for pattern in rule.paths:
-            hits = [d for d in layout.find_dirs(raw, pattern) if images_in(d)] if raw.is_dir() else []
+            hits = [d for d in layout.find_dirs(raw, pattern) if list_images(d)] if raw.is_dir() else []
             if hits:
                 break
         if len(hits) > 1:
@@ -270,7 +274,7 @@ def how_to_get(card: Card, group: str, root: Path | None = None, failures: list[
 
 @dataclass(frozen=True)
 class Status:
-    state: str  # present | stale | ready | missing | manual
+    state: str  # present | stale | ready (found, prepared on first use) | missing | manual
     action: str  # what to do (empty when present)
 
 
@@ -290,8 +294,10 @@ def status(card: Card, root: Path | None = None) -> Status:
     if card.kind == "folder":
         folder = card_folder(card)
         if not folder.is_dir():
-            return Status("missing", f"folder {folder} not found (edit 'path' in {card.file})")
-        return Status("present", "") if stamp else Status("missing", run)
+            return Status("missing", f"folder {folder} not found (set {REFERENCE_ENV} to the reference data, or edit "
+                                     f"'path' in {card.file})")
+        return Status("present", "") if stamp else \
+            Status("ready", f"found at {folder} (commands read it from there)\n{run}  (links it into {dest.parent})")
     if stamp and stamp.get("manifest_failed"):
         return Status("stale", f"{run}  (last copy failed the manifest check: {stamp['manifest_failed']})")
     if stamp:

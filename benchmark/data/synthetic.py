@@ -1,10 +1,19 @@
 """``synthetic-backlit``: an offline dataset made from real photos shipped inside installed packages.
 
-Photos: scikit-image's ``coffee``, ``motorcycle_left``, ``motorcycle_right``, ``astronaut``, ``chelsea``
-and matplotlib's ``grace_hopper`` (``rocket`` is left out: a night scene is no well-lit reference).
+Photos (:data:`TEST_PHOTOS`, :data:`TRAIN_PHOTOS`): scikit-image's ``astronaut``, ``chelsea``, ``coffee``,
+``camera``, ``motorcycle_left`` and ``motorcycle_right``, matplotlib's ``grace_hopper``, and two real
+photos that the pyiqa 0.1.16 wheel installs under ``site-packages/tests/test_efficiency_img_dir/``
+(``garden``: frame_4wrwr48cdk6rbcjl.jpg; ``snowy_highway``: frame_9ogwhvvy7gfj6jzh.jpg), found through
+pyiqa's RECORD and checked against its sha256.
+
+Split: every well-lit colour scene but one is a test scene, so that a paired test on per-scene means
+has 6 scenes (df 5); the training photos are the two views of the motorcycle (one scene) and the grey
+``camera`` (as RGB), never crops of a test photo. Left out: ``rocket`` and pyiqa's night street
+SPAQ_10241.jpg (night scenes are no well-lit reference) and its sunset beach frame_7gzdcz9sif0ekg31.jpg
+(already backlit: no well-lit ground truth).
 Training photos give random 4:3 crops (scale, position, mirror) that become backlit inputs with the
 crop as paired ground truth, plus *other* crops kept well-lit as the unpaired set (never the ground
-truth of a training input); test photos (``astronaut``, ``chelsea``) are never used in training.
+truth of a training input); test photos give the test pairs (the crops of one photo are one scene).
 
 Backlighting model (per image, seeded, in linear light; ``backlight``):
 
@@ -19,28 +28,37 @@ Backlighting model (per image, seeded, in linear light; ``backlight``):
 """
 from __future__ import annotations
 
+import base64
+import hashlib
 from dataclasses import asdict, dataclass
+from importlib import metadata
 from pathlib import Path
 
 import numpy as np
 
 from backlit_core.atomic import write_json
+from benchmark.data.errors import DatasetError
 
-VERSION = 2  # bump when the output for a given seed changes
-TRAIN_PHOTOS = ("coffee", "motorcycle_left", "motorcycle_right", "grace_hopper")
-TEST_PHOTOS = ("astronaut", "chelsea")
+VERSION = 3  # bump when the output for a given seed changes
+TRAIN_PHOTOS = ("motorcycle_left", "motorcycle_right", "camera")
+TEST_PHOTOS = ("astronaut", "chelsea", "coffee", "grace_hopper", "garden", "snowy_highway")
+PYIQA_PHOTOS = {  # name -> (file in pyiqa's wheel, sha256 as its RECORD lists it: urlsafe base64, no padding)
+    "garden": ("tests/test_efficiency_img_dir/frame_4wrwr48cdk6rbcjl.jpg", "5-5YO3lfmX-FsDoWqnl_NJXi_gJVY_w0MAvQn2wWs64"),
+    "snowy_highway": ("tests/test_efficiency_img_dir/frame_9ogwhvvy7gfj6jzh.jpg",
+                      "Xt431H5d78DviC7M_A4ZdKGnblS4QJymdfzHD_BG4kA"),
+}
 MAX_UPSCALE = 1.25  # crops are at most this much enlarged
 
 
 @dataclass(frozen=True)
 class GeneratorParams:
-    """Seed and sizes; counts are per photo (4 training photos, 2 test photos)."""
+    """Seed and sizes; counts are per photo (3 training photos, 6 test photos)."""
 
     seed: int = 0
     long_side: int = 384
-    train_crops: int = 5
-    unpaired_crops: int = 4
-    test_crops: int = 4
+    train_crops: int = 7
+    unpaired_crops: int = 5
+    test_crops: int = 2
 
     def __post_init__(self) -> None:
         if not 64 <= self.long_side <= 600:
@@ -49,20 +67,40 @@ class GeneratorParams:
             raise ValueError("train_crops, unpaired_crops and test_crops must be at least 1")
 
 
-def load_photo(name: str) -> np.ndarray:
-    """A bundled photo as H x W x 3 uint8."""
-    from PIL import Image
+def pyiqa_photo(name: str) -> Path:
+    """The file of one of :data:`PYIQA_PHOTOS` inside the installed pyiqa, checked against its sha256."""
+    file, digest = PYIQA_PHOTOS[name]
+    try:
+        entry = next((f for f in metadata.files("pyiqa") or [] if str(f) == file), None)
+    except metadata.PackageNotFoundError:
+        entry = None
+    where = f"pyiqa's {file} (photo {name!r} of synthetic-backlit; installed by the pyiqa 0.1.16 wheel)"
+    if entry is None or not Path(entry.locate()).is_file():
+        raise DatasetError(f"{where}: not found; install the locked environment (make install)")
+    path = Path(entry.locate())
+    actual = base64.urlsafe_b64encode(hashlib.sha256(path.read_bytes()).digest()).rstrip(b"=").decode()
+    if actual != digest or (entry.hash is not None and entry.hash.value != digest):
+        raise DatasetError(f"{path}: sha256 {actual} is not the one pyiqa 0.1.16's RECORD lists ({digest}) for {where}")
+    return path
 
-    if name == "grace_hopper":
+
+def load_photo(name: str) -> np.ndarray:
+    """A bundled photo as H x W x 3 uint8 (grey photos as three equal channels)."""
+    from PIL import Image, ImageOps
+
+    if name in PYIQA_PHOTOS or name == "grace_hopper":
         from matplotlib import cbook
 
-        with Image.open(cbook.get_sample_data("grace_hopper.jpg", asfileobj=False)) as im:
-            return np.asarray(im.convert("RGB"))
+        path = pyiqa_photo(name) if name in PYIQA_PHOTOS else cbook.get_sample_data("grace_hopper.jpg",
+                                                                                     asfileobj=False)
+        with Image.open(path) as im:
+            return np.asarray(ImageOps.exif_transpose(im).convert("RGB"))
     from skimage import data
 
     if name.startswith("motorcycle_"):
         return data.stereo_motorcycle()[0 if name.endswith("left") else 1]
-    return getattr(data, name)()
+    photo = getattr(data, name)()
+    return np.repeat(photo[..., None], 3, axis=2) if photo.ndim == 2 else photo
 
 
 def random_crop(photo: np.ndarray, long_side: int, rng: np.random.Generator) -> np.ndarray:

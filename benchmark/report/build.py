@@ -23,7 +23,9 @@ from benchmark.report.performance import (
 )
 from benchmark.report.published import published_for
 from benchmark.report.tables import Table, decision_table, fmt, fmt_p, metric_table, systems_table, unit
+from benchmark.report.timing_text import inference_method, training_method
 from benchmark.report.verdict import verdict
+from benchmark.stats import TEST
 from benchmark.system import System
 from benchmark.timing import training_runs
 
@@ -63,7 +65,7 @@ def setup_rows(res: Results, params: dict | None, seed: int | None = None) -> li
         ("profile", str((params or {}).get("profile") or prov.get("profile") or "–")),
         ("git commit", f"{prov.get('git_commit') or '–'}{' (dirty)' if prov.get('git_dirty') else ''}"),
         ("python / torch / pyiqa", f"{prov.get('python', '–')} / {pk.get('torch', '–')} / {pk.get('pyiqa', '–')}"),
-        ("device", ", ".join(f"{k}={v}" for k, v in dev.items()) or "–"),
+        ("device", device_row(dev)),
         ("bootstrap seed", str(prov.get("bootstrap_seed", "–") if seed is None else seed)),
     ]
     for system, seeds in res.runs.items():
@@ -77,11 +79,23 @@ def setup_rows(res: Results, params: dict | None, seed: int | None = None) -> li
     return rows
 
 
+def device_row(dev: dict) -> str:
+    """The machine of provenance.json's ``device``: CPU model, cores and threads, the GPU when one was used."""
+    if not dev:
+        return "–"
+    cpu = dev.get("cpu_model") or dev.get("processor") or "CPU model not recorded"
+    parts = [f"CPU {cpu}" + (f", {dev['cpu_count']} cores" if dev.get("cpu_count") else "")
+             + (f", {dev['torch_threads']} torch threads" if dev.get("torch_threads") else "")]
+    parts.append(f"GPU {dev['cuda_device']} (CUDA {dev.get('cuda_version')})" if dev.get("cuda_device") else "no GPU")
+    parts.append(str(dev["platform"])) if dev.get("platform") else None
+    return "; ".join(parts)
+
+
 def fidelity_table(params: dict | None, measured: dict | None = None) -> Table:
     """The fidelity ledger: each switch of methods/fidelity.py, its value in this run, the upstream code's
     value, what the paper says, and the effect where it was measured (``measured``: the record of
     perf/bench_fidelity.py, perf/results/fidelity.json)."""
-    from methods.fidelity import LEDGER, Fidelity
+    from methods.fidelity import LEDGER, RECONSTRUCTIONS, Fidelity
 
     values = Fidelity.coerce((params or {}).get("fidelity") or None).asdict()
     effects = (measured or {}).get("switches") or {}
@@ -92,6 +106,9 @@ def fidelity_table(params: dict | None, measured: dict | None = None) -> Table:
         effect = (effects.get(e.name) or {}).get("effect") or e.measured_effect or "not measured"
         table.rows.append([e.name, value + ("" if value == e.upstream else " (differs from upstream)"), e.upstream,
                            e.alternative, e.paper, e.description, effect])
+    for r in RECONSTRUCTIONS:  # no switch: upstream cannot run there, or the difference is small (measured or argued)
+        effect = (effects.get(r.name) or {}).get("effect") or r.effect
+        table.rows.append([r.name, r.here, r.upstream, "– (no switch)", "–", "reconstruction", effect])
     table.notes.append("Switches live in params.yaml (fidelity:); docs/fidelity.md explains each.")
     if effects:
         table.notes.append("Measured effects: perf/bench_fidelity.py on the embedded pipeline, "
@@ -144,12 +161,12 @@ def _signed(x: float) -> str:
 
 
 def paired_table(res: Results, dataset: str) -> Table:
-    n_tests = int(res.paired["p_holm"].notna().sum())
-    table = Table(["metric", "a", "b", "n images (scenes)", "wins a", "wins b", "ties", "mean a − b [95% CI]",
-                   "effect r [95% CI]", "Wilcoxon p", "p Holm"], [],
-                  notes=[(f"Wilcoxon signed-rank on per-scene mean differences; p Holm: Holm-Bonferroni over all "
-                          f"{n_tests} tests in tables/paired.csv (the input and the other pairs are there too); "
-                          "effect r: matched-pairs rank-biserial correlation, positive when a is better; "
+    table = Table(["metric", "family", "a", "b", "n images (scenes)", "wins a", "wins b", "ties", "mean a − b [95% CI]",
+                   "effect r [95% CI]", "t-test p", "p Holm"], [], source="tables/paired.csv",
+                  notes=[(f"{TEST} (two-sided); p Holm: Holm-Bonferroni within the family of the metric: primary "
+                          "(pairs of healthy systems: the tests behind best) or secondary (pairs with the input or a "
+                          "flagged system; the input's pairs are in tables/paired.csv only); effect r: matched-pairs "
+                          "rank-biserial correlation of the per-scene differences, positive when a is better; "
                           "intervals resample whole scenes")])
     with_trained = any(System.parse(s).source == "trained" for s in res.systems(dataset))
     for r in res.paired[res.paired["dataset"] == dataset].itertuples():
@@ -159,8 +176,8 @@ def paired_table(res: Results, dataset: str) -> Table:
         diff = f"{fmt(r.mean_diff)}{' dB' if u == 'dB' else ''} [{fmt(r.diff_low, r.mean_diff)}, " \
                f"{fmt(r.diff_high, r.mean_diff)}]"
         effect = "–" if math.isnan(r.effect) else f"{_signed(r.effect)} [{_signed(r.effect_low)}, {_signed(r.effect_high)}]"
-        table.rows.append([r.metric, r.system_a, r.system_b, f"{r.n} ({r.n_scenes})", str(r.wins_a), str(r.wins_b),
-                           str(r.ties), diff, effect, fmt_p(r.p_value), fmt_p(r.p_holm)])
+        table.rows.append([r.metric, r.family, r.system_a, r.system_b, f"{r.n} ({r.n_scenes})", str(r.wins_a),
+                           str(r.wins_b), str(r.ties), diff, effect, fmt_p(r.p_value), fmt_p(r.p_holm)])
     return table
 
 
@@ -181,20 +198,43 @@ def build_report(results: str | Path = "results", params: dict | None = None, *,
     scored = [m for m in metrics if m in res.metric_info]
     runs = training_runs(root)
     sections = [_section(res, dataset, metrics, scored, runs, n_images) for dataset in res.datasets]
+    flagged = {s for s in res.systems() if plots.flagged(res, s)}
     context = {
         "created": _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
         "verdict": verdict(res), "systems": systems_table(res),
         "setup": setup_rows(res, params, seed), "random_encoders": random_encoders(runs), "protocols": protocol_table(res),
         "fidelity": fidelity_table(params, res.perf.get("fidelity")),
         "sections": sections, "training": training_table(runs, root), "ratios": ratio_table(runs, root),
-        "timing": inference_table(root), "loss_png": plots.loss_curves(runs, figures / "training_loss.png"),
-        "speed_png": plots.inference_speed(res, figures / "inference_speed.png"),
-        "other_runs": other_runs(res.perf, root), "skipped": res.skipped, "unavailable": res.unavailable,
+        "timing": inference_table(root), "loss_png": plots.loss_curves(runs, figures / "training_loss.png", flagged),
+        "speed_png": plots.inference_speed(res, figures / "inference_speed.png", inference_method(root)),
+        "pipeline": _pipeline(root),
+        "inference_note": inference_method(root), "training_note": training_method(runs),
+        "results_name": root.as_posix(), "perf_name": Path(perf_dir).as_posix(),
+        "other_runs": other_runs(res.perf, root, perf_dir), "skipped": res.skipped, "unavailable": res.unavailable,
         "md_grid_images": MD_GRID_IMAGES, "has_provenance": (root / "provenance.json").is_file(),
         "b64": _b64_file, "rel": lambda p: p.relative_to(root).as_posix() if p else None,
     }
     link_tables(context, root)
     return _render(context, root)
+
+
+def _pipeline(root: Path) -> dict[str, Any] | None:
+    """The Gantt chart of the last ``bench repro`` run (``timing/pipeline.json``), captioned with which run it is."""
+    from benchmark.engine.timeline import read_timeline
+
+    timeline = read_timeline(root)
+    png = plots.pipeline_gantt(timeline, root / "figures" / "pipeline_timeline.png")
+    if png is None:
+        return None
+    stages = timeline["stages"]
+    retried = sum(len(s.get("attempts", [])) > 1 for s in stages)
+    failed = sum(s.get("status") == "failed" for s in stages)
+    which = ("this run; the report stage is not in its own chart" if not timeline.get("finished") else
+             f"an earlier run, finished {timeline['finished'][:16]} UTC; stages run since by `dvc repro` are not in it")
+    return {"png": png, "caption": f"`bench repro` on {timeline['workers']} {timeline['scheduler']} worker(s), "
+                                   f"started {timeline['started'][:16]} UTC: {len(stages)} stages ran, {retried} "
+                                   f"retried after their worker died, {failed} failed ({which}). "
+                                   "Source: timing/pipeline.json."}
 
 
 def _section(res: Results, dataset: str, metrics: list[str], scored: list[str], runs: dict[str, dict],
@@ -208,7 +248,9 @@ def _section(res: Results, dataset: str, metrics: list[str], scored: list[str], 
         "paired": paired_table(res, dataset), "decisions": decision_table(res, dataset),
         "bars": plots.metric_bars(res, dataset, scored, figures / f"metrics_{dataset}.png"),
         "quality_cost": plots.quality_vs_cost(res, dataset, headline, res.inference, runs,
-                                              figures / f"quality_vs_cost_{dataset}.png"),
+                                              figures / f"quality_vs_cost_{dataset}.png",
+                                              " ".join(filter(None, [inference_method(res.root),
+                                                                     training_method(runs)]))),
         "per_image": plots.per_image_lines(res, dataset, headline, figures / f"per_image_{dataset}.png"),
         "grid_rows": rows, "grid_png": grids.grid_figure(rows[:MD_GRID_IMAGES], figures / f"grid_{dataset}.png"),
         "n_images": res.n_images(dataset), "n_scenes": res.n_scenes(dataset),

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import dataclass, field
 from itertools import combinations
 from pathlib import Path
@@ -14,7 +15,7 @@ from benchmark.evaluate import SCORE_COLUMNS, merge_scores, read_scores
 from benchmark.health import Flag, output_flags, stale_flags, training_flags
 from benchmark.metrics import DIAGNOSTICS
 from benchmark.results_store import ResultsStore
-from benchmark.stats import aggregate, best_systems, paired_comparison, seed_aggregate
+from benchmark.stats import aggregate, best_systems, families, paired_comparison, seed_aggregate
 from benchmark.system import System
 from benchmark.timing import read_inference_timings, speed_ratios, training_timing
 
@@ -52,7 +53,8 @@ class Results:
     perf: dict[str, Any] = field(default_factory=dict)
     diagnostics: pd.DataFrame = field(default_factory=pd.DataFrame)  # psnr_vs_input etc. (health, not quality)
     seed_aggregates: pd.DataFrame = field(default_factory=pd.DataFrame)  # per-seed rows: tables/seeds.csv
-    decisions: pd.DataFrame = field(default_factory=pd.DataFrame)  # best or tie per (dataset, metric)
+    decisions: pd.DataFrame = field(default_factory=pd.DataFrame)  # best or not separated per (dataset, metric)
+    families: pd.DataFrame = field(default_factory=pd.DataFrame)  # the test families behind paired.p_holm
     scenes: dict[str, dict[str, str]] = field(default_factory=dict)  # dataset -> image stem -> scene
     runs: dict[str, dict[str, dict]] = field(default_factory=dict)  # trained system -> seed -> train_summary.json
     health: dict[tuple[str, str], list[Flag]] = field(default_factory=dict)  # (dataset, system) -> flags
@@ -74,6 +76,12 @@ class Results:
 
     def n_images(self, dataset: str) -> int:
         return int(self.scores[self.scores["dataset"] == dataset]["image"].nunique()) if len(self.scores) else 0
+
+    def n_given(self, dataset: str, system: str) -> int | None:
+        """The images ``system`` was given on ``dataset`` (scored ones are each metric's ``n``; the rest were
+        dropped, listed under skipped); None where its scores record no count."""
+        n = self.sidecars.get((system, dataset), {}).get("images")
+        return int(n) if n is not None else None
 
     def n_scenes(self, dataset: str) -> int:
         images = self.scores[self.scores["dataset"] == dataset]["image"].unique() if len(self.scores) else []
@@ -173,7 +181,7 @@ def system_label(system: str, summaries: dict[str, dict], profile: str | None) -
         w = RELEASED.get(source.weights or "")
         return f"released ({w.repo}): {w.note}, paper settings" if w else "released checkpoint"
     if source.source != "trained":
-        from methods.enhancers import training_free
+        from methods.enhancer_api import training_free
 
         operator = training_free(system)
         return f"training-free operator: {operator.describe()}" if operator is not None else "external outputs"
@@ -215,7 +223,8 @@ def load_results(root: str | Path = "results", *, n_boot: int = 1000, seed: int 
                  project_root: str | Path | None = None) -> Results:
     """Read scores, sidecars, training logs, timings and provenance; merge and aggregate scores; run the
     health checks (``stale`` against the DVC project at ``project_root``, default the working directory)
-    and decide which system, if any, is best per metric."""
+    and compare systems in their families (healthy ones apart from the input and flagged ones), and decide
+    which system, if any, is best per metric."""
     root = Path(root)
     diagnostics, scores = _read_all_scores(root)
     sidecars = _read_sidecars(root)
@@ -230,13 +239,15 @@ def load_results(root: str | Path = "results", *, n_boot: int = 1000, seed: int 
     skipped += _training_skips(dirs, summaries)
     res = Results(
         root=root, scores=scores, aggregates=aggregate(scores, scenes=scenes, n_boot=n_boot, seed=seed),
-        paired=paired_comparison(scores, scenes=scenes, n_boot=n_boot, seed=seed), metric_info=info,
+        paired=pd.DataFrame(), metric_info=info,
         unavailable=unavailable, skipped=skipped, sidecars=sidecars, training=training,
         inference=read_inference_timings(root), ratios=speed_ratios(training, _ratio_pairs(training), quality),
         provenance=store.provenance(), perf=_read_perf(perf_dir), diagnostics=diagnostics,
         seed_aggregates=seed_aggregate(scores, scenes=scenes, n_boot=n_boot, seed=seed), scenes=scenes, runs=summaries,
     )
     _health(res, dirs, Path(project_root) if project_root is not None else Path.cwd())
+    res.paired = paired_comparison(scores, scenes=scenes, flagged=_flagged(res), n_boot=n_boot, seed=seed)
+    res.families = families(res.paired)
     _decide(res, summaries, profile)
     return res
 
@@ -291,41 +302,63 @@ def _read_perf(perf_dir: str | Path | None) -> dict[str, Any]:
     return {p.stem: data for p in perf_files if (data := _any_json(p)) is not None}
 
 
+def _flagged(res: Results) -> dict[tuple[str, str], bool]:
+    return {k: bool(v) for k, v in res.health.items()}
+
+
 def _decide(res: Results, summaries: dict[str, dict[str, dict]], profile: str | None) -> None:
     """Set the best system per metric, the labels, and the best/health/label columns of the aggregates."""
-    res.decisions = best_systems(res.aggregates, res.paired, {k: bool(v) for k, v in res.health.items()})
+    res.decisions = best_systems(res.aggregates, res.paired, _flagged(res))
     profile = profile or res.provenance.get("profile")
     res.labels = {s: system_label(s, summaries.get(s, {}), profile) for s in res.systems()}
     best = {(r.dataset, r.metric, r.best) for r in res.decisions.itertuples() if r.best}
     res.aggregates["best"] = [(r.dataset, r.metric, r.system) in best for r in res.aggregates.itertuples()]
+    res.aggregates.insert(list(res.aggregates.columns).index("n") + 1, "n_given",
+                          [res.n_given(r.dataset, r.system) for r in res.aggregates.itertuples()])
     res.aggregates["health"] = ["; ".join(f.text() for f in res.flags(r.dataset, r.system))
                                 for r in res.aggregates.itertuples()]
     res.aggregates["label"] = res.aggregates["system"].map(res.labels).fillna("")
 
 
+def _short(x: float) -> float | None:
+    return None if math.isnan(x) else float(f"{x:.4g}")
+
+
 def metrics_json(res: Results) -> dict:
-    """Nested ``{dataset: {system: {metric: {mean, ci_low, ci_high, n, lower_better}}}}`` for DVC."""
+    """The headline for ``dvc metrics show`` / ``dvc exp show``: per dataset, the best system of each metric
+    (or why there is none), the flagged systems with their flags, and each system's mean per metric (4
+    significant digits; intervals, tests and the rest are in ``tables/``)."""
     out: dict[str, Any] = {}
-    for r in res.aggregates.itertuples():
-        out.setdefault(r.dataset, {}).setdefault(r.system, {})[r.metric] = {
-            "mean": r.mean, "ci_low": r.ci_low, "ci_high": r.ci_high, "n": r.n, "lower_better": bool(r.lower_better)}
+    for dataset in res.datasets:
+        dec = res.decisions[res.decisions["dataset"] == dataset]
+        flagged = [f"{s} ({', '.join(f.flag for f in res.flags(dataset, s))})" for s in res.systems(dataset)
+                   if res.flags(dataset, s)]
+        entry: dict[str, Any] = {"best": {r.metric: r.best or r.status for r in dec.itertuples()},
+                                 "flagged": "; ".join(flagged) or "none"}
+        agg = res.aggregates[res.aggregates["dataset"] == dataset]
+        for system in res.systems(dataset):
+            rows = agg[agg["system"] == system]
+            if len(rows):
+                entry[system] = {r.metric: _short(r.mean) for r in rows.itertuples()}
+        out[dataset] = entry
     if res.unavailable:
-        out["unavailable_metrics"] = dict(res.unavailable)
+        out["unavailable_metrics"] = ", ".join(res.unavailable)  # why: the report's skipped table
     return out
 
 
 def write_tables(res: Results) -> list[Path]:
     """``metrics.json`` and under ``tables/``: ``aggregates.csv`` (one row per dataset, system and metric:
-    seed-averaged images, scene-bootstrap CI, ``n_seeds`` and ``seed_sd`` across seeds, ``health`` flags,
-    ``best``, ``label``), ``seeds.csv`` (the same per seed of each trained system), ``paired.csv`` (every
-    pair: Wilcoxon p, ``p_holm`` over all its rows, mean difference and rank-biserial effect with
-    intervals), ``decisions.csv`` (best or tie per metric, and why) and ``speed_ratios.csv``."""
+    seed-averaged images, ``n`` scored of ``n_given``, scene-bootstrap CI, ``n_seeds`` and ``seed_sd`` across
+    seeds, ``health`` flags, ``best``, ``label``), ``seeds.csv`` (the same per seed of each trained system),
+    ``paired.csv`` (every pair: its ``family``, t-test p, ``p_holm`` within the family, mean difference and
+    rank-biserial effect with intervals), ``families.csv`` (each family: systems, tests, scenes, what it can show),
+    ``decisions.csv`` (best or not separated per metric, and why) and ``speed_ratios.csv``."""
     tables = res.root / "tables"
     written = [res.root / "metrics.json", tables / "aggregates.csv", tables / "paired.csv", tables / "speed_ratios.csv",
-               tables / "seeds.csv", tables / "decisions.csv"]
+               tables / "seeds.csv", tables / "decisions.csv", tables / "families.csv"]
     write_json(written[0], metrics_json(res))
     for frame, path in ((res.aggregates, written[1]), (res.paired, written[2]), (pd.DataFrame(res.ratios), written[3]),
-                        (res.seed_aggregates, written[4]), (res.decisions, written[5])):
+                        (res.seed_aggregates, written[4]), (res.decisions, written[5]), (res.families, written[6])):
         with atomic_path(path) as tmp:
             frame.to_csv(tmp, index=False, float_format="%.6g")
     return written

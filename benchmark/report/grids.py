@@ -38,6 +38,7 @@ class Cell:
     crop: str  # base64 JPEG: the crop, enlarged to the thumbnail width
     error: str | None = None  # base64 JPEG: |image - ground truth| (mean over RGB), 0..ERROR_MAX
     mae: float | None = None  # mean absolute error against the ground truth, 0..1
+    flagged: bool = False  # the system has a health flag: its label is greyed
 
 
 @dataclass
@@ -195,8 +196,9 @@ def build_grids(res: Results, dataset: str, report_dir: Path, *, n_images: int |
     rows = []
     for stem in _disagreement(res, dataset, systems)[:n_images]:
         src = _find(inputs, stem)
-        outputs = [(s if seed is None else f"{s} (seed {seed})", folder / f"{stem}.png")
-                   for s, (folder, seed) in outputs_dirs.items()]
+        outputs = [(s + "".join(f" ({t})" for t in (None if seed is None else f"seed {seed}",
+                                                     "flagged" if res.flags(dataset, s) else None) if t),
+                    folder / f"{stem}.png") for s, (folder, seed) in outputs_dirs.items()]
         outputs = [(s, p) for s, p in outputs if p.is_file()]
         if src is None or not outputs:
             continue
@@ -214,6 +216,8 @@ def build_grids(res: Results, dataset: str, report_dir: Path, *, n_images: int |
         box = detail_box(reference, round(min(size) * crop_fraction), avoid)
         fit = min(width, PAGE_WIDTH // len(columns) - 12)
         cells = [_cell(label, p, arrays[label], box, report_dir, fit, gt) for label, p in columns if label in arrays]
+        for c in cells:
+            c.flagged = c.label.endswith("(flagged)")
         rows.append(GridRow(dataset, stem, box, cells, scene_of.get(stem)))
     return rows
 
@@ -236,7 +240,8 @@ def grid_figure(rows: list[GridRow], out: Path) -> Path | None:
     for row, grid_row, height in zip(decode, rows, row_h):
         for j, (parts, cell) in enumerate(zip(row, grid_row.cells)):
             x = j * (col_w + 6)
-            draw.text((x + 2, y + 4), f"{cell.label} ({grid_row.image})" if j == 0 else cell.label, fill="black")
+            draw.text((x + 2, y + 4), f"{cell.label} ({grid_row.image})" if j == 0 else cell.label,
+                      fill="#999999" if cell.flagged else "black")
             top = y + 20
             for part in parts:
                 if part is not None:

@@ -1,7 +1,8 @@
 """The report's cost section, from this results folder only, and figures of other runs, labelled.
 
 One source of truth per figure: every ms/MP of this run comes from ``results/timing/inference.json``
-(all enhancer systems timed together, one machine, one sample set each); training cost per method
+(all enhancer systems timed together, one machine, one sample set each; :func:`inference_method`
+says so in one sentence wherever timings are shown); training cost per method
 and seed from ``results/timing/train`` (or the older train logs), compared at equal iteration counts.
 ``perf/results/*.json`` (the ``perf/bench_*.py`` scripts) are *other runs*, from other
 commits and often other machines: shown only in their own section, each with its commit and machine,
@@ -18,8 +19,9 @@ import pandas as pd
 
 from backlit_core.atomic import atomic_path, write_json
 from benchmark.report.tables import Table, fmt
+from benchmark.report.timing_text import inference_method, training_method
 from benchmark.system import System
-from benchmark.timing import convergence, read_inference_run, read_inference_timings, speed_ratios
+from benchmark.timing import convergence, pool_seeds, read_inference_run, read_inference_timings, speed_ratios
 
 DEFAULT_DIR = Path("perf") / "results"
 METHOD_ORDER = ("clip-lit", "latent-prompt", "rave", "rave-shifted")
@@ -32,9 +34,29 @@ def _write_csv(frame: pd.DataFrame, path: Path) -> None:
 
 
 # -------------------------------------------------------------------------------- inference
+def network_groups(records: dict[str, dict]) -> list[list[str]]:
+    """Systems grouped by the network they run: same kind, parameters and FLOPs per pixel, timed on the same
+    device with the same tile and precision (the released and trained CLIP-LIT, latent-prompt and RAVE
+    models are one network with other weights): their ms/MP differ by timing noise alone. Operators and
+    records without FLOPs stay alone."""
+    groups: dict[tuple, list[str]] = {}
+    for system, r in records.items():
+        key: tuple = (system,)
+        if r.get("kind") == "network" and r.get("flops_per_pixel"):
+            key = tuple(r.get(k) for k in ("params", "flops_per_pixel", "device", "machine", "tile", "precision"))
+        groups.setdefault(key, []).append(system)
+    return list(groups.values())
+
+
+def pooled(records: list[dict]) -> dict[str, Any]:
+    """One record of the systems of one network: their samples pooled per size (median, p25, p75)."""
+    return pool_seeds(records)
+
+
 def inference_table(root: Path) -> Table | None:
     """One row per enhancer system (seeds' samples pooled): ms/MP median and p25–p75 at the reference size,
-    the median at every size, parameters and FLOPs; the machine and protocol in the notes."""
+    the median at every size, parameters and FLOPs; how and where they were timed, and which systems run
+    one network, in the notes."""
     run = read_inference_run(root)
     records = read_inference_timings(root)
     if not records:
@@ -48,20 +70,19 @@ def inference_table(root: Path) -> Table | None:
                            f"{fmt(r['ms_per_mp_p25'])}–{fmt(r['ms_per_mp_p75'])}", str(r.get("ms_per_mp_n") or "–"),
                            by_size, f"{r['params']:,}" if r.get("params") else "–",
                            f"{r['flops_per_pixel']:,}" if r.get("flops_per_pixel") else "–"])
+    table.notes.append(str(inference_method(root)))
+    for group in network_groups(records):
+        if len(group) > 1:
+            p = pooled([records[s] for s in group])
+            table.notes.append(f"One network ({records[group[0]]['params']:,} parameters, "
+                               f"{records[group[0]]['flops_per_pixel']:,} FLOPs/pixel): {', '.join(sorted(group))}; "
+                               f"their rows differ by timing noise alone; pooled: {fmt(p['ms_per_mp_median'])} ms/MP "
+                               f"[{fmt(p['ms_per_mp_p25'])}–{fmt(p['ms_per_mp_p75'])}] (the figures show this one "
+                               "point)")
     if run is not None:
-        sizes = ", ".join(f"{s:g}" for s in run.get("sizes_mp") or [])
-        table.notes.append(
-            f"One run, all systems round-robin on {run['device']} ({run['machine']}), torch {run.get('torch')}, "
-            f"{run.get('torch_threads')} threads; random images of {sizes} MP, {run.get('repeats')} timed repeats "
-            f"each after warm-up. Median and p25–p75 come from one sample set: the repeats at "
-            f"{run.get('reference_megapixels'):g} MP (all seeds of a system pooled).")
         table.notes += [f"not timed: {m['system']}{'' if m.get('seed') is None else ' seed ' + str(m['seed'])}: "
                         f"{m['reason']}" for m in run.get("not_timed") or []]
         table.source = "timing/inference.json"
-    else:
-        machines = sorted({f"{r['device']} ({r['machine']})" for r in records.values()})
-        table.notes.append("From per-system files (bench compare / bench time-inference), each timed in its own "
-                           f"invocation, on {'; '.join(machines)}; median and p25–p75 at each record's largest size.")
     return table
 
 
@@ -130,9 +151,8 @@ def training_table(runs: dict[str, dict], root: Path) -> Table:
     table.notes.append("Values: mean ± SD over seeds (median over seeds for s/iter). The trainer logs no validation "
                        "metric while enhancing, so time to quality is measured on the enhancer's own guidance loss: "
                        "enhance-phase seconds until its rolling median first covers 90% of its drop over the phase.")
-    machines = sorted({str(r["machine"]) for r in runs.values() if r.get("machine") and r["status"] == "done"})
-    if machines:
-        table.notes.append("machine: " + "; ".join(machines))
+    if (text := training_method(runs)):
+        table.notes.append(text)
     _write_csv(training_rows(runs), root / "tables" / "training_runs.csv")
     table.source = "tables/training_runs.csv"
     return table
@@ -273,9 +293,9 @@ SECTIONS: dict[str, tuple[str, Callable[[dict], Table]]] = {
 }
 
 
-def other_runs(perf: dict[str, Any], root: Path) -> list[tuple[str, str, Table]]:
-    """``(title, provenance, table)`` for every known benchmark file present, in a fixed order; each file is
-    copied to ``results/tables/other-runs/<name>.json`` (the table's raw-data link)."""
+def other_runs(perf: dict[str, Any], root: Path, perf_dir: str | Path = DEFAULT_DIR) -> list[tuple[str, str, Table]]:
+    """``(title, provenance, table)`` for every known benchmark file of ``perf_dir`` present, in a fixed order;
+    each file is copied to ``results/tables/other-runs/<name>.json`` (the table's raw-data link)."""
     out = []
     for stem, (title, render) in SECTIONS.items():
         data = perf.get(stem)
@@ -283,6 +303,6 @@ def other_runs(perf: dict[str, Any], root: Path) -> list[tuple[str, str, Table]]
             table = render(data)
             table.source = f"tables/other-runs/{stem}.json"
             write_json(root / table.source, data)
-            out.append((f"{title} — perf/results/{stem}.json", provenance_line(data), table))
+            out.append((f"{title} — {Path(perf_dir).as_posix()}/{stem}.json", provenance_line(data), table))
     return out
 

@@ -1,9 +1,12 @@
-"""Report figures (PNG, matplotlib Agg, seaborn colour-blind palette); None where there is nothing to plot.
+"""Report figures (PNG, matplotlib Agg); None where there is nothing to plot.
 
-Metric bars; quality against cost (inference ms/MP and training time; seeds as error bars, the Pareto
-front marked); per-image paired lines (one line per test image across systems, the outlier named);
-training-loss curves with the phases shaded and the weighted terms that add up to the logged total;
-inference ms/MP per system.
+Every system has one colour in every figure (:mod:`benchmark.report.colours`); a flagged system is
+grey (hatched bars) and labelled so. Metric bars; quality against cost (inference ms/MP and training
+time from zero; systems that run one network share one cost point, labelled with their names; seeds
+as error bars, the Pareto front marked); per-image paired lines (one line per test image across
+systems, the outlier named); training-loss curves with the phases shaded and the weighted terms that
+add up to the logged total; inference ms/MP per network. Figures with timings state how and where
+they were taken.
 """
 from __future__ import annotations
 
@@ -21,7 +24,9 @@ from matplotlib.figure import Figure
 from matplotlib.patches import Patch, Rectangle
 from matplotlib.ticker import MaxNLocator
 
+from benchmark.report.colours import FLAGGED_HATCH, colour
 from benchmark.report.data import Results
+from benchmark.report.performance import network_groups, pooled
 from benchmark.system import System
 from benchmark.timing import read_train_log
 
@@ -31,14 +36,24 @@ PHASE_NAMES = {"ce_init": "prompt init (CE)", "warmup": "warm-up (reconstruction
                "prompt": "prompt refinement"}
 
 
-def _palette(systems: list[str]) -> dict[str, tuple]:
-    return dict(zip(systems, sns.color_palette("colorblind", len(systems))))
+def flagged(res: Results, system: str, dataset: str | None = None) -> bool:
+    """Whether ``system`` has a health flag on ``dataset`` (None: on any dataset)."""
+    return any(res.flags(d, system) for d in ([dataset] if dataset else res.datasets))
 
 
-def system_colours(res: Results, extra: list[str] = ()) -> dict[str, tuple]:
-    """One colour per system for every figure of the report (display order, then ``extra`` names)."""
-    systems = res.systems()
-    return _palette(systems + sorted(set(extra) - set(systems)))
+def label(res: Results, system: str, dataset: str | None = None) -> str:
+    return f"{system} (flagged)" if flagged(res, system, dataset) else system
+
+
+def _footer(fig: Figure, text: str | None) -> float:
+    """``text`` (how and where timings were taken) under the figure; the height it takes (figure fraction)."""
+    if not text:
+        return 0.0
+    import textwrap
+
+    lines = textwrap.wrap(text, int(fig.get_figwidth() * 15))
+    fig.text(0.01, 0.005, "\n".join(lines), fontsize=7, color="#444444", va="bottom", ha="left")
+    return (0.02 + 0.11 * len(lines)) / fig.get_figheight()
 
 
 def _figure(width: float, height: float) -> Figure:
@@ -62,7 +77,7 @@ def metric_bars(res: Results, dataset: str, metrics: list[str], out: Path) -> Pa
     if not metrics:
         return None
     systems = [s for s in res.systems(dataset) if s in set(agg["system"])]
-    colours = system_colours(res)
+    grey = {s: flagged(res, s, dataset) for s in systems}
     cols = min(4, len(metrics))
     rows = math.ceil(len(metrics) / cols)
     fig = _figure(3.4 * cols, 2.9 * rows + 0.6)
@@ -70,16 +85,23 @@ def metric_bars(res: Results, dataset: str, metrics: list[str], out: Path) -> Pa
     for ax, metric in zip(axes.flat, metrics):
         sub = agg[agg["metric"] == metric].set_index("system").reindex(systems).dropna(subset=["mean"])
         err = [(sub["mean"] - sub["ci_low"]).clip(lower=0), (sub["ci_high"] - sub["mean"]).clip(lower=0)]
-        ax.bar(range(len(sub)), sub["mean"], yerr=err, capsize=3, color=[colours[s] for s in sub.index])
+        bars = ax.bar(range(len(sub)), sub["mean"], yerr=err, capsize=3,
+                      color=[colour(s, grey[s]) for s in sub.index])
+        for bar, system in zip(bars, sub.index):
+            if grey[system]:
+                bar.set_hatch(FLAGGED_HATCH)
+                bar.set_edgecolor("white")
         ax.set_xticks(range(len(sub)), [""] * len(sub))
         lower = bool(sub["lower_better"].iloc[0]) if len(sub) else False
         ax.set_title(f"{metric} {'↓' if lower else '↑'}", fontsize=10)
         ax.grid(axis="y", alpha=0.3)
     for ax in list(axes.flat)[len(metrics):]:
         ax.axis("off")
-    handles = [Rectangle((0, 0), 1, 1, color=colours[s]) for s in systems]
-    fig.legend(handles, systems, loc="lower center", ncol=min(4, len(systems)), fontsize=8, frameon=False)
-    fig.suptitle(f"{dataset}: mean and bootstrap 95% CI over images", fontsize=11)
+    handles = [Rectangle((0, 0), 1, 1, facecolor=colour(s, grey[s]), hatch=FLAGGED_HATCH if grey[s] else None,
+                         edgecolor="white") for s in systems]
+    fig.legend(handles, [label(res, s, dataset) for s in systems], loc="lower center", ncol=min(4, len(systems)),
+               fontsize=8, frameon=False)
+    fig.suptitle(f"{dataset}: mean and bootstrap 95% CI over images (flagged systems grey, hatched)", fontsize=11)
     fig.tight_layout(rect=(0, 0.06 + 0.02 * math.ceil(len(systems) / 4), 1, 1))
     return _save(fig, out, tight=False)
 
@@ -123,25 +145,33 @@ def _pareto(points: list[tuple[float, float]], lower_better: bool) -> list[int]:
     return front
 
 
-def _cost_panel(ax: Axes, pts: list[dict], metric: str, lower: bool, xlabel: str, colours: dict,
-                input_mean: float | None) -> None:
+def _cost_panel(ax: Axes, pts: list[dict], metric: str, lower: bool, xlabel: str, input_mean: float | None) -> None:
+    """Quality against cost from zero; points of one shared network (``group`` > 1 names) stand on one x,
+    joined by a thin line and labelled with their names."""
     for p in pts:
         marker = {"released": "s", "trained": "o"}.get(System.parse(p["system"]).source, "D")
         ax.errorbar(p["x"], p["y"], xerr=p.get("xerr"), yerr=p["yerr"], fmt=marker, ms=6, capsize=3,
-                    color=colours[p["system"]], label=p["system"])
-    front = _pareto([(p["x"], p["y"]) for p in pts], lower)
+                    color=p["colour"], label=p["label"])
+    shared: dict[float, list[dict]] = {}
+    for p in pts:
+        if len(p.get("group", [])) > 1:
+            shared.setdefault(p["x"], []).append(p)
+    for x, group in shared.items():
+        ys = [p["y"] for p in group]
+        ax.plot([x, x], [min(ys), max(ys)], color="black", lw=0.6, alpha=0.5)
+        ax.annotate("one network:\n" + "\n".join(p["label"] for p in group), (x, max(ys)), xytext=(6, 0),
+                    textcoords="offset points", fontsize=6, va="top", color="#333333")
+    healthy = [p for p in pts if not p["flagged"]]  # a flagged system is never on the front
+    front = [healthy[i] for i in _pareto([(p["x"], p["y"]) for p in healthy], lower)]
     if len(front) > 1:
-        xs, ys = [pts[i]["x"] for i in front], [pts[i]["y"] for i in front]
-        ax.step(xs, ys, where="post", color="black", lw=0.8, ls=":", label="Pareto front")
-    for i in front:
-        ax.plot(pts[i]["x"], pts[i]["y"], "o", ms=11, mfc="none", mec="black", mew=1.0)
+        ax.step([p["x"] for p in front], [p["y"] for p in front], where="post", color="black", lw=0.8, ls=":",
+                label="Pareto front (healthy systems)")
+    for p in front:
+        ax.plot(p["x"], p["y"], "o", ms=11, mfc="none", mec="black", mew=1.0)
     if input_mean is not None:
         ax.axhline(input_mean, color="grey", ls="--", lw=1, label="input (not enhanced)")
-    xs = [p["x"] for p in pts]
-    if min(xs) > 0 and max(xs) / min(xs) > 10:
-        ax.set_xscale("log")
-    else:
-        ax.xaxis.set_major_locator(MaxNLocator(5))
+    ax.set_xlim(left=0, right=max(p["x"] + (np.max(p["xerr"]) if p.get("xerr") is not None else 0) for p in pts) * 1.25)
+    ax.xaxis.set_major_locator(MaxNLocator(5))
     ax.tick_params(labelsize=8)
     ax.set_xlabel(xlabel, fontsize=9)
     ax.set_ylabel(f"{metric} {'↓' if lower else '↑'}", fontsize=9)
@@ -149,13 +179,15 @@ def _cost_panel(ax: Axes, pts: list[dict], metric: str, lower: bool, xlabel: str
 
 
 def quality_vs_cost(res: Results, dataset: str, metrics: list[str], inference: dict[str, dict],
-                    runs: dict[str, dict], out: Path) -> Path | None:
-    """Rows: ``metrics``; columns: quality against inference ms/MP and against training time.
+                    runs: dict[str, dict], out: Path, caption: str | None = None) -> Path | None:
+    """Rows: ``metrics``; columns: quality against inference ms/MP and against training time, both from zero.
 
     A point is a system: mean over seeds of its mean over images; error bars are the SD over seeds
     (trained systems with several seeds; released weights have one); ms/MP error bars are p25–p75.
-    Circled points form the Pareto front (no other system is both cheaper and better); squares are released
-    weights, dots trained runs."""
+    Systems that run one network (:func:`~benchmark.report.performance.network_groups`) share one
+    ms/MP: their timings pooled. Circled points form the Pareto front of the healthy systems (no other
+    is both cheaper and better); squares are released weights, dots trained runs; flagged systems are grey.
+    ``caption``: how and where the timings were taken, printed under the figure."""
     train_s: dict[str, list[float]] = {}
     for r in runs.values():
         if r["status"] == "done" and r.get("wall_s"):
@@ -163,22 +195,22 @@ def quality_vs_cost(res: Results, dataset: str, metrics: list[str], inference: d
     panels = [p for metric in metrics if (p := _cost_points(res, dataset, metric, inference, train_s)) is not None]
     if not panels:
         return None
-    colours = system_colours(res, [p["system"] for _, _, i, t, _ in panels for p in i + t])
-    fig = _figure(10.5, 3.4 * len(panels) + 0.8)
+    fig = _figure(10.5, 3.4 * len(panels) + 1.0)
     axes = fig.subplots(len(panels), 2, squeeze=False)
     for (metric, lower, inf, trn, base), (ax_i, ax_t) in zip(panels, axes):
-        for ax, pts, label in ((ax_i, inf, "inference: ms per megapixel (median, p25–p75) ↓"),
-                               (ax_t, trn, "training time (s, mean ± SD over seeds) ↓")):
+        for ax, pts, text in ((ax_i, inf, "inference: ms per megapixel (median, p25–p75) ↓"),
+                              (ax_t, trn, "training time (s, mean ± SD over seeds) ↓")):
             if pts:
-                _cost_panel(ax, pts, metric, lower, label, colours, base)
+                _cost_panel(ax, pts, metric, lower, text, base)
             else:
                 ax.text(0.5, 0.5, "no timings in this results folder", ha="center", va="center", transform=ax.transAxes)
                 ax.set_xticks([])
                 ax.set_yticks([])
-    labels = _figure_legend(fig, axes)
-    fig.suptitle(f"{dataset}: quality against cost (error bars: SD over seeds; circled: Pareto front; "
-                 "squares: released weights)", fontsize=11)
-    fig.tight_layout(rect=(0, 0.05 + 0.03 * math.ceil(len(labels) / 4), 1, 1))
+    fig.suptitle(f"{dataset}: quality against cost (error bars: SD over seeds; circled: Pareto front of the healthy "
+                 "systems; squares: released weights; grey: flagged)", fontsize=10)
+    bottom = _footer(fig, caption)
+    labels = _figure_legend(fig, axes, bottom)
+    fig.tight_layout(rect=(0, bottom + 0.04 + 0.03 * math.ceil(len(labels) / 4), 1, 1))
     return _save(fig, out, tight=False)
 
 
@@ -190,26 +222,33 @@ def _cost_points(res: Results, dataset: str, metric: str, inference: dict[str, d
     if means.empty:
         return None
     lower = bool(res.metric_info.get(metric, {}).get("lower_better"))
-    inf = [{"system": s, "x": t["ms_per_mp_median"], "y": means.at[s, "mean"], "yerr": means.at[s, "sd"],
-            "xerr": [[t["ms_per_mp_median"] - t["ms_per_mp_p25"]], [t["ms_per_mp_p75"] - t["ms_per_mp_median"]]]}
-           for s, t in inference.items() if s in means.index]
+    look = {s: {"colour": colour(s, flagged(res, s, dataset)), "label": label(res, s, dataset),
+                "flagged": flagged(res, s, dataset)} for s in means.index}
+    inf = []
+    for group in network_groups({s: t for s, t in inference.items() if s in means.index}):
+        t = pooled([inference[s] for s in group])
+        inf += [{"system": s, "x": t["ms_per_mp_median"], "y": means.at[s, "mean"], "yerr": means.at[s, "sd"],
+                 "xerr": [[t["ms_per_mp_median"] - t["ms_per_mp_p25"]], [t["ms_per_mp_p75"] - t["ms_per_mp_median"]]],
+                 "group": group, **look[s]} for s in group]
     trn = [{"system": s, "x": float(np.mean(v)), "xerr": float(np.std(v, ddof=1)) if len(v) > 1 else 0.0,
-            "y": means.at[s, "mean"], "yerr": means.at[s, "sd"]} for s, v in train_s.items() if s in means.index]
+            "y": means.at[s, "mean"], "yerr": means.at[s, "sd"], **look[s]} for s, v in train_s.items()
+           if s in means.index]
     if not (inf or trn):
         return None
     return metric, lower, inf, trn, means.at["input", "mean"] if "input" in means.index else None
 
 
-def _figure_legend(fig: Figure, axes: np.ndarray) -> list[str]:
-    """One legend below the figure with each label of ``axes`` once; returns the labels."""
+def _figure_legend(fig: Figure, axes: np.ndarray, bottom: float = 0.0) -> list[str]:
+    """One legend below the figure (above ``bottom``, a figure fraction) with each label of ``axes`` once;
+    returns the labels."""
     handles, labels = {}, []
     for ax in axes.flat:
         for h, lab in zip(*ax.get_legend_handles_labels()):
             if lab not in handles:
                 handles[lab] = h
                 labels.append(lab)
-    fig.legend([handles[lab] for lab in labels], labels, loc="lower center", ncol=min(4, len(labels)), fontsize=8,
-               frameon=False)
+    fig.legend([handles[lab] for lab in labels], labels, loc="lower center", bbox_to_anchor=(0.5, bottom),
+               ncol=min(4, len(labels)), fontsize=8, frameon=False)
     return labels
 
 
@@ -256,7 +295,10 @@ def per_image_lines(res: Results, dataset: str, metrics: list[str], out: Path) -
         ax.plot(x, wide.median().to_numpy(), color="black", lw=1.4, ls="--", label="median over images")
         lower = bool(res.metric_info.get(metric, {}).get("lower_better"))
         ax.set_title(f"{metric} {'↓' if lower else '↑'} ({len(wide)} images)", fontsize=10)
-        ax.set_xticks(x, systems, rotation=25, ha="right", fontsize=7)
+        ax.set_xticks(x, [label(res, s, dataset) for s in systems], rotation=25, ha="right", fontsize=7)
+        for tick, system in zip(ax.get_xticklabels(), systems):
+            if flagged(res, system, dataset):
+                tick.set_color("#999999")
         ax.grid(alpha=0.3)
         ax.legend(fontsize=7)
     for ax in list(axes.flat)[len(metrics):]:
@@ -267,7 +309,7 @@ def per_image_lines(res: Results, dataset: str, metrics: list[str], out: Path) -
 
 # ----------------------------------------------------------------------------------- losses
 def loss_weights(method: str) -> dict[str, dict[str, float]]:
-    """Per phase, the weight of each logged term in the trainer's total loss (methods/trainer.py):
+    """Per phase, the weight of each logged term in the trainer's total loss (methods/guided_training.py):
     ce_init: ce; warm-up: 25 x identity; enhance: guidance_weight x guidance + 22.5 x identity;
     prompt: 200 x rank."""
     from methods.losses import W_IDENTITY, W_RANK, W_WARMUP
@@ -315,9 +357,10 @@ def _smooth(frame: pd.DataFrame, segments: list[tuple[str, int, int]]) -> pd.Dat
     return pd.concat(parts) if parts else frame
 
 
-def loss_curves(runs: dict[str, dict], out: Path) -> Path | None:
+def loss_curves(runs: dict[str, dict], out: Path, flagged_systems: set[str] = frozenset()) -> Path | None:
     """One panel per trained system (its first seed): the logged total loss and the weighted terms that
-    make it up, against iteration, phases shaded; log scale (the phases' losses differ by orders)."""
+    make it up, against iteration, phases shaded; log scale (the phases' losses differ by orders). The
+    titles of ``flagged_systems`` say so, in grey."""
     logs = _first_logs(runs)
     if not logs:
         return None
@@ -329,6 +372,8 @@ def loss_curves(runs: dict[str, dict], out: Path) -> Path | None:
     phases_seen: list[str] = []
     for ax, (system, (run, log)) in zip(axes.flat, logs.items()):
         _loss_panel(ax, system, run, log, term_colours, phases_seen)
+        if system in flagged_systems:
+            ax.set_title(f"{ax.get_title()} (flagged)", fontsize=10, color="#999999")
     for ax in list(axes.flat)[len(logs):]:
         ax.axis("off")
     patches = [Patch(color=PHASE_COLOURS.get(p, "#e0e0e0"), alpha=0.35, label=PHASE_NAMES.get(p, p)) for p in phases_seen]
@@ -384,23 +429,66 @@ def _loss_panel(ax: Axes, system: str, run: dict, log: pd.DataFrame, term_colour
 
 
 # ------------------------------------------------------------------------------- inference
-def inference_speed(res: Results, out: Path) -> Path | None:
-    """Median ms per megapixel per system with its p25–p75, at the stated size, labelled by device."""
+def inference_speed(res: Results, out: Path, caption: str | None = None) -> Path | None:
+    """Median ms per megapixel with its p25–p75 from zero, one bar per network: systems that run one network
+    (:func:`~benchmark.report.performance.network_groups`) share a bar labelled with their names; a flagged
+    system's own bar is grey. ``caption``: how and where the timings were taken."""
     order = {s: i for i, s in enumerate(res.systems())}
-    timed = sorted((s for s, t in res.inference.items() if t.get("reference_megapixels")),
-                   key=lambda s: (order.get(s, len(order)), s))
+    timed = {s: t for s, t in res.inference.items() if t.get("reference_megapixels")}
     if not timed:
         return None
-    colours = system_colours(res, timed)
-    t = [res.inference[s] for s in timed]
-    fig = _figure(6.5, 0.5 * len(timed) + 1.2)
+    groups = sorted(network_groups(timed), key=lambda g: min((order.get(s, len(order)), s) for s in g))
+    t = [pooled([timed[s] for s in g]) for g in groups]
+    names = [[label(res, s) for s in sorted(g, key=lambda s: (order.get(s, len(order)), s))] for g in groups]
+    colours = [colour(g[0], flagged(res, g[0])) if len(g) == 1 else (0.45, 0.5, 0.58) for g in groups]
+    fig = _figure(7.5, 0.42 * sum(len(n) for n in names) + 0.4 * len(groups) + 1.6)
     ax = fig.subplots()
-    ax.barh(range(len(timed)), [r["ms_per_mp_median"] for r in t], capsize=3, color=[colours[s] for s in timed],
-            xerr=[[r["ms_per_mp_median"] - r["ms_per_mp_p25"] for r in t],
-                  [r["ms_per_mp_p75"] - r["ms_per_mp_median"] for r in t]])
-    ax.set_yticks(range(len(timed)), [f"{s}\n{r['reference_megapixels']:g} MP, {r['device']}" for s, r in zip(timed, t)],
-                  fontsize=7)
+    bars = ax.barh(range(len(groups)), [r["ms_per_mp_median"] for r in t], capsize=3, color=colours,
+                   xerr=[[r["ms_per_mp_median"] - r["ms_per_mp_p25"] for r in t],
+                         [r["ms_per_mp_p75"] - r["ms_per_mp_median"] for r in t]])
+    for bar, g in zip(bars, groups):
+        if len(g) == 1 and flagged(res, g[0]):
+            bar.set_hatch(FLAGGED_HATCH)
+            bar.set_edgecolor("white")
+    ax.set_yticks(range(len(groups)), ["\n".join(n) + ("\n(one network, timings pooled)" if len(n) > 1 else "")
+                                       + f"\n{r['reference_megapixels']:g} MP" for n, r in zip(names, t)], fontsize=7)
     ax.invert_yaxis()
-    ax.set_xlabel("ms per megapixel (median, p25–p75 of one sample set) ↓")
+    ax.set_xlim(left=0)
+    ax.set_xlabel("ms per megapixel (median, p25–p75) ↓")
     ax.grid(axis="x", alpha=0.3)
+    bottom = _footer(fig, caption)
+    fig.tight_layout(rect=(0, bottom, 1, 1))
+    return _save(fig, out, tight=False)
+
+
+# ------------------------------------------------------------------------------- pipeline
+def pipeline_gantt(timeline: dict, out: Path) -> Path | None:
+    """The stages of a ``bench repro`` run (``timing/pipeline.json``) as bars on their workers' rows, coloured by
+    stage kind; failed stages hatched."""
+    from benchmark.engine.timeline import seconds_since
+
+    stages = [s for s in timeline.get("stages", []) if s.get("start") and s.get("end") and s.get("worker")]
+    if not stages or not timeline.get("started"):
+        return None
+    workers = sorted({s["worker"] for s in stages})
+    kinds = sorted({s["stage"].split("@")[0] for s in stages})
+    colours = dict(zip(kinds, sns.color_palette("colorblind", len(kinds))))
+    span = max(seconds_since(timeline["started"], s["end"]) for s in stages) or 1.0
+    fig = _figure(9, 0.45 * len(workers) + 1.4)
+    ax = fig.subplots()
+    for s in stages:
+        left, width = seconds_since(timeline["started"], s["start"]), seconds_since(s["start"], s["end"])
+        row = workers.index(s["worker"])
+        ax.barh(row, width, left=left, color=colours[s["stage"].split("@")[0]], edgecolor="white", lw=0.5,
+                hatch="//" if s.get("status") == "failed" else None)
+        if width > 0.06 * span:
+            ax.text(left + width / 2, row, s["stage"].split("@")[-1], ha="center", va="center", fontsize=6,
+                    clip_on=True)
+    ax.set_yticks(range(len(workers)), workers, fontsize=7)
+    ax.invert_yaxis()
+    ax.set_xlim(0, span * 1.01)
+    ax.set_xlabel("seconds since the run started")
+    ax.grid(axis="x", alpha=0.3)
+    ax.legend(handles=[Patch(color=colours[k], label=k) for k in kinds], fontsize=7, loc="upper left",
+              bbox_to_anchor=(1.01, 1), frameon=False)
     return _save(fig, out)

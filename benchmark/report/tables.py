@@ -2,13 +2,14 @@
 
 Headers carry ↑/↓ from each metric's stored ``lower_better`` and the unit; a cell is bold only for
 a system the decision in :func:`benchmark.stats.best_systems` calls best (healthy, significant lead
-after Holm correction, beyond the seed spread); cells read ``mean ± CI half-width``. Systems with a
+in the primary family after Holm correction, beyond the seed spread); cells read ``mean ± CI half-width``. Systems with a
 health flag are greyed (HTML) and say why. Columns with no value in any row are not shown.
 """
 from __future__ import annotations
 
 import html
 import math
+import textwrap
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -16,6 +17,7 @@ import pandas as pd
 
 from benchmark.health import RULES
 from benchmark.report.data import SKIPPED_LABEL, Results
+from benchmark.report.timing_text import inference_method
 
 NA = "n/a"
 EMPTY = ("–", "")
@@ -64,7 +66,8 @@ class Table:
     notes: list[str] = field(default_factory=list)
     grey: set[int] = field(default_factory=set)  # rows of flagged systems
     source: str | None = None
-    bold_note: str = "* best: a healthy system's lead, significant after Holm correction and beyond the seed spread"
+    bold_note: str = ("* best: a healthy system's lead, significant after Holm correction among the healthy systems "
+                      "and beyond the seed spread")
 
     def _columns(self) -> list[int]:
         """Indices of the columns shown: the first, and every one with a value in some row."""
@@ -72,15 +75,18 @@ class Table:
             return list(range(len(self.headers)))
         return [j for j in range(len(self.headers)) if j == 0 or any(r[j] not in EMPTY for r in self.rows)]
 
-    def text(self) -> str:
+    def text(self, width: int | None = None) -> str:
+        """Aligned plain text; with ``width``, columns that do not fit wrap into further blocks (each repeating
+        the first column), over-long cells are cut with ``…`` and notes are wrapped."""
         cols = self._columns()
-        cells = [[r[j] + ("*" if (i, j) in self.bold else "") for j in cols] for i, r in enumerate(self.rows)]
-        heads = [self.headers[j] for j in cols]
-        widths = [max(len(h), *(len(r[k]) for r in cells)) if cells else len(h) for k, h in enumerate(heads)]
-        line = "  ".join(h.ljust(w) for h, w in zip(heads, widths))
-        body = ["  ".join(c.ljust(w) for c, w in zip(r, widths)) for r in cells]
+        cells = [[self.headers[j] for j in cols]]
+        cells += [[r[j] + ("*" if (i, j) in self.bold else "") for j in cols] for i, r in enumerate(self.rows)]
         notes = [self.bold_note] if self.bold else []
-        return "\n".join([line, "-" * len(line), *body, *notes, *self.notes])
+        notes += self.notes
+        if width is None:
+            return "\n".join([*_blocks(cells, None), *notes])
+        wrapped = [line for n in notes for line in textwrap.wrap(n, width, subsequent_indent="  ")]
+        return "\n".join([*_blocks(cells, width), *wrapped])
 
     def markdown(self) -> str:
         def cell(i: int, j: int, c: str) -> str:
@@ -107,6 +113,26 @@ class Table:
         return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>{notes}"
 
 
+def _blocks(cells: list[list[str]], width: int | None) -> list[str]:
+    """Lines of the table ``cells`` (header row first), in blocks of columns that fit ``width``."""
+    first = max(len(r[0]) for r in cells)
+    room = None if width is None else max(width - first - 2, 8)
+    clip = [[c if room is None or len(c) <= room or j == 0 else c[:room - 1] + "…" for j, c in enumerate(r)]
+            for r in cells]
+    widths = [max(len(r[k]) for r in clip) for k in range(len(clip[0]))]
+    groups: list[list[int]] = [[]]
+    for k in range(1, len(widths)):
+        if groups[-1] and room is not None and sum(widths[i] + 2 for i in groups[-1]) + widths[k] > room:
+            groups.append([])
+        groups[-1].append(k)
+    lines: list[str] = []
+    for n, group in enumerate(groups):
+        ks = [0, *group]
+        rows = ["  ".join(r[k].ljust(widths[k]) for k in ks).rstrip() for r in clip]
+        lines += ([""] if n else []) + [rows[0], "-" * max(len(r) for r in rows), *rows[1:]]
+    return lines
+
+
 def metric_table(res: Results, dataset: str, metrics: list[str] | None = None, systems: list[str] | None = None,
                  with_timing: bool = True) -> Table:
     """Systems x metrics (mean ± 95% CI half-width; the seed sd of trained systems with several seeds) for one
@@ -116,7 +142,7 @@ def metric_table(res: Results, dataset: str, metrics: list[str] | None = None, s
     agg = res.aggregates[res.aggregates["dataset"] == dataset]
     by = {(r.system, r.metric): r for r in agg.itertuples()}
     headers = ["system", "from"] + [metric_header(m, res.metric_info.get(m)) for m in metrics]
-    headers += ["n images", "health"]
+    headers += ["scored/given", "health"]
     if with_timing:
         headers += ["ms/MP ↓", "train s ↓"]
     table = Table(headers, [])
@@ -129,16 +155,27 @@ def metric_table(res: Results, dataset: str, metrics: list[str] | None = None, s
             seeded |= seeds
             if best:
                 table.bold.add((i, j))
-        ns = [r.n for (s, _), r in by.items() if s == system]
         flags = res.flags(dataset, system)
-        row += [str(max(ns)) if ns else "0", "; ".join(f.text() for f in flags) or quiet_health(res, system)]
+        scored = [by[(system, m)].n for m in metrics if (system, m) in by]
+        row += [scored_given(res, dataset, system, scored),
+                "; ".join(f.text() for f in flags) or quiet_health(res, system)]
         if flags:
             table.grey.add(i)
         if with_timing:
             row += _cost_cells(res, system)
         table.rows.append(row)
     table.notes += _metric_notes(res, dataset, metrics, systems, seeded, with_timing)
+    if any(a != b for r in table.rows for a, _, b in [r[len(metrics) + 2].partition("/")] if b):
+        table.notes.append("scored/given: images scored by every metric / images given; why each dropped image or "
+                           "pair was dropped: the report's Skipped section, and the scores' .json files")
     return table
+
+
+def scored_given(res: Results, dataset: str, system: str, scored: list[int]) -> str:
+    """``<images scored by every metric>/<images given>`` (``2/3``: one image or pair was dropped)."""
+    given = res.n_given(dataset, system)
+    low = min(scored) if scored else 0
+    return f"{low}/{given}" if given is not None else str(low)
 
 
 def _score_cell(res: Results, r: Any, metric: str) -> tuple[str, bool, bool]:
@@ -171,21 +208,25 @@ def _metric_notes(res: Results, dataset: str, metrics: list[str], systems: list[
     for flag in sorted({f.flag for s in systems for f in res.flags(dataset, s)}):
         notes.append(f"{flag}: {RULES[flag]}; flagged systems are greyed and never best")
     notes += [f"{NA} {m}: {res.unavailable[m]}" for m in metrics if m in res.unavailable]
-    devices = sorted({f"{t['device']} ({t['machine']})" for s, t in res.inference.items() if s in systems})
-    if with_timing and devices:
-        notes.append("ms/MP: median over repeats after warm-up, on " + "; ".join(devices))
+    if with_timing and any(s in res.inference for s in systems) and (text := inference_method(res.root)):
+        notes.append(text)
     return notes
 
 
 def decision_table(res: Results, dataset: str) -> Table:
-    """Per metric: which system is best, or why it is a tie (the basis of every bold cell)."""
-    table = Table(["metric", "best", "leader", "runner-up", "lead", "p Holm", "seed sd", "why"], [])
+    """Per metric: which system is best, or why none is separated (the basis of every bold cell)."""
+    table = Table(["metric", "best", "leader", "runner-up", "lead [95% CI]", "p Holm", "seed sd", "why"], [],
+                  source="tables/decisions.csv")
     for r in res.decisions[res.decisions["dataset"] == dataset].itertuples():
         info = res.metric_info.get(r.metric)
-        u = unit(r.metric, info)
-        lead = f"{fmt(r.lead)} {u}" if u == "dB" and not math.isnan(r.lead) else fmt(r.lead)
+        u = " dB" if unit(r.metric, info) == "dB" and not math.isnan(r.lead) else ""
+        lead = fmt(r.lead) + (f" [{fmt(r.lead_low, r.lead)}, {fmt(r.lead_high, r.lead)}]"
+                              if not math.isnan(r.lead_low) else "") + u
         table.rows.append([metric_header(r.metric, info), r.best or f"none ({r.status})", r.leader or "–",
                            r.runner_up or "–", lead, fmt_p(r.p_holm), fmt(r.seed_sd), r.reason])
+    table.notes.append("lead: leader minus runner-up in the metric's better direction, with the 95% bootstrap interval "
+                       "resampling scenes; p Holm: the paired t-test on per-scene means, Holm-adjusted among the "
+                       "healthy systems of this metric")
     return table
 
 

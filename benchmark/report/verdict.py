@@ -1,16 +1,21 @@
-"""The report's opening: a few plain sentences generated from the tables, and one line of caveats.
+"""The report's opening: one short sentence per dataset, then the details, then one line of caveats.
 
-Who is healthy, who is flagged and why; who leads on what, by how much (best only where the lead is
-significant after Holm correction and beyond the seed spread), at what cost; whether differences
-between trained systems exceed the seed-to-seed spread.
+The opening sentence says what the test set can show: that it cannot separate systems at all (and how
+many scenes it would need), or which system is best on which metrics and on how many metrics none is
+separated. The details state the family of tests behind "best" (which systems, how many tests, the
+smallest lead that can be significant), who is healthy, who is flagged and why, each lead with its
+interval and cost, and whether differences between trained systems exceed the seed-to-seed spread.
 """
 from __future__ import annotations
 
 import math
 
+import pandas as pd
+
 from benchmark.health import Flag
 from benchmark.report.data import SKIPPED_LABEL, Results
 from benchmark.report.tables import fmt, fmt_p, unit
+from benchmark.stats import ALPHA, MIN_SCENES, NOT_SEPARATED, PRIMARY, SECONDARY, TEST
 from benchmark.system import System
 
 PAPER = "CLIP ViT-B/32 guidance, CLIP RN101 identity, 512-px crops, the paper schedule"
@@ -20,9 +25,66 @@ def _join(items: list[str]) -> str:
     return items[0] if len(items) == 1 else ", ".join(items[:-1]) + " and " + items[-1]
 
 
+def _plural(n: int, word: str) -> str:
+    return f"{n} {word}{'' if n == 1 else 's'}"
+
+
 def _flag_phrase(f: Flag) -> str:
     return {"no-effect": "had no effect", "degenerate": "produced degenerate output",
             "diverged": "diverged in training", "stale": "has stale results"}[f.flag] + f": {f.value}"
+
+
+def _primary(res: Results, dataset: str) -> pd.DataFrame:
+    fam = res.families
+    return fam[(fam["dataset"] == dataset) & (fam["family"] == PRIMARY)] if len(fam) else fam
+
+
+def headline(res: Results, dataset: str) -> str:
+    """The one sentence that opens the verdict of ``dataset``."""
+    fam = _primary(res, dataset)
+    dec = res.decisions[res.decisions["dataset"] == dataset]
+    if len(fam) and not fam["separable"].any():
+        r = fam.iloc[0]
+        need = f" (a lead of one sd of its per-scene differences needs {r.scenes_for_d1})" if r.scenes_for_d1 else ""
+        return (f"This test set cannot separate systems: it has {_plural(int(r.n_scenes), 'scene')}, and no system is "
+                f"called best on fewer than {MIN_SCENES}{need}.")
+    if dec.empty or not (dec["status"].isin(["best", NOT_SEPARATED])).any():
+        return "No two healthy systems to compare." if len(dec) else "No scores."
+    best = dec[dec["status"] == "best"]
+    parts = [f"{leader} is best on {_join(list(g['metric']))}" for leader, g in best.groupby("best", sort=False)]
+    open_ = dec[dec["status"] == NOT_SEPARATED]
+    if len(open_):
+        n = len(open_)
+        parts.append(f"no system is separated on {'any metric' if best.empty else _plural(n, 'other metric')}"
+                     if best.empty or n > 3 else f"none is separated on {_join(list(open_['metric']))}")
+    text = "; ".join(parts)
+    return (text[0].upper() + text[1:] if best.empty else text) + "."
+
+
+def family_sentence(res: Results, dataset: str) -> list[str]:
+    """Which tests decide "best" on ``dataset`` and what they can show; where the other tests are."""
+    fam = _primary(res, dataset)
+    if fam.empty:
+        return []
+    r = fam.loc[fam["n_tests"].idxmax()]
+    systems = r.systems.split()
+    several = fam["n_tests"].nunique() > 1
+    tests = f"{'up to ' if several else ''}{_plural(int(r.n_tests), TEST.split(' on ')[0])}"
+    text = (f"Best is decided per metric among the {len(systems)} healthy trained and released systems "
+            f"({_join(systems)}): {tests} on "
+            f"per-scene mean differences ({_plural(int(r.n_scenes), 'scene')}) per metric, Holm-adjusted at "
+            f"{ALPHA:g} within each metric")
+    if r.separable and not math.isnan(r.d_crit):
+        text += (f"; a lead is significant only when it exceeds {r.d_crit:.1f} standard deviations of its "
+                 "per-scene differences")
+    others = res.families[(res.families["dataset"] == dataset) & (res.families["family"] == SECONDARY)]
+    if len(others):
+        names = sorted({s for row in others.itertuples() for s in row.systems.split()} - set(systems),
+                       key=lambda s: (s != "input", s))
+        names = ["the input" if s == "input" else s for s in names]
+        text += (f". Comparisons with {_join(names)} form a separate family (Holm within it; "
+                 "tables/paired.csv), never used for best")
+    return [text + "."]
 
 
 def _health(res: Results, dataset: str) -> list[str]:
@@ -42,6 +104,12 @@ def _amount(res: Results, metric: str, value: float) -> str:
     return f"{fmt(value)} dB" if u == "dB" else fmt(value)
 
 
+def _interval(res: Results, r: object) -> str:
+    """``[low, high]`` of a decision's lead (leader minus runner-up, positive favours the leader)."""
+    lo, hi = getattr(r, "lead_low", math.nan), getattr(r, "lead_high", math.nan)
+    return "" if math.isnan(lo) else f" [{fmt(lo, r.lead)}, {fmt(hi, r.lead)}]"
+
+
 def _cost(res: Results, system: str) -> str:
     parts = []
     if (t := res.inference.get(system)) and t.get("ms_per_mp_median"):
@@ -56,23 +124,22 @@ def _cost(res: Results, system: str) -> str:
 def _leads(res: Results, dataset: str) -> list[str]:
     dec = res.decisions[res.decisions["dataset"] == dataset]
     out = []
-    best = dec[dec["status"] == "best"]
-    for leader, group in best.groupby("best", sort=False):
-        items = [f"{r.metric} (+{_amount(res, r.metric, r.lead)} over {r.runner_up}, p_holm {fmt_p(r.p_holm)})"
-                 for r in group.itertuples()]
+    for leader, group in dec[dec["status"] == "best"].groupby("best", sort=False):
+        items = [f"{r.metric} (+{_amount(res, r.metric, r.lead)}{_interval(res, r)} over {r.runner_up}, "
+                 f"p_holm {fmt_p(r.p_holm)})" for r in group.itertuples()]
         cost = _cost(res, str(leader))
         out.append(f"{leader} is best on {_join(items)}" + (f"; cost: {cost}." if cost else "."))
-    n_tests = int(res.paired["p_holm"].notna().sum())
-    why = {"not significant": f"the lead is not significant after Holm correction over {n_tests} tests",
-           "seed": "the lead is within the seed-to-seed spread", "": ""}
-    ties: dict[str, list[str]] = {k: [] for k in why}
-    for r in dec[dec["status"] != "best"].itertuples():
-        kind = next(k for k in why if k in r.reason)
-        ties[kind].append(f"{r.metric} ({r.leader} leads {r.runner_up} by {_amount(res, r.metric, r.lead)})"
-                          if kind else f"{r.metric} ({r.reason})")
-    for kind, items in ties.items():
-        if items:
-            out.append(f"No system is best on {_join(items)}" + (f": {why[kind]}." if why[kind] else "."))
+    why = {"not significant": "lead not significant", "seed-to-seed": "lead within the seed-to-seed spread",
+           "not worse": "runner-up not worse on the common images", "cannot separate": "too few scenes"}
+    groups: dict[str, list[str]] = {}
+    for r in dec[dec["status"] == NOT_SEPARATED].itertuples():
+        kind = next((k for k in why if k in r.reason), "")
+        p = "" if kind == "cannot separate" else f", p_holm {fmt_p(r.p_holm)}"  # too few scenes: p is not used
+        item = (f"{r.metric} ({r.leader} leads {r.runner_up} by {_amount(res, r.metric, r.lead)}{_interval(res, r)}{p})"
+                if kind else f"{r.metric} ({r.reason})")
+        groups.setdefault(kind, []).append(item)
+    for kind, items in groups.items():
+        out.append(f"Not separated{': ' + why[kind] if kind else ''}: {_join(items)}.")
     agg = res.aggregates[(res.aggregates["dataset"] == dataset) & (res.aggregates["source"] != "input")]
     for r in dec.itertuples():  # a flagged system that would have led on its mean
         rows = agg[agg["metric"] == r.metric].dropna(subset=["mean"])
@@ -104,7 +171,7 @@ def _seeds(res: Results, dataset: str) -> list[str]:
         return [f"Seed-to-seed spread (sd of per-seed means): {sds}."] if sds else []
     text = "Differences between trained systems exceed the seed-to-seed spread on " + (
         _join(above) if above else "no metric")
-    return [text + (f"; not on {_join(within)} (called ties)." if within else ".")]
+    return [text + (f"; not on {_join(within)}." if within else ".")]
 
 
 def _caveats(res: Results) -> str:
@@ -116,19 +183,19 @@ def _caveats(res: Results) -> str:
     if any(System.parse(s).source == "released" for s in res.systems()):
         parts.append("released systems are the authors' checkpoints, trained at paper settings")
     sizes = [f"{d}: {res.n_images(d)} images from {res.n_scenes(d)} scenes" for d in res.datasets]
-    parts.append("; ".join(sizes) + " (intervals resample scenes; p-values are Holm-adjusted over all "
-                 f"{int(res.paired['p_holm'].notna().sum())} paired tests)")
+    parts.append("; ".join(sizes) + " (intervals resample scenes; the t-tests assume roughly normal per-scene "
+                 "differences)")
     parts += [n for n in res.health_notes if "not checked" in n]
     return "Caveats: " + "; ".join(parts) + "."
 
 
 def verdict(res: Results) -> dict:
-    """``{"datasets": [(name, [sentence])], "caveats": line}`` for the top of the report."""
+    """``{"datasets": [(name, opening sentence, [detail sentences])], "caveats": line}`` for the top of the report."""
     out = []
     for dataset in res.datasets:
         n_systems = len([s for s in res.systems(dataset) if s != "input"])
-        sentences = [(f"{res.n_images(dataset)} images from {res.n_scenes(dataset)} scenes, {n_systems} systems "
-                      "besides the input.")]
-        sentences += _health(res, dataset) + _leads(res, dataset) + _seeds(res, dataset)
-        out.append((dataset, sentences))
+        details = [(f"{res.n_images(dataset)} images from {res.n_scenes(dataset)} scenes, {n_systems} systems "
+                    "besides the input.")]
+        details += family_sentence(res, dataset) + _health(res, dataset) + _leads(res, dataset) + _seeds(res, dataset)
+        out.append((dataset, headline(res, dataset), details))
     return {"datasets": out, "caveats": _caveats(res)}

@@ -2,7 +2,8 @@
 
 ``r = n(v_w - v_b)`` from the normalised class means of the well-lit and backlit training
 embeddings, ``tau = <v_w, r>``; the enhancer minimises ``1920 * mean((<e, r> - tau)^2) + 22.5 *
-identity``. The reference embeddings are computed once from the original files (CLIP's standard
+identity``; upstream extends a round while ``320 * guidance + 22.5 * identity`` is above the
+threshold (train_rave.py:252; fidelity switch ``round_extension``). The reference embeddings are computed once from the original files (CLIP's standard
 resize + centre crop, as upstream; or the training-time resize) and cached on disk by content
 hash. Any encoder works.
 
@@ -14,20 +15,16 @@ from __future__ import annotations
 import torch
 
 from methods.base import GuidanceMethod, MethodContext
-from methods.data import reference_embeddings
-from methods.losses import (
-    class_mean,
-    rave_direction,
-    rave_loss,
-    rave_target,
-)
+from methods.data import REF_PREPROCESS, reference_embeddings
+from methods.losses import W_GUIDANCE, class_mean, rave_direction, rave_loss, rave_target
 
 
 class Rave(GuidanceMethod):
     name = "rave"
     source = "Gaintseva et al., ECCV 2024 (Atmyre/RAVE)"
-    guidance_weight = 6 * 320.0
+    guidance_weight = 6 * W_GUIDANCE  # train_rave.py:198 `6*cliploss`
     paper_total_iters = 140_000  # 1000 warm-up + ~139K guided if run to completion (spec 4.2)
+    method_parameters = (REF_PREPROCESS,)
 
     def __init__(self, ctx: MethodContext) -> None:
         super().__init__(ctx)
@@ -40,8 +37,8 @@ class Rave(GuidanceMethod):
 
     def reference_means(self, ctx: MethodContext) -> tuple[torch.Tensor, torch.Tensor]:
         """Class means ``v_b, v_w`` of the cached reference embeddings (CPU)."""
-        b, key_b = reference_embeddings(ctx.encoder, ctx.backlit_paths, ctx.ref_preprocess)
-        w, key_w = reference_embeddings(ctx.encoder, ctx.welllit_paths, ctx.ref_preprocess)
+        b, key_b = reference_embeddings(ctx.encoder, ctx.backlit_paths, self.settings["ref_preprocess"])
+        w, key_w = reference_embeddings(ctx.encoder, ctx.welllit_paths, self.settings["ref_preprocess"])
         self.info["reference_cache_keys"] = {"backlit": key_b, "welllit": key_w}
         return class_mean(b), class_mean(w)
 

@@ -20,7 +20,7 @@ from benchmark.data import download
 from benchmark.data.layout import read_stamp
 from benchmark.enhance import output_names
 from benchmark.evaluate import evaluate_system, read_scores, resolve_test_set
-from methods.training import train_method
+from methods.train_api import train_method
 
 
 def _dataset(root: Path, stems: list[str], gt: list[str], gt_size: dict[str, tuple[int, int]] | None = None) -> Path:
@@ -119,7 +119,7 @@ def test_released_weights_checksum_mismatch_is_retried_once(server: Server, tmp_
                                                             monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("BACKLIT_BENCH_WEIGHTS", str(tmp_path / "cache"))
     monkeypatch.setenv("BACKLIT_BENCH_WEIGHTS_MIRRORS", "")
-    monkeypatch.setattr(W, "SHARED_DIR", tmp_path / "shared")  # hide ../shared/reference/checkpoints
+    monkeypatch.setattr(W, "REFERENCE_DIR", tmp_path / "reference")  # hide ../shared/reference/checkpoints
     monkeypatch.setattr(W.ReleasedWeights, "url", property(lambda self: f"{server.url}/{self.filename}"))
     w = W.RELEASED["rave-unpaired"]
     server.files["/rave_unpaired.pth"] = b"\0" * w.size  # right size, wrong bytes

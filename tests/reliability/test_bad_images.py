@@ -17,8 +17,8 @@ from backlit_core.image_io import ImageReadError, load_image
 from benchmark.cli import cli
 from benchmark.enhance import enhance_folder
 from benchmark.evaluate import evaluate_system, read_scores
-from methods.inference import TiledEnhancer
 from methods.network import EnhanceNet, apply_illumination
+from methods.tiled_inference import TiledEnhancer
 
 BROKEN = {"truncated.jpg": "cannot decode", "zero.png": "empty file (0 bytes)",
           "text.jpg": "not an image file", "one.png": "too small"}

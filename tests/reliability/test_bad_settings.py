@@ -18,7 +18,7 @@ from benchmark.params import ParamsError, validate_params
 from benchmark.report.data import load_results
 from methods.encoders import ENCODERS
 from methods.registry import METHODS
-from methods.training import train_method
+from methods.train_api import train_method
 
 
 @pytest.mark.parametrize("lookup, typo, suggestion", [

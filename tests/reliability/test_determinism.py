@@ -12,7 +12,7 @@ import torch
 from rel_helpers import FAST_ENCODER, TINY, scene, write_image
 
 from benchmark.evaluate import evaluate_system, read_scores
-from methods.training import train_method
+from methods.train_api import train_method
 
 
 @pytest.fixture(scope="module")

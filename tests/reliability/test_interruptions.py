@@ -27,7 +27,7 @@ from backlit_core.image_io import load_image
 from benchmark import metrics as M
 from benchmark.enhance import enhance_folder
 from benchmark.evaluate import evaluate_system, read_scores
-from methods.training import train_method
+from methods.train_api import train_method
 
 TOTAL = 16  # iterations; checkpoints every 4
 

@@ -13,7 +13,7 @@ from rel_helpers import FAST_ENCODER, TINY
 from benchmark.cli import cli
 from methods.plugins.rave import Rave
 from methods.run_files import TrainingDiverged
-from methods.training import train_method
+from methods.train_api import train_method
 
 # warm-up is iterations 1-3; guidance losses start at iteration 4; checkpoints at 4, 8, ...
 POISONED_CALL = 3  # the third guidance loss: iteration 6

@@ -1,4 +1,4 @@
-"""The one training loop for CLIP-LIT, latent-prompt, RAVE and RAVE-shifted.
+"""The one training loop of the CLIP-guided methods (:class:`methods.base.GuidanceMethod`).
 
 Phases (methods-spec 3.2-3.5, 4.2): ``ce_init`` (prompt methods: cross-entropy fit of the guidance
 pair), ``warmup`` (25 x identity with all level weights 1; the enhancer is re-initialised with a
@@ -6,28 +6,31 @@ new seed and the warm-up extended when the running PSNR(out, in) stays under 8 d
 ``enhance`` (guidance_weight x guidance + 22.5 x identity, guidance frozen) and, for prompt
 methods, ``prompt`` (200 x ranking loss over backlit, well-lit and the intermediate results of
 the last two rounds, enhancer frozen). Rounds are extended while their last loss is above the
-threshold; the run ends when the iteration budget is spent.
+threshold (an enhancer round's loss read as the fidelity switch ``round_extension`` says: upstream's
+320 x guidance + 22.5 x identity, or the loss it trains on); the run ends when the iteration budget
+is spent. Re-initialisations are unlimited (upstream) or capped at ``max_reinits`` (``reinit_cap``).
 
 Best-snapshot bookkeeping (spec 3.4, fidelity switch ``snapshot``): every ``snapshot_every``
 iterations of an enhancer round, when the running mean of -loss over a ``snapshot_window`` buffer
 (zero-filled at the start of each round, as upstream's) beats the round's best so far, the enhancer
 is copied. Under ``best-running-loss`` (upstream) the latest such snapshot is exported as
-enhancer.pth and gives CLIP-LIT's intermediate results; under ``last`` the live enhancer does.
+enhancer.pth and gives the prompt methods' intermediate results; under ``last`` the live enhancer does.
 
 Exact resume: every batch and augmentation is a pure function of (seed, iteration), and the
 checkpoint holds everything else (weights, optimisers, RNG states, phase state, intermediate
 results), so a killed run resumed from its checkpoint ends bit-identical on CPU.
 
 :func:`train_guided` is the loop :class:`methods.base.GuidanceMethod` names (the API is
-:func:`methods.training.train_method`); a method that cannot run in the setting (e.g. CLIP-LIT with
-an image-only encoder, or encoder weights that are unavailable offline) is *returned* as a summary
-with ``status: "skipped"`` and a one-line ``reason`` (also written to train_summary.json).
+:func:`methods.train_api.train_method`); a method that cannot run in the setting (e.g. one that needs
+a text tower given an image-only encoder, or encoder weights that are unavailable offline) is
+*returned* as a summary with ``status: "skipped"`` and a one-line ``reason`` (also written to
+train_summary.json).
 """
 from __future__ import annotations
 
 import time
 import warnings
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -53,6 +56,7 @@ from methods.guidance_context import MethodContext, MethodUnavailable
 from methods.losses import (
     ALPHA_GUIDED,
     ALPHA_WARMUP,
+    W_GUIDANCE,
     W_IDENTITY,
     W_RANK,
     W_WARMUP,
@@ -62,6 +66,7 @@ from methods.losses import (
     psnr_y,
     ranking_loss,
 )
+from methods.method_parameters import split_settings
 from methods.network import EnhanceNet
 from methods.run_files import (
     CHECKPOINT,
@@ -81,7 +86,7 @@ from methods.schedule import Schedule, make_schedule, total_iterations
 from methods.trainlog import phase_counts
 
 if TYPE_CHECKING:
-    from methods.training import TrainOptions
+    from methods.train_api import TrainOptions
 
 @dataclass
 class LoopState:
@@ -95,20 +100,24 @@ class LoopState:
     psnr: list[float] = field(default_factory=list)  # warm-up running window
     init_iter: int = 0  # warm-up iterations since the enhancer's last (re-)initialisation
     last_loss: float = 0.0
+    last_check: float = 0.0  # the enhancer step's loss as the round-extension rule reads it (``round_extension``)
     round_scores: list[float] = field(default_factory=list)  # -loss of this enhancer round (last window)
     best_score: float | None = None  # best running mean of -loss in this round
     snapshot_iter: int = 0  # iteration of the latest best snapshot (0: none)
+    slot: int = 0  # uncounted CE: the result slot the enhancer round writes (upstream's pr_semi_path)
+    recorded: bool = False  # uncounted CE: this round took a snapshot past the monitor (its results count)
 
 
 def train_guided(cls: type[torch.nn.Module], backlit_dir: str | Path, welllit_dir: str | Path, files: RunFiles,
                  opts: TrainOptions) -> dict:
     """Train the CLIP-guided method ``cls``, a :class:`methods.base.GuidanceMethod` (see
-    :func:`methods.training.train_method`)."""
+    :func:`methods.train_api.train_method`)."""
     from backlit_core.device import resolve_device
     from methods.determinism import make_deterministic
 
     fidelity = Fidelity.coerce(opts.fidelity)
-    sched = make_schedule(opts.schedule, opts.schedule_overrides())
+    settings, overrides = split_settings(cls, opts.schedule, opts.schedule_overrides())
+    sched = make_schedule(opts.schedule, overrides, also_valid=settings)
     backlit, welllit = image_paths(backlit_dir), image_paths(welllit_dir)
     dev = resolve_device(opts.device)
     identity_name = opts.identity_encoder or opts.encoder
@@ -118,11 +127,12 @@ def train_guided(cls: type[torch.nn.Module], backlit_dir: str | Path, welllit_di
     try:
         guidance_encoder = load_encoder(opts.encoder, dev)
         identity_encoder = load_encoder(identity_name, dev, fidelity.identity_precision(identity_name, dev.type))
-        ctx = MethodContext(guidance_encoder, backlit, welllit, opts.seed, sched.ref_preprocess, sched.shift_tokens,
-                            fidelity.vocabulary, sched.latent_logit_scale)
+        ctx = MethodContext(guidance_encoder, backlit, welllit, opts.seed, settings, fidelity, opts.find_weights)
         guidance = cls(ctx).to(dev)
     except (MethodUnavailable, EncoderUnavailable) as exc:
         return write_skipped(files, base, str(exc))
+    if guidance.initial_enhancer is not None:  # a trained start: upstream then runs no CE and no warm-up
+        sched = replace(sched, ce_iters=0, warmup_iters=0)
     run = Run(guidance, guidance_encoder, identity_encoder, sched, backlit, welllit, files, dev, base, fidelity)
     return run.train(resume=opts.resume, stop_after=opts.stop_after, progress=opts.progress)
 
@@ -146,16 +156,24 @@ class Run:
                        "identity_fp": identity_encoder.fingerprint,
                        "schedule_values": {k: v for k, v in asdict(sched).items()
                                            if k not in ("total_iters", "checkpoint_every")},
+                       "method_settings": guidance.recorded_settings(), "start": guidance.start,
                        "backlit": files_digest(backlit), "welllit": files_digest(welllit)}
         rf = fidelity.resize_filter
         self.backlit_train = preload(backlit, sched.crop, rf)
         self.backlit_rank = self.backlit_train if sched.rank_size == sched.crop else preload(backlit, sched.rank_size, rf)
         self.welllit_rank = preload(welllit, sched.rank_size, rf) if self.has_prompts else None
         self.results: dict[str, torch.Tensor | None] = {"new": None, "old": None}
+        self.slots: list[torch.Tensor | None] = [None, None]  # uncounted CE: upstream's two result slots
+        # CE not counted (an upstream train.py read literally; docs/fidelity.md): the counter starts after CE, so
+        # the warm-up monitor (re-initialisation, PSNR in the snapshot buffer) stays on for ce_iters + warmup_iters
+        # counted iterations and results are recorded, and their slot toggled, only past it (_literal_results).
+        self.uncounted_ce = not guidance.ce_counted
         self.snapshot: dict[str, torch.Tensor] | None = None  # the latest best enhancer (CPU)
         self.state = LoopState()
         self.timing = RunTiming()
         self.enhancer = self._new_enhancer()
+        if guidance.initial_enhancer is not None:
+            self.enhancer.load_state_dict(guidance.initial_enhancer)
         self.enhancer_opt = self._enhancer_optimizer()
         self.guidance_lr = sched.guidance_lr or (guidance.guidance_lr or 0.0) * sched.guidance_lr_scale
         self.guidance_opt = (torch.optim.Adam(guidance.parameters(), lr=self.guidance_lr,
@@ -184,6 +202,7 @@ class Run:
         if self.guidance_opt is not None:
             self.guidance_opt.load_state_dict(ckpt["opt_guidance"])
         self.results = {k: ckpt["results"].get(k) for k in ("new", "old")}
+        self.slots = [ckpt["results"].get(f"slot{i}") for i in (0, 1)]
         self.snapshot = ckpt.get("snapshot")
         restore_rng(ckpt["rng"])
         if self.state.phase == "enhance" and self.has_prompts:
@@ -206,6 +225,9 @@ class Run:
                         "enhance": self.sched.enhancer_iters, "prompt": self.sched.prompt_iters}[phase]
         if phase == "enhance":
             st.round_scores, st.best_score = [], None  # upstream resets its buffer and best each round
+            st.recorded = False
+            if self._monitoring(st.iteration):  # upstream train.py:197: the zeroed buffer is also the monitor's
+                st.psnr = [0.0] * self.sched.psnr_window
             if self.has_prompts:
                 self.guidance.freeze_features(self.guidance_encoder)
         if st.phase_len == 0:
@@ -222,10 +244,11 @@ class Run:
                               "(try another --seed or --set output_bias_init=1)", stacklevel=2)
             self._enter("enhance")
         elif st.phase == "enhance":
-            if st.phase_iter and _above(st.last_loss, self.sched.train_threshold):
+            if st.phase_iter and _above(st.last_check, self.sched.train_threshold):
                 self._extend("enhance", self.sched.train_extension)
             elif self.has_prompts:
-                self.results = {"new": self._intermediate_results(), "old": self.results["new"]}
+                self.results = (self._literal_results() if self.uncounted_ce else
+                                {"new": self._intermediate_results(), "old": self.results["new"]})
                 self._enter("prompt")
             else:
                 st.round += 1
@@ -255,26 +278,61 @@ class Run:
         net = self._exported()
         return torch.cat([to_uint8(net(to_float(chunk).to(self.dev))).cpu() for chunk in self.backlit_rank.split(8)])
 
-    def _track_snapshot(self, loss: float) -> None:
-        """Upstream's best-model bookkeeping over the enhancer round (see the module docstring)."""
+    def _literal_results(self) -> dict[str, torch.Tensor | None]:
+        """Uncounted CE (upstream train.py:316-351): the round's results fill the current slot if it took a
+        snapshot past the monitor; the slot toggles once the counter has reached ``ce_iters``; the ranking
+        then sees no results while slot 0 is empty, one set while slot 1 is, else new = the other slot."""
+        st = self.state
+        if st.recorded:
+            self.slots[st.slot] = self._intermediate_results()
+        if st.iteration - self.sched.ce_iters >= self.sched.ce_iters:
+            st.slot = 1 - st.slot
+        if self.slots[0] is None:
+            return {"new": None, "old": None}
+        if self.slots[1] is None:
+            return {"new": self.slots[0], "old": None}
+        return {"new": self.slots[1 - st.slot], "old": self.slots[st.slot]}
+
+    def _warmup_counted(self) -> int:
+        """Uncounted CE: upstream's reconstruction count, lengthened by each re-initialisation (train.py:286)."""
+        return self.sched.warmup_iters + self.state.reinits * self.sched.reinit_extension
+
+    def _past_monitor(self, step: int) -> int:
+        """Uncounted CE: how far 0-based ``step``'s counter is past the monitor's end, ce_iters + the warm-up
+        (train.py:253 monitors while it is negative, :272 records results while it is positive)."""
+        return step - self.sched.ce_iters - (self.sched.ce_iters + self._warmup_counted())
+
+    def _monitoring(self, step: int) -> bool:
+        return self.uncounted_ce and self._past_monitor(step) < 0
+
+    def _reconstructing(self) -> bool:
+        """Uncounted CE: the next enhancer step still trains on the warm-up loss (counter below the warm-up, :239)."""
+        return self.uncounted_ce and self.state.iteration - self.sched.ce_iters < self._warmup_counted()
+
+    def _track_snapshot(self, score: float) -> None:
+        """Upstream's best-model bookkeeping over the enhancer round (see the module docstring); ``score``
+        is -loss (PSNR while an uncounted-CE monitor is on)."""
         st, s = self.state, self.sched
-        st.round_scores = (st.round_scores + [-loss])[-s.snapshot_window:]
+        st.round_scores = (st.round_scores + [score])[-s.snapshot_window:]
         if st.iteration % s.snapshot_every:
             return
         running = sum(st.round_scores) / s.snapshot_window
         if st.best_score is None or running > st.best_score:
             st.best_score, st.snapshot_iter = running, st.iteration
             self.snapshot = {k: v.detach().cpu().clone() for k, v in self.enhancer.state_dict().items()}
+            if self.uncounted_ce and self._past_monitor(st.iteration - 1) > 0:
+                st.recorded = True
 
     def _check_reinit(self, psnr: float) -> None:
         st, s = self.state, self.sched
         st.psnr = (st.psnr + [psnr])[-s.psnr_window:]
         st.init_iter += 1
         if (st.init_iter > s.reinit_after and len(st.psnr) == s.psnr_window and sum(st.psnr) / len(st.psnr) < s.psnr_min
-                and st.reinits < s.max_reinits):
+                and (self.fidelity.reinit_cap == "uncapped" or st.reinits < s.max_reinits)):
             st.reinits += 1
             st.psnr, st.init_iter = [], 0
-            st.phase_len += s.reinit_extension
+            if st.phase == "warmup":
+                st.phase_len += s.reinit_extension
             self.enhancer = self._new_enhancer()
             self.enhancer_opt = self._enhancer_optimizer()
 
@@ -314,8 +372,11 @@ class Run:
         row["identity"] = ident.item()
         loss = self.guidance.guidance_weight * guide + W_IDENTITY * ident if guided else W_WARMUP * ident
         self._update(self.enhancer_opt, loss)
-        if not guided:
+        if not guided or self._monitoring(self.state.iteration):
             row["psnr"] = psnr_y(y.detach(), x, self.fidelity.warmup_monitor).mean().item()
+        if guided:
+            upstream = self.fidelity.round_extension == "guidance-320"
+            self.state.last_check = W_GUIDANCE * row["guidance"] + W_IDENTITY * row["identity"] if upstream else loss.item()
         self._clock("step", t0)
         return {"loss": loss.item(), **row}
 
@@ -339,14 +400,13 @@ class Run:
         m = max(nb, nw)
         bi = batch_indices(m, s.prompt_batch_size, self.seed, "rank-backlit", it) % nb
         wi = batch_indices(m, s.prompt_batch_size, self.seed, "rank-welllit", it) % nw
-        members = [self.backlit_rank[bi], self.welllit_rank[wi], self.results["new"][bi]]
-        if self.results["old"] is not None:
-            members.append(self.results["old"][bi])
+        members = [self.backlit_rank[bi], self.welllit_rank[wi]]
+        members += [self.results[k][bi] for k in ("new", "old") if self.results[k] is not None]
         params = aug.sample_params(len(bi), generator(self.seed, "rank-aug", it), aug.ZOOM_PROMPT)
         with torch.no_grad():
             emb = self.guidance_encoder(aug.augment(to_float(torch.cat(members)).to(self.dev), params)).embedding
         p = negative_probability(emb, self.guidance.prompt_features(self.guidance_encoder), self.guidance.logit_scale).split(len(bi))
-        rank = ranking_loss(p[0], p[1], p[2], p[3] if len(p) == 4 else None, self.fidelity.ranking_order)
+        rank = ranking_loss(*p, order=self.fidelity.ranking_order)
         loss = W_RANK * rank
         self._update(self.guidance_opt, loss)
         return {"loss": loss.item(), "rank": rank.item()}
@@ -367,7 +427,7 @@ class Run:
             return self._ce_step()
         if phase == "prompt":
             return self._prompt_step()
-        return self._enhancer_step(guided=phase == "enhance")
+        return self._enhancer_step(guided=phase == "enhance" and not self._reconstructing())
 
     # --- loop -------------------------------------------------------------------------------
     def train(self, resume: bool, stop_after: int | None, progress: bool) -> dict:
@@ -396,10 +456,12 @@ class Run:
         st.iteration += 1
         st.phase_iter += 1
         st.last_loss = row["loss"]
-        if phase == "warmup":
+        monitoring = "psnr" in row and phase == "enhance"  # uncounted CE: the warm-up monitor is still on
+        if phase == "warmup" or monitoring:
             self._check_reinit(row["psnr"])
-        elif phase == "enhance" and self.fidelity.snapshot == "best-running-loss":
-            self._track_snapshot(row["loss"])
+        if phase == "enhance" and (self.fidelity.snapshot == "best-running-loss" or self.uncounted_ce):
+            # uncounted CE records results at best snapshots, whichever enhancer is exported
+            self._track_snapshot(row["psnr"] if monitoring else -row["loss"])
         if st.phase_iter >= st.phase_len:
             self._next_phase()
         return row
@@ -409,7 +471,8 @@ class Run:
             "config": self.config, "state": asdict(self.state), "enhancer": self.enhancer.state_dict(),
             "opt_enhancer": self.enhancer_opt.state_dict(), "guidance": self.guidance.state_dict(),
             "opt_guidance": self.guidance_opt.state_dict() if self.guidance_opt else None,
-            "results": {k: v for k, v in self.results.items() if v is not None}, "rng": capture_rng(),
+            "results": {k: v for k, v in {**self.results, "slot0": self.slots[0], "slot1": self.slots[1]}.items()
+                        if v is not None}, "rng": capture_rng(),
             "snapshot": self.snapshot,
             "reference_cache_keys": self.guidance.info.get("reference_cache_keys"),
         })
@@ -430,6 +493,7 @@ class Run:
             "guidance_method": self.guidance.name, "is_random": self.guidance_encoder.is_random or self.identity_encoder.is_random,
             "encoder_sha256": self.guidance_encoder.weights_sha256, "identity_encoder_sha256": self.identity_encoder.weights_sha256,
             "schedule_values": {**asdict(self.sched), "total_iters": self.total, "guidance_lr": self.guidance_lr if self.has_prompts else None},
+            "method_settings": self.guidance.recorded_settings(), "start": self.guidance.start,
             "iterations": {"total": st.iteration, **counts},
             "rounds": rounds, "reinits": st.reinits, "extensions": st.extensions,
             "warmup_psnr": round(sum(st.psnr) / len(st.psnr), 2) if st.psnr else None,

@@ -1,7 +1,7 @@
 """The common enhancer interface: a 3 x H x W image tensor in [0, 1] in, the enhanced one out.
 
 Every system ``bench enhance`` runs is an :class:`Enhancer`: the shared network's
-:class:`~methods.inference.TiledEnhancer` (CLIP-LIT, latent-prompt, RAVE; released or trained),
+:class:`~methods.tiled_inference.TiledEnhancer` (CLIP-LIT, latent-prompt, RAVE; released or trained),
 :class:`~methods.zero_dce.ZeroDCEEnhancer`, and the training-free operators of
 :mod:`methods.classical`. The folder loop (:func:`benchmark.enhance.enhance_folder`) sees only this.
 """
@@ -51,7 +51,7 @@ def open_checkpoint(path: str | Path, *, padding: str = "reflect", device: str |
         from methods.zero_dce import ZeroDCEEnhancer, load_zero_dce
 
         return ZeroDCEEnhancer(load_zero_dce(path), device=device, tile=tile, precision=precision)
-    from methods.inference import TiledEnhancer
     from methods.network import load_enhancer
+    from methods.tiled_inference import TiledEnhancer
 
     return TiledEnhancer(load_enhancer(path, padding=padding), device=device, tile=tile, precision=precision)

@@ -1,12 +1,13 @@
 """``train_method``: the API that trains any registered method with the loop its class names.
 
-A method declares ``training_loop = "module:function"`` (CLIP-guided: :func:`methods.trainer.train_guided`;
+A method declares ``training_loop = "module:function"`` (CLIP-guided: :func:`methods.guided_training.train_guided`;
 Zero-DCE: :func:`methods.zero_dce_train.train_zero_dce`; training-free: None); the loop is imported
 by name, so nothing here or in a plugin imports a loop it does not run (see benchmark/code_deps.py).
 """
 from __future__ import annotations
 
 import importlib
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -30,6 +31,7 @@ class TrainOptions:
     progress: bool = True
     threads: int | None = None
     fidelity: object = None  # dict or methods.fidelity.Fidelity; None: the upstream code's choices
+    find_weights: Callable[[str], Path] | None = None  # released files by name (benchmark.weights.resolve_weights)
 
     def __post_init__(self) -> None:
         if not isinstance(self.seed, int) or isinstance(self.seed, bool) or self.seed < 0:
