@@ -151,7 +151,10 @@ def device_info() -> dict[str, object]:
 
 
 def collect_provenance(weights: Iterable[str | Path] = (), **extra: object) -> dict:
-    """A JSON-ready record of the environment; ``weights`` files are listed with their sha256."""
+    """A JSON-ready record of the environment (with the CPU numerics, :mod:`backlit_core.numerics`);
+    ``weights`` files are listed with their sha256."""
+    from backlit_core import numerics
+
     # dirty: tracked code or settings differ from the commit (the pipeline's own outputs do not count)
     status = _git("status", "--porcelain", "--untracked-files=no", "--", ".", ":!results", ":!dvc.lock", ":!perf/results")
     return {
@@ -163,6 +166,7 @@ def collect_provenance(weights: Iterable[str | Path] = (), **extra: object) -> d
         "packages": package_versions(),
         **installed_environment(),
         "device": device_info(),
+        "numerics": numerics.settings(),
         "weights": {str(p): sha256_of(p) for p in weights if Path(p).is_file()},
         **extra,
     }

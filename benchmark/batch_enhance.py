@@ -8,6 +8,7 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from backlit_core import numerics
 from backlit_core.atomic import remove_stale_temporaries, write_json
 from backlit_core.image_io import IMAGE_EXTENSIONS, ImageReadError, is_image_file, list_images, load_image, save_png
 from benchmark.results import ENHANCED_SUMMARY
@@ -102,7 +103,8 @@ def enhance_folder(
     rewritten after every image, so a killed run resumes where it stopped. An image that cannot be
     read or enhanced is recorded under ``failed`` (the error names the file) and the rest still run.
     ``precision`` is the :class:`~methods.tiled_inference.TiledEnhancer` compute precision (fp32: exact;
-    bf16/fp16: faster). ``summary.json`` holds no times or absolute paths (it is a DVC output that
+    bf16/fp16: faster). The CPU numerics mode (:mod:`backlit_core.numerics`) counts as a setting.
+    ``summary.json`` holds no times or absolute paths (it is a DVC output that
     evaluation depends on); seconds per image and wall time go to ``timing_file`` when given and are
     returned under ``timing``.
     """
@@ -111,7 +113,7 @@ def enhance_folder(
     engine, identity = open_system(weights, padding=padding, device=device, tile=tile, precision=precision)
     out_dir.mkdir(parents=True, exist_ok=True)  # only now: a command that fails on its inputs leaves no folder
     settings = {**identity, "padding": padding, "max_side": max_side, "tile": tile, "precision": precision,
-                "bits": bits}
+                "bits": bits, "numerics": numerics.mode()}
     summary_path = out_dir / ENHANCED_SUMMARY
     finished = set() if force else _finished(summary_path, settings)
     remove_stale_temporaries(out_dir)  # left by a killed run

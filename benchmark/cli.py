@@ -72,12 +72,20 @@ def cli() -> None:
 
 
 def main() -> None:
-    """Entry point: known user errors print one line instead of a traceback."""
+    """Entry point: known user errors print one line instead of a traceback.
+
+    The CPU numerics of params.yaml (``numerics``, :mod:`backlit_core.numerics`) are chosen first:
+    their environment must be set before anything imports torch.
+    """
+    from backlit_core import numerics
     from backlit_core.registry import UnknownNameError
-    from benchmark.params import ParamsError
+    from benchmark.params import ParamsError, numerics_setting
 
     try:
+        mode = numerics_setting()
+        if mode is not None:
+            numerics.apply(mode)
         cli()
-    except (ParamsError, UnknownNameError) as exc:
+    except (ParamsError, UnknownNameError, numerics.NumericsError) as exc:
         click.echo(f"Error: {exc}", err=True)
         raise SystemExit(2) from None

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from backlit_core import numerics
 from backlit_core.atomic import read_json, remove_stale_temporaries, write_json
 from backlit_core.image_io import list_images
 from benchmark.metrics import (
@@ -188,8 +189,9 @@ def evaluate_system(system: str | System, dataset: str, enhanced_dir: str | Path
                     seed: int | None = None) -> Evaluation:
     """Score ``enhanced_dir`` (``<stem>.png`` per test input) with ``metrics``; write ``out_csv`` + sidecar.
 
-    Scores whose enhanced and ground-truth files are unchanged since the last (or a killed) run are
-    reused. A score that fails or is not finite is recorded under ``failed`` with the file's name.
+    Scores whose enhanced and ground-truth files are unchanged since the last (or a killed) run, under
+    the same CPU numerics mode (:mod:`backlit_core.numerics`), are reused. A score that fails or is
+    not finite is recorded under ``failed`` with the file's name.
     A skipped system (its ``summary.json`` says ``skipped``) yields no rows and the reason.
     ``seed`` is the training seed of a trained run given by name (the ``seed`` column; empty otherwise).
     """
@@ -212,7 +214,8 @@ def evaluate_system(system: str | System, dataset: str, enhanced_dir: str | Path
     status = _metric_status(loaded, unavailable, test.gt is not None)
     runnable = [m for m in loaded if status[m.name]["status"] == "ok"]
     old, old_meta = _previous(None if force else out_csv)
-    old_prints = old_meta.get("fingerprints", {})
+    same_numerics = old_meta.get("numerics", "native") == numerics.mode()  # other kernels: score afresh
+    old_prints = old_meta.get("fingerprints", {}) if same_numerics else {}
     old_index = {(r.image, r.metric): r.value for r in old.itertuples()} if len(old) else {}
     sources = {} if system.source == "input" else {p.stem: p for p in list_images(test.inputs)}  # psnr_vs_input
     base = {"dataset": dataset, "system": system.name, **system.info(),
@@ -303,5 +306,5 @@ def _write(result: Evaluation, out_csv: Path | None, system: System, dataset: st
         "inputs_dir": str(test.inputs) if test else None, "gt_dir": str(test.gt) if test and test.gt else None,
         "images": result.given if complete else len(prints), "metrics": result.metrics, "failed": result.failed,
         "skipped": result.skipped,
-        "fingerprints": prints, "complete": complete,
+        "fingerprints": prints, "numerics": numerics.mode(), "complete": complete,
     })

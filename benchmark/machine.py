@@ -38,10 +38,13 @@ def machine_id(device: str = "cpu") -> str:
 
 
 def runtime() -> dict[str, Any]:
-    """CPU model, torch version and torch's intra-op threads: what every timing record states."""
+    """CPU model, torch version, torch's intra-op threads and CPU numerics: what every timing record states."""
     import torch
 
-    return {"cpu": cpu_name(), "torch": torch.__version__, "torch_threads": torch.get_num_threads()}
+    from backlit_core import numerics
+
+    return {"cpu": cpu_name(), "torch": torch.__version__, "torch_threads": torch.get_num_threads(),
+            "numerics": numerics.settings()}
 
 
 def timing_environment(device: str = "cpu") -> dict[str, Any]:

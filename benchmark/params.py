@@ -9,6 +9,8 @@ from typing import Any
 
 import yaml
 
+from backlit_core.numerics import MODES
+
 
 class ParamsError(ValueError):
     """A settings file is missing or holds an invalid value; the message names the file and key."""
@@ -16,6 +18,21 @@ class ParamsError(ValueError):
 
 def params_path() -> Path:
     return Path(os.environ.get("BACKLIT_BENCH_PARAMS", "params.yaml"))
+
+
+def numerics_setting(path: str | Path | None = None) -> str | None:
+    """``numerics`` of the params file (``native`` when the key is absent), read before torch loads;
+    None when there is no readable params file (the command then runs in the inherited mode)."""
+    path = Path(path) if path else params_path()
+    try:
+        params = yaml.safe_load(path.read_text()) or {}
+    except (OSError, yaml.YAMLError):
+        return None  # the command reports a broken params file itself, if it reads one
+    if not isinstance(params, dict):
+        return None
+    mode = params.get("numerics") or "native"
+    _require(mode in MODES, path, "numerics", f"must be one of {', '.join(MODES)}, got {mode!r}")
+    return mode
 
 
 def load_params(path: str | Path | None = None) -> dict[str, Any]:
@@ -48,6 +65,8 @@ def validate_params(p: dict[str, Any], path: Path = Path("params.yaml")) -> None
     _require(isinstance(threads, int) and threads >= 0, path, "threads",
              f"must be 0 (torch's default) or a positive thread count, got {threads!r}")
     _require(p["schedule"] in ("quick", "paper"), path, "schedule", f"must be 'quick' or 'paper', got {p['schedule']!r}")
+    _require((p.get("numerics") or "native") in MODES, path, "numerics",
+             f"must be one of {', '.join(MODES)}, got {p.get('numerics')!r}")
     for r in p["regimes"]:
         _require(r in ("paired", "unpaired"), path, "regimes", f"unknown regime {r!r} (paired, unpaired)")
     enh = p.get("enhance", {})

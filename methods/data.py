@@ -93,8 +93,15 @@ def cache_dir() -> Path:
 
 
 def cached_tensor(key: dict, compute: Callable[[], torch.Tensor]) -> tuple[torch.Tensor, str]:
-    """Load the tensor stored under ``key`` or compute and store it; returns (tensor, key hash)."""
-    digest = hashlib.sha256(json.dumps({**key, "v": CACHE_VERSION}, sort_keys=True).encode()).hexdigest()
+    """Load the tensor stored under ``key`` or compute and store it; returns (tensor, key hash).
+
+    The key includes the CPU numerics mode (:mod:`backlit_core.numerics`): a tensor computed under
+    the other mode is not reused. (The cache is per machine; ``native`` results differ between CPU kinds.)
+    """
+    from backlit_core import numerics
+
+    key = {**key, "v": CACHE_VERSION, "numerics": numerics.mode()}
+    digest = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()
     path = cache_dir() / f"{digest}.pt"
     if path.is_file():
         try:

@@ -64,12 +64,12 @@ class EffNetLite0(Encoder):
 
 def map_lukemelas_state_dict(source: dict[str, torch.Tensor], target: nn.Module) -> dict[str, torch.Tensor]:
     """Rename lukemelas-style keys to ``target``'s, in order; shapes must agree one by one."""
-    names = list(target.state_dict())
-    if len(names) != len(source):
-        raise RuntimeError(f"expected {len(names)} tensors, the checkpoint holds {len(source)}")
+    shapes = {name: t.shape for name, t in target.state_dict().items()}
+    if len(shapes) != len(source):
+        raise RuntimeError(f"expected {len(shapes)} tensors, the checkpoint holds {len(source)}")
     mapped = {}
-    for (src, tensor), dst in zip(source.items(), names):
-        if tensor.shape != target.state_dict()[dst].shape:
+    for (src, tensor), dst in zip(source.items(), shapes):
+        if tensor.shape != shapes[dst]:
             raise RuntimeError(f"tensor {src} {tuple(tensor.shape)} does not fit {dst}")
         mapped[dst] = tensor
     return mapped

@@ -163,8 +163,11 @@ def test_each_stage_reads_its_own_params() -> None:
     evaluation = [n for n in stages if n.startswith("evaluate")]
     for name in evaluation:
         params = stages[name].get("do", stages[name])["params"]
-        assert params == ["evaluate.metrics"], name  # so a new bootstrap count reruns the report only
+        assert params == ["numerics", "evaluate.metrics"], name  # so a new bootstrap count reruns the report only
     assert "evaluate.bootstrap" in stages["report"]["params"]
+    computing = [n for n in stages if n.split("-")[0] in ("train", "enhance", "evaluate", "time")]
+    assert all("numerics" in stages[n].get("do", stages[n])["params"] for n in computing)  # CPU kernels
+    assert not any("numerics" in stages[n].get("do", stages[n]).get("params", []) for n in ("prepare", "report"))
     assert "evaluate" not in stages["train"]["params"] and "schedule" in stages["train"]["params"]
 
 

@@ -288,7 +288,7 @@ def test_time_to_quality_is_measured_in_the_enhance_phase(tmp_path: Path) -> Non
 
 def test_any_callable_is_timed_in_one_sample_set(monkeypatch: pytest.MonkeyPatch) -> None:
     """The ms/MP arithmetic on injected timings (no wall clock): the k-th call of ``slow`` takes k ms."""
-    import benchmark.timing as T
+    import benchmark.inference_timing as T
 
     clock = {"now": 0.0, "calls": 0}
     monkeypatch.setattr(T, "time", SimpleNamespace(perf_counter=lambda: clock["now"]))
