@@ -352,7 +352,7 @@ class Run:
     def _enhancer_step(self, guided: bool) -> dict:
         t0 = time.perf_counter()
         x = self._backlit_batch()
-        t = time.perf_counter()
+        t = self._clock("batch", t0)
         y = self.enhancer(x)
         t = self._clock("enhancer", t)
         row: dict = {}
@@ -367,11 +367,12 @@ class Run:
             f_out = self.identity_encoder(y, features=True).features
         with torch.no_grad():
             f_in = self.identity_encoder(x, features=True).features
-        self._clock("identity_encoder", t)
+        t = self._clock("identity_encoder", t)
         ident = identity_loss(f_out, f_in, ALPHA_GUIDED if guided else ALPHA_WARMUP)
         row["identity"] = ident.item()
         loss = self.guidance.guidance_weight * guide + W_IDENTITY * ident if guided else W_WARMUP * ident
-        self._update(self.enhancer_opt, loss)
+        self._clock("loss", t)
+        self._update(self.enhancer_opt, loss, clocked=True)
         if not guided or self._monitoring(self.state.iteration):
             row["psnr"] = psnr_y(y.detach(), x, self.fidelity.warmup_monitor).mean().item()
         if guided:
@@ -411,15 +412,21 @@ class Run:
         self._update(self.guidance_opt, loss)
         return {"loss": loss.item(), "rank": rank.item()}
 
-    def _update(self, opt: torch.optim.Optimizer, loss: torch.Tensor) -> None:
+    def _update(self, opt: torch.optim.Optimizer, loss: torch.Tensor, clocked: bool = False) -> None:
+        """One optimiser step on ``loss``; ``clocked``: an enhancer step's backward and optimiser times count."""
         if not torch.isfinite(loss):
             st = self.state
             raise TrainingDiverged(f"non-finite loss ({loss.item()}) at iteration {st.iteration + 1} "
                                    f"({st.phase}, round {st.round}); stopped. The last good checkpoint is "
                                    f"{self.out / CHECKPOINT} (every {self.sched.checkpoint_every} iterations)")
+        t = time.perf_counter()
         opt.zero_grad(set_to_none=True)
         loss.backward()
+        if clocked:
+            t = self._clock("backward", t)
         opt.step()
+        if clocked:
+            self._clock("optimizer", t)
 
     def _step(self) -> dict:
         phase = self.state.phase

@@ -51,30 +51,53 @@ class RunFiles:
             stale.unlink(missing_ok=True)
 
 
+# The parts of an enhancer step the CLIP-guided loop times on CPU (CUDA work is asynchronous), in step order:
+# batch preparation (indices, augmentation), the forward passes of the enhancer, the guidance encoder and the
+# identity encoder, the loss terms, the backward pass (through the frozen encoders into the enhancer) and the
+# optimiser step; ``step`` is the whole step, and what the parts leave of it is reported as ``other``.
+STEP_PARTS = ("batch", "enhancer", "guidance_encoder", "identity_encoder", "loss", "backward", "optimizer")
+
+
+def _no_step_time() -> dict[str, float]:
+    return dict.fromkeys((*STEP_PARTS, "step"), 0.0)
+
+
 @dataclass
 class RunTiming:
-    """Wall time, peak memory and forward-time shares: machine-dependent, so never in the model files."""
+    """Wall time, peak memory and the seconds of each part of the enhancer steps (:data:`STEP_PARTS`):
+    machine-dependent, so never in the model files."""
 
     wall_s: float = 0.0
     peak_rss: int = 0
-    shares: dict[str, float] = field(default_factory=lambda: {"enhancer": 0.0, "guidance_encoder": 0.0,
-                                                              "identity_encoder": 0.0, "step": 0.0})
+    shares: dict[str, float] = field(default_factory=_no_step_time)
+
+
+def step_time_shares(seconds: dict[str, float]) -> dict[str, float] | None:
+    """Each part's share of the enhancer steps' time, ``other`` (the rest) and ``accounted`` (the parts' sum);
+    None before any step was timed."""
+    step = seconds.get("step", 0.0)
+    if step <= 0:
+        return None
+    parts = {k: seconds.get(k, 0.0) / step for k in STEP_PARTS}
+    accounted = sum(parts.values())
+    return {k: round(v, 4) for k, v in {**parts, "other": 1.0 - accounted, "accounted": accounted}.items()}
 
 
 def write_timing(files: RunFiles, base: dict, dev: torch.device, iterations: int, timing: RunTiming,
                  shares: bool) -> None:
-    """``train_timing.json``: wall time, s/iter by phase, memory, forward-time shares (this machine)."""
+    """``train_timing.json``: wall time, s/iter by phase, memory and, when ``shares``, where the enhancer
+    steps' time goes (:func:`step_time_shares`; this machine)."""
     from backlit_core.provenance import device_info
 
-    parts = timing.shares if shares and timing.shares["step"] > 0 else None
+    parts = step_time_shares(timing.shares) if shares else None
     write_json(files.timing / TIMING, {
         "method": base["method"], "seed": base["seed"], "device": str(dev), "machine": device_info(),
         "iterations": iterations, "wall_s": round(timing.wall_s, 3),
         "s_per_iter": {p: round(v, 5) for p, v in seconds_per_iter(files.timing / STEPS).items()},
         "peak_rss_mb": round(timing.peak_rss / 2**20, 1),
         "peak_cuda_mb": round(torch.cuda.max_memory_allocated() / 2**20, 1) if dev.type == "cuda" else None,
-        "enhancer_step_time_share": None if parts is None else {
-            k: round(parts[k] / parts["step"], 4) for k in ("enhancer", "guidance_encoder", "identity_encoder")},
+        "enhancer_step_time_share": parts,
+        "enhancer_steps_share_of_wall": round(timing.shares["step"] / timing.wall_s, 4) if parts and timing.wall_s else None,
         "totals": asdict(timing),
     })
 
@@ -83,7 +106,9 @@ def restore_timing(files: RunFiles) -> RunTiming:
     """The wall-time and memory totals of a killed session, to continue from (best effort)."""
     path = files.timing / TIMING
     saved = json.loads(path.read_text()).get("totals") if path.is_file() else None
-    return RunTiming(**saved) if saved else RunTiming()
+    if not saved:
+        return RunTiming()
+    return RunTiming(saved.get("wall_s", 0.0), saved.get("peak_rss", 0), {**_no_step_time(), **(saved.get("shares") or {})})
 
 
 def write_skipped(files: RunFiles, base: dict, reason: str) -> dict:

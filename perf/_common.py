@@ -65,13 +65,13 @@ class CpuPeak:
     ``torch.mm`` (2048^3) and oneDNN through a 1x1 channels-last convolution (8192 x 1024 x 1024).
     """
 
-    def __init__(self) -> None:
+    def __init__(self, dtypes: tuple[torch.dtype, ...] = (torch.float32, torch.bfloat16)) -> None:
         g = torch.Generator().manual_seed(0)
         self.mm = {dt: (torch.randn(2048, 2048, generator=g).to(dt), torch.randn(2048, 2048, generator=g).to(dt))
-                   for dt in (torch.float32, torch.bfloat16)}
+                   for dt in dtypes}
         x = torch.randn(1, 1024, 64, 128, generator=g).contiguous(memory_format=torch.channels_last)
         w = torch.randn(1024, 1024, 1, 1, generator=g)
-        self.conv = {dt: (x.to(dt), w.to(dt)) for dt in (torch.float32, torch.bfloat16)}
+        self.conv = {dt: (x.to(dt), w.to(dt)) for dt in dtypes}
         for dt in self.mm:
             self.sample(dt)  # warm-up
 

@@ -266,20 +266,25 @@ def scaling(data: dict) -> Table:
     return table
 
 
+STEP_COLUMNS = {"batch": "batch", "enhancer": "enhancer fwd", "guidance_encoder": "guidance fwd",
+                "identity_encoder": "identity fwd", "backward": "backward", "optimizer": "optimiser", "other": "other"}
+
+
 def training(data: dict) -> Table:
-    table = Table(["method", "status", "iterations", "s/iter", "enhancer share", "guidance share", "identity share",
-                   "peak RSS (MB)"], [])
+    table = Table(["method", "status", "iterations", "s/iter", *(f"{c} share" for c in STEP_COLUMNS.values()),
+                   "GFLOP/s", "fraction of peak", "peak RSS (MB)"], [])
     for method, r in (data.get("methods") or {}).items():
         share = r.get("enhancer_step_time_share") or {}
         iters = r.get("iterations") or {}
+        flops = r.get("flops") or {}
         table.rows.append([method, str(r.get("status")) + (f": {r['reason']}" if r.get("reason") else ""),
                            str(iters.get("total", "–") if isinstance(iters, dict) else iters), fmt(r.get("s_per_iter")),
-                           *(fmt(share.get(k)) for k in ("enhancer", "guidance_encoder", "identity_encoder")),
-                           fmt(r.get("peak_rss_mb"))])
+                           *(fmt(share.get(k)) for k in STEP_COLUMNS), fmt(flops.get("gflops")),
+                           fmt(flops.get("fraction_of_peak")), fmt(r.get("peak_rss_mb"))])
     settings = data.get("settings") or {}
     if settings:
         table.notes.append(f"schedule {settings.get('schedule')}, device {settings.get('device')}, "
-                           f"encoders {settings.get('encoders')}")
+                           f"encoders {settings.get('encoders')}; shares of an enhancer step's time (CPU)")
     return table
 
 
