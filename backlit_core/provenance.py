@@ -8,9 +8,10 @@ import platform
 import re
 import subprocess
 import sys
+from collections.abc import Iterable, Sequence
 from importlib import metadata
 from pathlib import Path
-from typing import Iterable, Literal, Sequence
+from typing import Literal
 
 from backlit_core.atomic import write_json
 from backlit_core.hashing import sha256_of

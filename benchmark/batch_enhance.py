@@ -45,7 +45,7 @@ def output_names(paths: list[Path]) -> dict[Path, str]:
     return names
 
 
-def downscale(img, max_side: int | None):  # noqa: ANN001, ANN201 - torch tensors
+def downscale(img, max_side: int | None):
     """Resize so the longer side is at most ``max_side`` (antialiased bicubic); else unchanged."""
     import torch.nn.functional as F
 

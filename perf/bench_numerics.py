@@ -63,11 +63,10 @@ def sample() -> dict:
     """One process's figures (numerics already applied)."""
     import torch
 
-    from backlit_core import numerics
     from benchmark.metrics import Pair, load_metrics
     from benchmark.params import load_params
-    from methods.tiled_inference import TiledEnhancer
     from methods.network import EnhanceNet
+    from methods.tiled_inference import TiledEnhancer
     from methods.train_api import train_method
 
     params = load_params(ROOT / "params.yaml")

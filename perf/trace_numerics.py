@@ -95,7 +95,7 @@ UNINITIALISED = ("empty", "new_empty", "empty_like", "empty_strided", "new_empty
 OVERWRITE = ("copy_", "fill_", "zero_", "normal_", "uniform_", "random_", "bernoulli_", "exponential_", "set_")
 
 
-def _tensor_hash(h: "hashlib._Hash", t) -> None:
+def _tensor_hash(h: hashlib._Hash, t) -> None:
     import torch
 
     t = t.detach()
@@ -240,8 +240,8 @@ def _run_task(task: str, params: dict, threads: int) -> dict:
     image = sorted((data / "test" / "input").glob("*.png"))[0]
     if task == "enhance":
         from backlit_core.image_io import load_image
-        from methods.tiled_inference import TiledEnhancer
         from methods.network import EnhanceNet
+        from methods.tiled_inference import TiledEnhancer
 
         torch.set_num_threads(threads)
         torch.manual_seed(0)

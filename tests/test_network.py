@@ -35,19 +35,19 @@ def test_parameter_count_and_macs() -> None:
 SHARED = [w.name for w in RELEASED.values() if w.network == "enhance-net"]  # the nine; not zero-dce
 
 
-def test_all_released_checkpoints_load_strictly(reference_dir) -> None:  # noqa: ANN001
+def test_all_released_checkpoints_load_strictly(reference_dir) -> None:
     for name in SHARED:
         net = load_enhancer(resolve_weights(name, allow_download=False))
         assert count_parameters(net) == 278_790, name
 
 
 @pytest.fixture(scope="module")
-def backlit_photos(reference_dir) -> list[torch.Tensor]:  # noqa: ANN001
+def backlit_photos(reference_dir) -> list[torch.Tensor]:
     return [_small(load_image(p)) for p in list_images(reference_dir / "backlit-samples")]
 
 
 @pytest.mark.parametrize("name", [n for n in SHARED if n != "clip-lit-init"])
-def test_released_models_brighten_real_backlit_photos(name: str, backlit_photos) -> None:  # noqa: ANN001
+def test_released_models_brighten_real_backlit_photos(name: str, backlit_photos) -> None:
     net = load_enhancer(resolve_weights(name, allow_download=False))
     with torch.no_grad():
         for img in backlit_photos:
@@ -56,7 +56,7 @@ def test_released_models_brighten_real_backlit_photos(name: str, backlit_photos)
             assert out.mean() > img.mean() + 0.01, f"{name} did not brighten (in {img.mean():.3f}, out {out.mean():.3f})"
 
 
-def test_init_checkpoint_is_near_identity(backlit_photos) -> None:  # noqa: ANN001
+def test_init_checkpoint_is_near_identity(backlit_photos) -> None:
     net = load_enhancer(resolve_weights("clip-lit-init", allow_download=False))
     with torch.no_grad():
         for img in backlit_photos:
@@ -89,7 +89,7 @@ def test_black_input_gives_no_nan() -> None:
     assert torch.isfinite(out).all() and out.max() == 0
 
 
-def test_padding_variants_differ_only_near_borders(reference_dir) -> None:  # noqa: ANN001
+def test_padding_variants_differ_only_near_borders(reference_dir) -> None:
     ckpt = resolve_weights("rave-unpaired", allow_download=False)
     x = _small(load_image(reference_dir / "backlit-samples" / "110_51093502029_o.jpg"), 128)[None]
     with torch.no_grad():

@@ -290,7 +290,7 @@ def test_operators_are_compared_in_the_secondary_family_only() -> None:
     none of their p_holm, and is never called best."""
     import numpy as np
 
-    from benchmark.stats import PRIMARY, SECONDARY, best_systems, paired_comparison, aggregate
+    from benchmark.stats import PRIMARY, SECONDARY, aggregate, best_systems, paired_comparison
 
     rng = np.random.default_rng(0)
     rows = []
