@@ -209,7 +209,7 @@ RECONSTRUCTIONS: tuple[Reconstruction, ...] = (
         "methods/network.py apply_illumination: 1e-9 at inference too",
         "measured (tests/test_fidelity.py): with the released CLIP-LIT enhancer on reference photos the "
         "outputs are bit-identical (L >= 0.07 there); they can differ only where L = 0, where upstream gives "
-        "NaN for a black pixel and we give 0"),
+        "0/0 (not a number) for a black pixel and we give 0"),
     Reconstruction(
         "output_bias_init",
         "the last conv's bias at PyTorch's default (CLIP-LIT train.py:143 weights_init sets conv weights "

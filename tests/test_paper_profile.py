@@ -42,6 +42,7 @@ import torch
 import yaml
 from local_server import Server
 
+from benchmark.engine.clusters import SlurmSettings
 from benchmark.weights import RELEASED as WEIGHTS
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -162,6 +163,8 @@ def paper_run(tmp_path_factory: pytest.TempPathFactory) -> PaperRun:
 def test_params_differ_from_the_paper_profile_only_where_stated(paper_run: PaperRun) -> None:
     paper = yaml.safe_load((ROOT / "profiles" / "paper.yaml").read_text())
     used = yaml.safe_load((paper_run.project / "params.yaml").read_text())
+    assert SlurmSettings.from_params(used).walltime == paper["cluster"]["walltime"]  # DVC wrote it unquoted
+    used["cluster"] = {**used["cluster"], "walltime": SlurmSettings.from_params(used).walltime}
     changed = {k for k in paper if paper[k] != used.get(k)}
     assert changed == {"device", "seeds", "timing", "evaluate", "train", "encoders", "data", "released"}
     assert used["evaluate"]["metrics"] == paper["evaluate"]["metrics"]

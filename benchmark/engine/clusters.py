@@ -41,6 +41,9 @@ class SlurmSettings:
         unknown = sorted(set(given) - known)
         if unknown:
             raise ValueError(f"params.yaml: cluster: unknown key(s) {', '.join(unknown)} (known: {', '.join(sorted(known))})")
+        if isinstance(given.get("walltime"), int):  # YAML 1.1 (`dvc exp run -S` rewrites params.yaml) reads 24:00:00
+            hours, rest = divmod(given["walltime"], 3600)  # unquoted as sexagesimal seconds
+            given["walltime"] = f"{hours:02d}:{rest // 60:02d}:{rest % 60:02d}"
         return cls(**given)
 
     @property
