@@ -33,7 +33,7 @@ PACKAGES = ("backlit_core", "methods", "benchmark")
 ENTRY = "benchmark.commands.pipeline"
 CLI = "benchmark.cli"  # ``bench``: its "module:attr" command table loads only the command invoked
 STAGES = {"prepare": "prepare", "train": "train", "enhance": "enhance", "evaluate": "evaluate",
-          "time-inference": "time_inference", "report": "report"}
+          "envelope": "envelope", "time-inference": "time_inference", "report": "report"}
 TOP = ""  # the node of a module's statements outside its functions and classes
 Node = tuple[str, str]  # (module, definition name or TOP)
 DEFS = (ast.FunctionDef, ast.AsyncFunctionDef)  # a class body runs on import: classes are part of TOP
@@ -191,9 +191,10 @@ def plugins_loaded(stage: str, method: str | None) -> list[str]:
 
     if stage in ("evaluate", "time-inference", "report"):
         return [plugin_module(m) for m in METHODS.names()]
-    if stage == "train" and method:
+    if stage in ("train", "envelope") and method:
         loop = getattr(METHODS.get(method), "training_loop", None)
-        return [plugin_module(method)] + ([loop.split(":")[0]] if loop else [])
+        scoring = [plugin_module(m) for m in METHODS.names() if m != method] if stage == "envelope" else []
+        return [plugin_module(method)] + ([loop.split(":")[0]] if loop else []) + scoring
     if stage in ("enhance", "evaluate") and method and getattr(METHODS.get(method), "kind", None) == "training-free":
         return [plugin_module(method)]
     return []
@@ -232,10 +233,10 @@ def fingerprint_files() -> dict[str, tuple[str, str | None]]:
     """Fingerprint file (relative to ``results/code``) -> (stage, method) for every stage that runs code."""
     from methods.registry import METHODS
 
-    out: dict[str, tuple[str, str | None]] = {f"{s}.json": (s, None) for s in STAGES if s != "train"}
+    out: dict[str, tuple[str, str | None]] = {f"{s}.json": (s, None) for s in STAGES if s not in ("train", "envelope")}
     for name in METHODS.names():
         kind = getattr(METHODS.get(name), "kind", None)
-        stages = ("enhance", "evaluate") if kind == "training-free" else ("train",)
+        stages = ("enhance", "evaluate") if kind == "training-free" else ("train", "envelope")
         out.update({f"{stage}/{name}.json": (stage, name) for stage in stages})
     return out
 

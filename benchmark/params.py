@@ -67,6 +67,10 @@ def validate_params(p: dict[str, Any], path: Path = Path("params.yaml")) -> None
     _require(p["schedule"] in ("quick", "paper"), path, "schedule", f"must be 'quick' or 'paper', got {p['schedule']!r}")
     _require((p.get("numerics") or "native") in MODES, path, "numerics",
              f"must be one of {', '.join(MODES)}, got {p.get('numerics')!r}")
+    env = p.get("envelope") or {}
+    _require(isinstance(env.get("threads", 1), int) and not isinstance(env.get("threads", 1), bool)
+             and env.get("threads", 1) >= 1 and env.get("threads", 1) != threads, path, "envelope.threads",
+             f"must be a positive thread count other than `threads` ({threads}), got {env.get('threads')!r}")
     for r in p["regimes"]:
         _require(r in ("paired", "unpaired"), path, "regimes", f"unknown regime {r!r} (paired, unpaired)")
     enh = p.get("enhance", {})
@@ -141,6 +145,18 @@ class TimingSettings:
 
 
 @dataclass(frozen=True)
+class EnvelopeSettings:
+    """The reproduction envelope (params ``envelope``): whether the trained runs are retrained under perturbed
+    numerics, and the perturbation (``threads``: torch's CPU threads of that rerun, another summation order)."""
+
+    enabled: bool = False
+    threads: int = 1
+
+    def perturbation(self) -> dict[str, Any]:
+        return {"threads": self.threads}
+
+
+@dataclass(frozen=True)
 class RunSettings:
     """Every stage's settings, from one params file (:meth:`from_params` is the only reader of its keys);
     ``params`` is the file as read, recorded as it is in the run's provenance."""
@@ -160,6 +176,7 @@ class RunSettings:
     enhance: EnhanceSettings = field(default_factory=EnhanceSettings)
     evaluate: EvaluateSettings = field(default_factory=EvaluateSettings)
     timing: TimingSettings = field(default_factory=TimingSettings)
+    envelope: EnvelopeSettings = field(default_factory=EnvelopeSettings)
 
     @classmethod
     def from_params(cls, p: dict[str, Any]) -> RunSettings:
@@ -185,6 +202,8 @@ class RunSettings:
                                       bootstrap_seed=int(p.get("seed", (p.get("seeds") or [0])[0]))),
             timing=TimingSettings(sizes_mp=tuple(float(s) for s in timing.get("sizes_mp", [0.25, 1.0])),
                                   repeats=int(timing.get("repeats", 5)), warmup=int(timing.get("warmup", 2))),
+            envelope=EnvelopeSettings(enabled=bool((p.get("envelope") or {}).get("enabled", False)),
+                                      threads=int((p.get("envelope") or {}).get("threads", 1))),
         )
 
 

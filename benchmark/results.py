@@ -40,9 +40,9 @@ TRAIN_TIMING, TRAIN_STEPS = "train_timing.json", "train_steps.csv"
 ENHANCED_SUMMARY = "summary.json"  # an enhanced folder's record: done, failed, skipped and the settings
 SCORE_COLUMNS = ["dataset", "system", "method", "source", "regime", "seed", "image", "metric", "protocol", "value",
                  "lower_better"]
-PER_SYSTEM = ("train", "enhanced", "scores")  # <kind>/<system>/...: what a stage made for one system
+PER_SYSTEM = ("train", "enhanced", "scores", "envelope")  # <kind>/<system>/...: what a stage made for one system
 # outputs that hold timings or are computed from them: they differ from machine to machine by design
-MACHINE_DEPENDENT = ("timing", "provenance", "report", "figures", "metrics.json", "tables", "scores.csv")
+MACHINE_DEPENDENT = ("timing", "provenance", "report", "figures", "metrics.json", "tables", "scores.csv", "envelope.json")
 REPORT_TABLES = "tables/report"  # the cells of report tables that have no file of their own
 OTHER_RUNS = "tables/other-runs"  # copies of perf/results/*.json shown in the report
 
@@ -168,6 +168,13 @@ class ResultsFolder:
     def scores_csv(self, system: System, dataset: str) -> Path:
         return self.root / "scores" / system_folder(system) / f"{dataset}.csv"
 
+    def envelope_dir(self, system: System) -> Path:
+        """The scores of a trained run retrained under perturbed numerics (the ``envelope`` stage)."""
+        return self.root / "envelope" / system_folder(system)
+
+    def envelope_scores_csv(self, system: System, dataset: str) -> Path:
+        return self.envelope_dir(system) / f"{dataset}.csv"
+
     # ------------------------------------------------------------------------------ the run's own files
     @property
     def inference_timing_file(self) -> Path:
@@ -190,6 +197,11 @@ class ResultsFolder:
     @property
     def merged_scores_file(self) -> Path:
         return self.root / "scores.csv"
+
+    @property
+    def envelope_file(self) -> Path:
+        """``envelope.json``: the reproduction envelope ``bench verify`` judges a rerun against."""
+        return self.root / "envelope.json"
 
     @property
     def metrics_file(self) -> Path:
@@ -314,6 +326,14 @@ class ResultsFolder:
         if (self.root / "scores").is_dir():
             return self.merged_scores()
         return read_scores(self.merged_scores_file) if self.merged_scores_file.is_file() else empty_scores()
+
+    def envelope_scores(self) -> pd.DataFrame:
+        """Every ``envelope/<system>/seed-<k>/<dataset>.csv``: the perturbed-numerics reruns' scores."""
+        import pandas as pd
+
+        frames = [f for f in (read_scores(p) for p in sorted((self.root / "envelope").glob(
+            f"*/{SEED_PREFIX}*/[!.]*.csv"))) if len(f)]
+        return pd.concat(frames, ignore_index=True) if frames else empty_scores()
 
     def seed_score_files(self, system: str, dataset: str) -> list[Path]:
         """The scores CSVs of every seed of trained system ``system`` on ``dataset``."""

@@ -1,5 +1,5 @@
 """Every pipeline stage, one function each: prepare -> train -> enhance -> evaluate -> time-inference ->
-report, and code (the stages' code fingerprints).
+report, envelope (a trained run again under perturbed numerics) and code (the stages' code fingerprints).
 
 ``bench run-stage`` (dvc.yaml), ``bench compare`` and ``bench evaluate`` call these, with settings built
 from params.yaml by :func:`benchmark.params.load_settings`, so their outputs are the same files. Paths
@@ -108,6 +108,50 @@ def evaluate_stage(system: System, dataset: str, folder: ResultsFolder, settings
                            force=settings.force)
 
 
+def envelope_stage(system: System, settings: RunSettings, folder: ResultsFolder) -> dict:
+    """Retrain ``system`` (a trained method, regime and seed) with the same seed under perturbed numerics
+    (params ``envelope``), enhance every test set with it and score it as the pipeline does, into its
+    envelope folder; the models and images are not kept. Returns the folder's summary."""
+    import tempfile
+
+    import torch
+
+    from backlit_core.atomic import write_json
+    from benchmark.batch_enhance import enhance_folder
+    from benchmark.evaluate import evaluate_system
+    from benchmark.metrics import DEFAULT_METRICS
+    from benchmark.weights import resolve_weights
+    from methods.train_api import train_method
+
+    out = folder.envelope_dir(system)
+    summary: dict[str, Any] = {"system": system.name, "seed": system.seed,
+                               "perturbation": settings.envelope.perturbation()}
+    if not settings.envelope.enabled:
+        summary |= {"status": "skipped", "reason": "params envelope.enabled is false"}
+        write_json(out / "summary.json", summary)
+        return summary
+    torch.set_num_threads(settings.envelope.threads)
+    train = settings.train
+    data = dataset_path(str(train.dataset)) / "train"
+    with tempfile.TemporaryDirectory(prefix="bench-envelope-") as tmp:
+        run = train_method(system.method, backlit_dir=data / "backlit", welllit_dir=data / f"welllit-{system.regime}",
+                           out_dir=Path(tmp) / "train", encoder=train.guidance_encoder,
+                           identity_encoder=train.identity_encoder, schedule=train.schedule, seed=system.seed,
+                           device=train.device, overrides=train.method_overrides(system.method), progress=False,
+                           threads=settings.envelope.threads, fidelity=train.fidelity, find_weights=resolve_weights)
+        summary |= {"status": run.get("status"), "reason": run.get("reason")}
+        if run.get("status") == "done":
+            for dataset in settings.test_datasets:
+                enhanced = Path(tmp) / "enhanced" / dataset
+                enhance_folder(Path(tmp) / "train", dataset_path(dataset) / "test" / "input", enhanced,
+                               progress=False, **settings.enhance.options())
+                evaluate_system(system, dataset, enhanced, dataset_dir=dataset_path(dataset),
+                                out_csv=folder.envelope_scores_csv(system, dataset),
+                                metrics=settings.evaluate.metrics or DEFAULT_METRICS, device=settings.evaluate.device)
+    write_json(out / "summary.json", summary)
+    return summary
+
+
 def _timed_systems(folder: ResultsFolder, settings: RunSettings
                   ) -> tuple[list[tuple[str, int | None, str | Path]], list[dict]]:
     """The enhancer systems a run has, as (system, seed, weights): trained runs per seed (or the older
@@ -160,9 +204,14 @@ def time_inference_stage(folder: ResultsFolder, settings: RunSettings) -> dict[s
 
 
 def report_stage(folder: ResultsFolder, settings: RunSettings) -> dict[str, Path]:
-    """The run's provenance, then the report (report.md/html, scores.csv, metrics.json, figures, tables)."""
+    """The reproduction envelope (:func:`benchmark.envelope.envelope_document`), the run's provenance, then the report (report.md/html, scores.csv, metrics.json, figures, tables)."""
+    from backlit_core.atomic import write_json
+    from benchmark.envelope import envelope_document
     from benchmark.report import build_report
 
+    perturbation = settings.envelope.perturbation() if settings.envelope.enabled else {}
+    write_json(folder.envelope_file, envelope_document(folder.all_scores(), folder.envelope_scores(),
+                                                       perturbation=perturbation))
     folder.write_provenance(seeds=settings.seeds, bootstrap_seed=settings.evaluate.bootstrap_seed,
                             weights=folder.enhancer_weights(), profile=settings.profile, params=settings.params)
     return build_report(results=folder.root, params=settings.params)

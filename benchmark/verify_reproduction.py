@@ -1,90 +1,112 @@
-"""``bench verify``: rerun the pipeline in a scratch clone and compare it with what is committed.
+"""``bench verify``: rerun the committed pipeline in a scratch clone and judge how closely it reproduces.
 
-Two checks, printed as one table:
-- the DVC output hashes that ``dvc.lock`` records (data, weights, enhanced images, scores): the
-  committed and the rerun lock must agree exactly, except for outputs that hold timings
-  (``results/timing``, ``results/provenance``, the report), which are machine-dependent by design;
-- every number in ``results/metrics.json`` (quality metrics per dataset, system and seed), within
-  :data:`TOLERANCES` (exact agreement is expected on the same kind of CPU with the same lock file).
+Three levels (:mod:`benchmark.envelope`), per output and per metric:
+- **exact**: the output's dvc.lock hash, or a metric's per-seed values, are the committed ones;
+- **within envelope**: a metric's mean over the committed seeds lies within the committed envelope
+  (``results/envelope.json``: seed and numerics spread of trained systems, fixed tolerances for the
+  others); an output whose hash differs takes the worst level of its system's metrics;
+- **outside**: anything else (for data preparation and code fingerprints, any difference).
+
+Outputs that hold timings or machine descriptions (``results/timing``, ``results/provenance``, the report)
+are machine-dependent by design and not compared. Before the rerun, :func:`record_checks` checks that the
+committed records under results/ are one run of the committed code.
 """
 from __future__ import annotations
 
 import json
-import math
 import os
 import shutil
 import subprocess
 import sys
 import tempfile
-from collections.abc import Iterator
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import yaml
 
-from benchmark.results import ROOT, ResultsFolder, machine_dependent_outputs
+from benchmark.envelope import EXACT, OUTSIDE, WITHIN, judge, system_values, worst
+from benchmark.results import ROOT, ResultsFolder, machine_dependent_outputs, system_of_output
 
-# absolute tolerance by metric name as metrics.json keys it (found anywhere in a key path); RELATIVE otherwise
-TOLERANCES = {"psnr": 0.05, "ssim": 0.002, "ssim@rgb": 0.002, "lpips": 0.002, "psnr_vs_input": 0.05}
-RELATIVE = 0.01
 MACHINE_DEPENDENT = machine_dependent_outputs()
+ENVELOPE = ResultsFolder(ROOT).envelope_file.as_posix()
+PROVENANCE, TRAIN_TIMING = (ROOT / "provenance").as_posix(), (ROOT / "timing" / "train").as_posix()
+# Families whose outputs must be exact: data and code do not depend on the machine's numerics.
+MUST_BE_EXACT = ("prepare", "code")
 
 
 @dataclass
 class Check:
-    what: str
-    committed: object
-    rerun: object
-    tolerance: str
-    ok: bool
+    family: str  # stage family (train, enhance, evaluate-released, ...) or "metric"
+    what: str  # stage:path, or dataset/system/metric
+    level: str
+    detail: str = ""
+    system: str | None = None
 
 
-def lock_hashes(lock_text: str) -> dict[str, str]:
-    """``{stage:path: md5}`` of every output recorded in a dvc.lock (machine-dependent ones left out)."""
+@dataclass
+class Verification:
+    checks: list[Check]
+    committed_machine: dict
+    this_machine: dict
+    records: list[str] = field(default_factory=list)  # problems of the committed records (staleness)
+    clone: str = ""
+
+    def outside(self) -> list[Check]:
+        return [c for c in self.checks if c.level == OUTSIDE]
+
+    def as_dict(self) -> dict:
+        return {**asdict(self), "levels": level_counts(self.checks)}
+
+
+def level_counts(checks: list[Check]) -> dict[str, int]:
+    return {lvl: sum(c.level == lvl for c in checks) for lvl in (EXACT, WITHIN, OUTSIDE)}
+
+
+def lock_outputs(lock_text: str) -> dict[tuple[str, str], str | None]:
+    """``{(stage, path): md5}`` of every output a dvc.lock records (machine-dependent ones left out)."""
     lock = yaml.safe_load(lock_text) or {}
-    out = {}
-    for stage, info in (lock.get("stages") or {}).items():
-        for o in info.get("outs") or []:
-            if not o["path"].startswith(MACHINE_DEPENDENT):
-                out[f"{stage}:{o['path']}"] = o.get("md5")
-    return out
+    return {(stage, o["path"]): o.get("md5") for stage, info in (lock.get("stages") or {}).items()
+            for o in info.get("outs") or [] if not o["path"].startswith(MACHINE_DEPENDENT)}
 
 
-def numeric_leaves(data: object, prefix: tuple[str, ...] = ()) -> Iterator[tuple[tuple[str, ...], float]]:
-    if isinstance(data, dict):
-        for k, v in data.items():
-            yield from numeric_leaves(v, (*prefix, str(k)))
-    elif isinstance(data, (int, float)) and not isinstance(data, bool):
-        yield prefix, float(data)
-
-
-def tolerance_for(path: tuple[str, ...]) -> tuple[float, bool]:
-    """(tolerance, is_absolute) of a metrics.json key path."""
-    for part in reversed(path):
-        if part in TOLERANCES:
-            return TOLERANCES[part], True
-    return RELATIVE, False
-
-
-def compare_metrics(committed: dict, rerun: dict) -> list[Check]:
-    ours = dict(numeric_leaves(rerun))
+def metric_checks(envelope: Mapping, rerun_scores) -> list[Check]:
+    """One check per committed envelope entry: the rerun's per-seed means against it."""
+    rerun = system_values(rerun_scores) if len(rerun_scores) else {}
     checks = []
-    for path, value in numeric_leaves(committed):
-        tol, absolute = tolerance_for(path)
-        new = ours.get(path)
-        if new is None:
-            checks.append(Check("/".join(path), value, "missing", "-", False))
-            continue
-        both_nan = math.isnan(value) and math.isnan(new)
-        limit = tol if absolute else tol * max(abs(value), 1e-12)
-        checks.append(Check("/".join(path), value, new, f"±{tol:g}" if absolute else f"±{tol:.0%}",
-                            both_nan or abs(new - value) <= limit))
+    for e in envelope.get("entries", []):
+        lvl, detail = judge(e, rerun.get((e["dataset"], e["system"], e["metric"]), {}))
+        checks.append(Check("metric", f"{e['dataset']}/{e['system']}/{e['metric']}", lvl, detail, e["system"]))
     return checks
 
 
-def compare_locks(committed: str, rerun: str) -> list[Check]:
-    a, b = lock_hashes(committed), lock_hashes(rerun)
-    return [Check(key, a[key], b.get(key, "missing"), "exact", a[key] == b.get(key)) for key in sorted(a)]
+def lock_checks(committed: str, rerun: str, system_levels: Mapping[str, str]) -> list[Check]:
+    """Each committed output: exact when the rerun's hash is the same; else its system's metric level
+    (``outside`` for data, code and outputs of systems without metrics)."""
+    ours, theirs = lock_outputs(committed), lock_outputs(rerun)
+    checks = []
+    for (stage, path), md5 in sorted(ours.items()):
+        family = stage.split("@")[0]
+        system = system_of_output(Path(path))
+        new = theirs.get((stage, path), "missing")
+        if new == md5:
+            checks.append(Check(family, f"{stage}:{path}", EXACT, "", system))
+        elif new == "missing" or family in MUST_BE_EXACT or system not in system_levels:
+            checks.append(Check(family, f"{stage}:{path}", OUTSIDE, f"{md5} -> {new}", system))
+        else:
+            checks.append(Check(family, f"{stage}:{path}", system_levels[system],
+                                f"hash differs; {system}'s metrics are {system_levels[system]}", system))
+    return checks
+
+
+def judge_rerun(committed_lock: str, rerun_lock: str, envelope: Mapping, rerun_scores) -> list[Check]:
+    """Metric checks, then output checks that lean on them."""
+    metrics = metric_checks(envelope, rerun_scores)
+    by_system: dict[str, list[str]] = {}
+    for c in metrics:
+        by_system.setdefault(c.system or "", []).append(c.level)
+    levels = {s: worst(v) for s, v in by_system.items()}
+    return lock_checks(committed_lock, rerun_lock, levels) + metrics
 
 
 def scratch_clone(project: Path, dest: Path) -> Path:
@@ -108,27 +130,98 @@ def run_repro(clone: Path, log: Path) -> int:
     env.pop("BACKLIT_BENCH_PARAMS", None)
     env.pop("BACKLIT_BENCH_DATA", None)
     with open(log, "w") as f:
-        return subprocess.run(["dvc", "repro"], cwd=clone, env=env, stdout=f, stderr=subprocess.STDOUT).returncode
+        return subprocess.run(["dvc", "repro"], cwd=clone, env=env, stdout=f, stderr=subprocess.STDOUT, check=False).returncode
 
 
-def verify(project: Path, workdir: Path | None = None, keep: bool = False) -> tuple[list[Check], list[Check], Path]:
-    """Clone ``project``, ``dvc repro`` there, compare; returns (lock checks, metric checks, clone path)."""
+def committed(project: Path, rel: str) -> str:
+    """``rel`` as committed at HEAD ("" when it is not)."""
+    out = subprocess.run(["git", "show", f"HEAD:{rel}"], cwd=project, capture_output=True, text=True, check=False)
+    return out.stdout if out.returncode == 0 else ""
+
+
+def verify(project: Path, workdir: Path | None = None, keep: bool = False) -> Verification:
+    """Clone ``project``, ``dvc repro`` there from nothing, and judge the rerun against what is committed."""
+    envelope = json.loads(committed(project, ENVELOPE) or "{}")
+    if not envelope.get("entries"):
+        raise RuntimeError(f"{ENVELOPE} is not committed: nothing to judge the metrics against (run `dvc repro` "
+                           "and commit the run first)")
+    records = record_checks(project)
     base = Path(workdir) if workdir else Path(tempfile.mkdtemp(prefix="bench-verify-"))
     clone = scratch_clone(project, base / "clone")
     log = base / "repro.log"
     code = run_repro(clone, log)
     if code != 0:
         raise RuntimeError(f"dvc repro failed in {clone} (exit {code}); see {log}")
-    locks = compare_locks(_committed(project, "dvc.lock"),
-                          (clone / "dvc.lock").read_text())
-    committed, rerun = ResultsFolder(ROOT), ResultsFolder(clone / ROOT)
-    metrics = compare_metrics(json.loads(_committed(project, committed.metrics_file.as_posix())),
-                              json.loads(rerun.metrics_file.read_text()))
-    if not keep and all(c.ok for c in locks + metrics):
+    checks = judge_rerun(committed(project, "dvc.lock"), (clone / "dvc.lock").read_text(), envelope,
+                         ResultsFolder(clone / ROOT).all_scores())
+    result = Verification(checks, committed_machine(project), this_machine(clone), records, str(clone))
+    if not keep and not result.outside():
         shutil.rmtree(clone, ignore_errors=True)
-    return locks, metrics, clone
+        result.clone = ""
+    return result
 
 
-def _committed(project: Path, rel: str) -> str:
-    return subprocess.run(["git", "show", f"HEAD:{rel}"], cwd=project, capture_output=True, text=True,
-                          check=True).stdout
+def committed_machine(project: Path) -> dict:
+    """The machine of the committed training runs (their provenance records at HEAD)."""
+    listing = subprocess.run(["git", "ls-tree", "-r", "--name-only", "HEAD", f"{PROVENANCE}/train"], cwd=project,
+                             capture_output=True, text=True, check=False).stdout.split()
+    for rel in listing:
+        if rel.endswith(".json"):
+            return machine_of(json.loads(committed(project, rel)))
+    return {}
+
+
+def machine_of(record: Mapping) -> dict:
+    """CPU model, threads, torch, device and numerics mode of a provenance record."""
+    dev, training = record.get("device") or {}, record.get("training") or {}
+    return {"cpu": dev.get("cpu_model") or dev.get("processor"), "threads": training.get("threads"),
+            "torch": (record.get("packages") or {}).get("torch"), "device": training.get("device"),
+            "numerics": (record.get("numerics") or {}).get("mode", "native"), "gpu": dev.get("cuda_device")}
+
+
+def this_machine(project: Path) -> dict:
+    from backlit_core.provenance import device_info, package_versions
+    from benchmark.params import load_params
+
+    params = load_params(project / "params.yaml")
+    dev = device_info()
+    return {"cpu": dev.get("cpu_model") or dev.get("processor"), "threads": params.get("threads"),
+            "torch": package_versions().get("torch"), "device": params.get("device"),
+            "numerics": params.get("numerics", "native"), "gpu": dev.get("cuda_device")}
+
+
+def record_checks(project: Path) -> list[str]:
+    """Problems of the committed records under results/: each must come from one run of the committed
+    code (one git commit, whose code HEAD still has), and no finished run's timing record may be empty."""
+    problems = []
+    listing = subprocess.run(["git", "ls-tree", "-r", "--name-only", "HEAD", ROOT.as_posix()], cwd=project,
+                             capture_output=True, text=True, check=False).stdout.split()
+    commits: dict[str, list[str]] = {}
+    for rel in listing:
+        if not rel.endswith(".json"):
+            continue
+        doc = json.loads(committed(project, rel) or "{}")
+        if rel.startswith(f"{PROVENANCE}/") and doc.get("git_commit"):
+            commits.setdefault(doc["git_commit"], []).append(rel)
+        if rel.startswith(f"{TRAIN_TIMING}/") and rel.endswith("train_timing.json") and not doc.get("skipped"):
+            if not doc.get("wall_s") or not doc.get("s_per_iter"):
+                problems.append(f"{rel}: a finished run's timing is empty (wall_s {doc.get('wall_s')}, "
+                                f"s/iter {doc.get('s_per_iter')})")
+    if len(commits) > 1:
+        summary = ", ".join(f"{c[:7]} ({len(files)} records, e.g. {files[0]})" for c, files in sorted(commits.items()))
+        problems.append(f"records of {len(commits)} commits under results/provenance: {summary}")
+    for commit in commits:
+        changed = subprocess.run(["git", "diff", "--name-only", commit, "HEAD", "--", *CODE_PATHS], cwd=project,
+                                 capture_output=True, text=True, check=False)
+        if changed.returncode != 0:
+            problems.append(f"the records' commit {commit[:7]} is not in this repository's history")
+        elif changed.stdout.strip():
+            first = changed.stdout.split()
+            problems.append(f"the code changed since the records' commit {commit[:7]}: {len(first)} files, e.g. "
+                            f"{first[0]}")
+    return problems
+
+
+# What a stage's outputs can depend on; docs, README and the committed results themselves are not code.
+CODE_PATHS = ("backlit_core", "methods", "benchmark", "dvc.yaml", "params.yaml", "datasets/*.yaml", "pyproject.toml",
+              "requirements")

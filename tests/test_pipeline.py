@@ -172,10 +172,21 @@ def test_changing_zero_dce_loop_retrains_only_zero_dce(committed: Path) -> None:
 
 
 def test_verify_reproduces_every_committed_hash_and_metric(committed: Path, tmp_path: Path) -> None:
-    done = _run(["bench", "verify", "--project", str(committed), "--workdir", str(tmp_path)], committed)
+    """On the machine that made the run, the rerun from nothing is exact (--strict): every output hash and
+    every per-seed metric; the envelope it would otherwise be judged by is committed with the run."""
+    envelope = json.loads((committed / "results" / "envelope.json").read_text())
+    rave = [e for e in envelope["entries"] if e["system"] == "rave-unpaired" and e["metric"] == "psnr"]
+    assert len(rave) == 1 and rave[0]["n_seeds"] == 2 and rave[0]["numerics_sd"] is not None
+    assert rave[0]["margin"] > 0 and envelope["perturbation"] == {"threads": 1}
+    done = _run(["bench", "verify", "--project", str(committed), "--workdir", str(tmp_path), "--strict",
+                 "--format", "json"], committed)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
-    assert "dvc.lock train" in done.stdout and "dvc.lock prepare" in done.stdout
-    assert "all " in done.stdout and "checks agree" in done.stdout
+    result = json.loads(done.stdout)
+    assert result["records"] == [] and result["levels"]["outside"] == 0 and result["levels"]["within envelope"] == 0
+    families = {c["family"] for c in result["checks"]}
+    assert {"prepare", "code", "train", "enhance", "evaluate", "envelope", "metric"} <= families
+    assert result["committed_machine"]["cpu"] == result["this_machine"]["cpu"]
+    assert "checks reproduce" in done.stderr
 
 
 def test_two_job_experiment_queue_reaches_the_experiments_table(committed: Path) -> None:

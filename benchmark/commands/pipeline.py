@@ -1,6 +1,6 @@
 """``bench run-stage``: the DVC stages. Each parses its arguments, reads params.yaml into typed settings and
 calls its function of :mod:`benchmark.stages` (prepare -> train -> enhance -> evaluate -> time-inference ->
-report; code)."""
+report; envelope; code)."""
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
@@ -90,6 +90,24 @@ def evaluate(system: str, seed: int | None, dataset: str) -> None:
 
     evaluate_stage(_system(system, seed), dataset, ResultsFolder(), load_settings().evaluate,
                    dataset_dir=dataset_path(dataset))
+
+
+@run_stage.command()
+@click.option("--method", required=True)
+@click.option("--regime", required=True, type=click.Choice(["paired", "unpaired"]))
+@click.option("--seed", required=True, type=click.IntRange(min=0))
+def envelope(method: str, regime: str, seed: int) -> None:
+    """Retrain METHOD in REGIME with SEED under perturbed numerics (params envelope) and score it on the test
+    sets: the numerics spread of the reproduction envelope (bench verify)."""
+    from benchmark.params import load_settings
+    from benchmark.results import ResultsFolder
+    from benchmark.stages import envelope_stage
+    from benchmark.system import System
+
+    system = System.trained(method, regime, seed)
+    summary = envelope_stage(system, load_settings(), ResultsFolder())
+    reason = f": {summary['reason']}" if summary.get("reason") else ""
+    click.echo(f"{system.name} seed {seed} under {summary['perturbation']}: {summary.get('status')}{reason}")
 
 
 @run_stage.command("time-inference")

@@ -1,31 +1,48 @@
-"""``bench verify``: rerun the embedded pipeline in a scratch clone and compare it with the committed results."""
+"""``bench verify``: rerun the committed pipeline in a scratch clone and say how closely it reproduces."""
 from __future__ import annotations
 
+import json
 from collections import defaultdict
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
+if TYPE_CHECKING:
+    from benchmark.verify_reproduction import Check, Verification
 
-def _summary_rows(locks: list, metrics: list) -> list[tuple[str, str, str, str]]:
-    """One row per stage family (output hashes) and per dataset/system (metrics): what, checked, failed, worst."""
+
+def family_rows(checks: list[Check]) -> list[tuple[str, int, int, int, int, str]]:
+    """(family, outputs, exact, within, outside, detail) per stage family, metrics per system after them."""
+    from benchmark.envelope import EXACT, OUTSIDE, WITHIN
+
+    groups: dict[str, list[Check]] = defaultdict(list)
+    for c in checks:
+        groups[c.family if c.family != "metric" else f"metrics {c.system}"].append(c)
     rows = []
-    by_family: dict[str, list] = defaultdict(list)
-    for c in locks:
-        by_family[c.what.split("@")[0].split(":")[0]].append(c)
-    for family, checks in sorted(by_family.items()):
-        bad = [c for c in checks if not c.ok]
-        rows.append((f"dvc.lock {family}", str(len(checks)), str(len(bad)), bad[0].what if bad else "identical"))
-    by_system: dict[str, list] = defaultdict(list)
-    for c in metrics:
-        by_system["/".join(c.what.split("/")[:2])].append(c)
-    for system, checks in sorted(by_system.items()):
-        bad = [c for c in checks if not c.ok]
-        diffs = [abs(c.rerun - c.committed) for c in checks if isinstance(c.rerun, float)]
-        worst = f"max |diff| {max(diffs):.3g}" if diffs else "-"
-        rows.append((f"metrics {system}", str(len(checks)), str(len(bad)),
-                     f"{bad[0].what}: {bad[0].committed} -> {bad[0].rerun} ({bad[0].tolerance})" if bad else worst))
+    for name in sorted(groups, key=lambda n: (n.startswith("metrics "), n)):
+        group = groups[name]
+        n = {lvl: sum(c.level == lvl for c in group) for lvl in (EXACT, WITHIN, OUTSIDE)}
+        worst = next((c for lvl in (OUTSIDE, WITHIN) for c in group if c.level == lvl), None)
+        detail = f"{worst.what.split(':')[0]}: {worst.detail}" if worst else "identical"
+        rows.append((name, len(group), n[EXACT], n[WITHIN], n[OUTSIDE], detail))
     return rows
+
+
+def print_table(result: Verification, width: int = 120) -> None:
+    rows = family_rows(result.checks)
+    name_w = max(len(r[0]) for r in rows)
+    click.echo(f"{'':<{name_w}}  {'checks':>6} {'exact':>5} {'within':>6} {'outside':>7}  detail (first not exact)")
+    for name, n, ex, wi, out, detail in rows:
+        line = f"{name:<{name_w}}  {n:>6} {ex:>5} {wi:>6} {out:>7}  {detail}"
+        click.echo(line if len(line) <= width else line[: width - 1] + "…")
+    click.echo("")
+    keys = ("cpu", "gpu", "threads", "torch", "device", "numerics")
+    click.echo(f"{'machine':<10} {'committed run':<40} this rerun")
+    for k in keys:
+        a, b = result.committed_machine.get(k), result.this_machine.get(k)
+        if a is not None or b is not None:
+            click.echo(f"{k:<10} {str(a):<40} {b}")
 
 
 @click.command()
@@ -33,26 +50,45 @@ def _summary_rows(locks: list, metrics: list) -> list[tuple[str, str, str, str]]
               show_default=True, help="The project (a git checkout) whose committed HEAD is verified.")
 @click.option("--workdir", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="Where the scratch clone goes (default: a new temporary folder).")
-@click.option("--keep", is_flag=True, help="Keep the scratch clone even when everything agrees.")
-def verify(project: Path, workdir: Path | None, keep: bool) -> None:
-    """Clone the committed project, run `dvc repro` there and compare dvc.lock hashes and metrics.
+@click.option("--keep", is_flag=True, help="Keep the scratch clone even when everything reproduces.")
+@click.option("--strict", is_flag=True, help="Demand exact reproduction (same bytes) of every output and metric.")
+@click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True,
+              help="json: the whole verification on stdout (for CI).")
+def verify(project: Path, workdir: Path | None, keep: bool, strict: bool, fmt: str) -> None:
+    """Clone the committed project, run `dvc repro` there from nothing and judge every output and metric:
+    exact (same bytes), within the committed envelope (seed and numerics spread, results/envelope.json;
+    fixed tolerances for systems without seeds), or outside.
 
-    Exit status 1 when an output hash or a metric is outside its tolerance (see benchmark/verify_reproduction.py).
+    Exit 0 when nothing is outside (with --strict: when everything is exact); exit 1 lists what is not.
+    The committed records under results/ must be one run of the committed code (else exit 1 too).
     """
+    from benchmark.envelope import EXACT
+    from benchmark.verify_reproduction import level_counts
     from benchmark.verify_reproduction import verify as run_verify
 
     click.echo(f"verifying {project.resolve()} (HEAD) in a scratch clone: `dvc repro` from nothing ...", err=True)
     try:
-        locks, metrics, clone = run_verify(project.resolve(), workdir, keep)
+        result = run_verify(project.resolve(), workdir, keep)
     except (RuntimeError, OSError) as exc:
         raise click.ClickException(str(exc)) from None
-    rows = _summary_rows(locks, metrics)
-    width = max(len(r[0]) for r in rows)
-    click.echo(f"{'what':<{width}}  checked  failed  detail")
-    for what, n, bad, detail in rows:
-        click.echo(f"{what:<{width}}  {n:>7}  {bad:>6}  {detail}")
-    failed = [c for c in locks + metrics if not c.ok]
-    if failed:
-        click.echo(f"\n{len(failed)} of {len(locks) + len(metrics)} checks outside tolerance; the clone is kept at {clone}")
+    failed = [c for c in result.checks if c.level != EXACT] if strict else result.outside()
+    if fmt == "json":
+        click.echo(json.dumps(result.as_dict(), indent=2, default=str))
+    else:
+        print_table(result)
+    counts = level_counts(result.checks)
+    summary = ", ".join(f"{n} {lvl}" for lvl, n in counts.items())
+    if result.records:
+        click.echo(f"\ncommitted records are not one run of the committed code ({len(result.records)}):", err=True)
+        for line in result.records:
+            click.echo(f"  {line}", err=True)
+    if failed or result.records:
+        what = "not exact" if strict else "outside the envelope"
+        click.echo(f"\n{len(failed)} of {len(result.checks)} checks {what} ({summary})"
+                   + (f"; the clone is kept at {result.clone}" if result.clone else ""), err=True)
+        for c in failed[:40]:
+            click.echo(f"  {c.level:<15} {c.what}  {c.detail}", err=True)
         raise SystemExit(1)
-    click.echo(f"\nall {len(locks) + len(metrics)} checks agree (hashes exact, metrics within tolerance)")
+    click.echo(f"\nall {len(result.checks)} checks reproduce: {summary}" + ("" if strict else
+               " (within envelope: the rerun's mean over the committed seeds lies within the committed seed and "
+               "numerics spread; rule in results/envelope.json)"), err=True)

@@ -61,6 +61,7 @@ class Results:
     health: dict[tuple[str, str], list[Flag]] = field(default_factory=dict)  # (dataset, system) -> flags
     health_notes: list[str] = field(default_factory=list)  # checks not done, and why
     labels: dict[str, str] = field(default_factory=dict)  # system -> where it comes from
+    envelope: dict[tuple[str, str, str], dict] = field(default_factory=dict)  # (dataset, system, metric) -> entry
 
     @property
     def datasets(self) -> list[str]:
@@ -242,6 +243,8 @@ def load_results(root: str | Path = ROOT, *, n_boot: int = 1000, seed: int = 0,
         inference=read_inference_timings(folder), ratios=speed_ratios(training, _ratio_pairs(training), quality),
         provenance=folder.provenance(), perf=_read_perf(perf_dir), diagnostics=diagnostics,
         seed_aggregates=seed_aggregate(scores, scenes=scenes, n_boot=n_boot, seed=seed), scenes=scenes, runs=summaries,
+        envelope={(e["dataset"], e["system"], e["metric"]): e
+                  for e in read_json(folder.envelope_file).get("entries", [])},
     )
     _health(res, dirs, Path(project_root) if project_root is not None else Path.cwd())
     res.paired = paired_comparison(scores, scenes=scenes, flagged=_flagged(res), n_boot=n_boot, seed=seed)

@@ -186,6 +186,9 @@ def _score_cell(res: Results, r: Any, metric: str) -> tuple[str, bool, bool]:
     cell = f"{fmt(r.mean)} ± {fmt(half, r.mean)}"
     if r.n_seeds > 1:
         cell += f", seed sd {fmt(r.seed_sd, r.mean)}"
+        numerics = (res.envelope.get((r.dataset, r.system, metric)) or {}).get("numerics_sd")
+        if numerics is not None:
+            cell += f", numerics sd {fmt(numerics, r.mean)}"
     return cell, r.n_seeds > 1, bool(getattr(r, "best", False))
 
 
@@ -205,6 +208,9 @@ def _metric_notes(res: Results, dataset: str, metrics: list[str], systems: list[
     if seeded:
         notes.append("seed sd: standard deviation of the per-seed means (per-seed rows: tables/seeds.csv); "
                      "values are averaged over seeds per image")
+        if res.envelope:
+            notes.append("numerics sd: root mean square of the per-seed differences when each seed is retrained "
+                         "under perturbed numerics (results/envelope.json; `bench verify` judges a rerun by it)")
     for flag in sorted({f.flag for s in systems for f in res.flags(dataset, s)}):
         notes.append(f"{flag}: {RULES[flag]}; flagged systems are greyed and never best")
     notes += [f"{NA} {m}: {res.unavailable[m]}" for m in metrics if m in res.unavailable]
