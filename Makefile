@@ -44,8 +44,11 @@ install: $(VENV)/.installed
 demo: install
 	dvc repro
 
-test: install  # two workers, whole files each (the longest start first: tests/conftest.py)
+test: install  # two workers, whole files each (the longest start first: tests/conftest.py); not the `slow` ones
 	$(PY) -m pytest -n 2 --dist loadfile --no-loadscope-reorder --durations=20
+
+test-slow: install  # the `slow` checks: perf/gpu_check.py --device cpu --tiny, one-node Slurm, learning on SICE
+	$(PY) -m pytest -n 2 --dist loadfile -m slow --durations=20
 
 perf: install  # CPU figures into perf/results/ (GPU: python perf/bench_gpu_inference.py)
 	for b in cpu_inference scaling training pipeline; do $(PY) perf/bench_$$b.py || exit 1; done

@@ -114,8 +114,8 @@ print(json.dumps(changed))
 
 GUIDED = ["train/clip-lit.json", "train/latent-prompt.json", "train/rave-shifted.json", "train/rave.json"]
 EDITS = {  # function -> the fingerprint files of exactly the stages that run it
-    "methods/zero_dce_train.py::train_zero_dce": ["train/zero-dce.json"],  # Zero-DCE's loop: its training only
-    "methods/encoders.py::build_effnet_lite0": GUIDED,  # reached through the encoder registry's "module:attr" entry
+    "methods/zero_dce_train.py::train_zero_dce": ["envelope/zero-dce.json", "train/zero-dce.json"],  # its training only
+    "methods/encoders.py::build_effnet_lite0": sorted(GUIDED + [f.replace("train/", "envelope/") for f in GUIDED]),  # reached through the encoder registry's "module:attr" entry
     "benchmark/stats.py::holm": ["report.json"],  # statistics run in the report only
     "benchmark/stages.py::evaluate_stage": ["evaluate.json", "evaluate/clahe.json", "evaluate/gamma.json",
                                             "evaluate/hist-eq.json"],  # not enhance's, which runs the same module

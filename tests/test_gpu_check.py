@@ -17,6 +17,8 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 SCRIPT, WRAPPER = ROOT / "perf" / "gpu_check.py", ROOT / "perf" / "gpu_check.sh"
 PAPER_METHODS = ("clip-lit", "latent-prompt", "rave", "rave-shifted", "zero-dce")
+# Its tiny CPU run takes 10-30 minutes on a 2-core machine: `make test-slow`, not the default suite.
+pytestmark = pytest.mark.slow
 
 
 def _env(**extra: str) -> dict[str, str]:

@@ -151,7 +151,7 @@ def test_changing_rave_lr_reruns_only_rave(committed: Path) -> None:
     others = [s for s in ran if s.startswith(("train", "enhance@", "evaluate@")) and "rave-unpaired" not in s]
     assert others == [], f"stages of other methods re-ran: {others}"
     assert set(ran) <= {f"{stage}@rave-unpaired-{seed}{suffix}" for seed in (0, 1)
-                        for stage, suffix in (("train", ""), ("enhance", "-synthetic-backlit"),
+                        for stage, suffix in (("train", ""), ("envelope", ""), ("enhance", "-synthetic-backlit"),
                                               ("evaluate", "-synthetic-backlit"))} | {"time-inference", "report"}
 
 

@@ -292,6 +292,7 @@ def slurm(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
     node.stop()
 
 
+@pytest.mark.slow  # a one-node Slurm (slurmctld, slurmd, munge) and two training jobs: `make test-slow`
 def test_two_training_stages_run_as_slurm_jobs(parallel: dict, slurm: dict[str, str]) -> None:
     project = parallel["project"]
     params = yaml.safe_load((project / "params.yaml").read_text())
