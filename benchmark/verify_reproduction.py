@@ -203,10 +203,11 @@ def record_checks(project: Path) -> list[str]:
         doc = json.loads(committed(project, rel) or "{}")
         if rel.startswith(f"{PROVENANCE}/") and doc.get("git_commit"):
             commits.setdefault(doc["git_commit"], []).append(rel)
-        if rel.startswith(f"{TRAIN_TIMING}/") and rel.endswith("train_timing.json") and not doc.get("skipped"):
-            if not doc.get("wall_s") or not doc.get("s_per_iter"):
-                problems.append(f"{rel}: a finished run's timing is empty (wall_s {doc.get('wall_s')}, "
-                                f"s/iter {doc.get('s_per_iter')})")
+        finished = rel.startswith(f"{TRAIN_TIMING}/") and rel.endswith("train_timing.json") and doc.get("status") not in (
+            "skipped", "stopped") and not doc.get("skipped")
+        if finished and (not doc.get("wall_s") or not doc.get("s_per_iter")):
+            problems.append(f"{rel}: a finished run's timing is empty (wall_s {doc.get('wall_s')}, "
+                            f"s/iter {doc.get('s_per_iter')})")
     if len(commits) > 1:
         summary = ", ".join(f"{c[:7]} ({len(files)} records, e.g. {files[0]})" for c, files in sorted(commits.items()))
         problems.append(f"records of {len(commits)} commits under results/provenance: {summary}")

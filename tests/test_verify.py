@@ -4,6 +4,7 @@ from __future__ import annotations
 import subprocess
 from pathlib import Path
 
+import pandas as pd
 import pytest
 
 import benchmark.metrics as M
@@ -37,7 +38,7 @@ def _lock(hashes: dict[str, str]) -> str:
     return yaml.safe_dump({"schema": "2.0", "stages": stages})
 
 
-def _scores(rows: list[tuple[str, int | str, float]]) -> "pd.DataFrame":
+def _scores(rows: list[tuple[str, int | str, float]]) -> pd.DataFrame:
     import pandas as pd
 
     return pd.DataFrame([{"dataset": "d", "system": s, "seed": k, "image": f"i{j}", "metric": "psnr", "value": v}

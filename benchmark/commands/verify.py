@@ -42,7 +42,7 @@ def print_table(result: Verification, width: int = 120) -> None:
     for k in keys:
         a, b = result.committed_machine.get(k), result.this_machine.get(k)
         if a is not None or b is not None:
-            click.echo(f"{k:<10} {str(a):<40} {b}")
+            click.echo(f"{k:<10} {a!s:<40} {b}")
 
 
 @click.command()
