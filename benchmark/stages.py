@@ -87,8 +87,10 @@ def enhance_stage(system: System, dataset: str, inputs: Path | Sequence[Path], f
     try:
         return enhance_folder(weights, inputs, folder.enhanced_dir(system, dataset),
                               timing_file=folder.enhance_timing_file(system, dataset), **settings.options())
-    except WeightsUnavailable as exc:
-        return folder.mark_enhance_skipped(system, dataset, str(exc))
+    except WeightsUnavailable as exc:  # recorded without the machine's paths (the terminal gets them all)
+        reason = str(exc).split(". Place ")[0]
+        return folder.mark_enhance_skipped(system, dataset, reason + ("" if reason == str(exc) else
+                                                                      "; where to place the file: bench weights --help"))
 
 
 def evaluate_stage(system: System, dataset: str, folder: ResultsFolder, settings: EvaluateSettings, *,

@@ -244,7 +244,7 @@ def test_every_clip_method_trained_with_the_clip_files(paper_run: PaperRun) -> N
                 assert summary["start"]["from"] == "released-init", summary["start"]
                 assert summary["start"]["enhancer"]["file"] == "init_enhancement_model.pth"
                 assert summary["start"]["prompts"]["file"] == PROMPT_PAIR
-                assert set(summary["iterations"]) == {"total", "enhance", "prompt"}
+                assert {"total", "enhance"} <= set(summary["iterations"]) <= {"total", "enhance", "prompt"}
             elif m != "zero-dce":
                 assert summary["start"] == {"from": "scratch"}
     shifted = json.loads((paper_run.project / "results/train/rave-shifted-unpaired/seed-0/train_summary.json")

@@ -33,9 +33,12 @@ def scene(seed: int, h: int = 48, w: int = 64) -> np.ndarray:
 
 
 def run_bench(args: list[str], monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture) -> tuple[int, str]:
-    """Run ``bench ARGS`` in-process through the real entry point; (exit code, stderr)."""
+    """Run ``bench ARGS`` in-process through the real entry point; (exit code, stderr). This process has
+    torch loaded already, so it keeps its CPU numerics (``bench`` in a new process applies params.yaml's)."""
+    import benchmark.params
     from benchmark.cli import main
 
+    monkeypatch.setattr(benchmark.params, "numerics_setting", lambda *_: None)
     capsys.readouterr()
     monkeypatch.setattr(sys, "argv", ["bench", *args])
     with pytest.raises(SystemExit) as exit_info:
