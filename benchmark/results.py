@@ -117,6 +117,14 @@ def empty_scores() -> pd.DataFrame:
     return pd.DataFrame(columns=SCORE_COLUMNS)
 
 
+def _concat_scores(paths: list[Path]) -> pd.DataFrame:
+    """The non-empty scores CSVs ``paths``, one frame (an empty one when there are none)."""
+    import pandas as pd
+
+    frames = [f for f in map(read_scores, paths) if len(f)]
+    return pd.concat(frames, ignore_index=True) if frames else empty_scores()
+
+
 def scores_sidecar(out_csv: Path) -> Path:
     """The sidecar of a scores CSV (metric status, failures, fingerprints)."""
     return out_csv.with_suffix(".json")
@@ -314,10 +322,7 @@ class ResultsFolder:
 
     def merged_scores(self) -> pd.DataFrame:
         """Every system's scores, merged into ``scores.csv``."""
-        import pandas as pd
-
-        frames = [f for f in (read_scores(p) for p in self.score_files()) if len(f)]
-        merged = pd.concat(frames, ignore_index=True) if frames else empty_scores()
+        merged = _concat_scores(self.score_files())
         write_scores(merged, self.merged_scores_file)
         return merged
 
@@ -329,11 +334,7 @@ class ResultsFolder:
 
     def envelope_scores(self) -> pd.DataFrame:
         """Every ``envelope/<system>/seed-<k>/<dataset>.csv``: the perturbed-numerics reruns' scores."""
-        import pandas as pd
-
-        frames = [f for f in (read_scores(p) for p in sorted((self.root / "envelope").glob(
-            f"*/{SEED_PREFIX}*/[!.]*.csv"))) if len(f)]
-        return pd.concat(frames, ignore_index=True) if frames else empty_scores()
+        return _concat_scores(sorted((self.root / "envelope").glob(f"*/{SEED_PREFIX}*/[!.]*.csv")))
 
     def seed_score_files(self, system: str, dataset: str) -> list[Path]:
         """The scores CSVs of every seed of trained system ``system`` on ``dataset``."""

@@ -36,33 +36,27 @@ def prepare_stage(dataset: str, settings: RunSettings) -> Path:
     return prepare_dataset(dataset, root=DATA, seed=settings.synthetic_seed)
 
 
-def train_stage(system: System, settings: TrainSettings, folder: ResultsFolder) -> dict:
-    """Train ``system`` (a trained method, regime and seed) on the training dataset; resumes a killed run. A
-    method that cannot run is recorded as skipped. Returns the run's summary."""
+def _train(system: System, settings: TrainSettings, out_dir: Path, *, threads: int, **records: Any) -> dict:
+    """``train_method`` of ``system`` on the training dataset into ``out_dir`` with ``settings``; ``records``:
+    where the run's timing and provenance go, resume, progress."""
     from benchmark.weights import resolve_weights
     from methods.train_api import train_method
 
     if system.seed is None:
         raise ValueError(f"{system.name}: a training run needs its training seed")
     data = dataset_path(str(settings.dataset)) / "train"
-    return train_method(
-        system.method,
-        backlit_dir=data / "backlit",
-        welllit_dir=data / f"welllit-{system.regime}",
-        out_dir=folder.train_dir(system),
-        encoder=settings.guidance_encoder,
-        identity_encoder=settings.identity_encoder,
-        schedule=settings.schedule,
-        seed=system.seed,
-        device=settings.device,
-        overrides=settings.method_overrides(system.method),
-        resume=True,
-        timing_dir=folder.train_timing_dir(system),
-        provenance_file=folder.train_provenance_file(system),
-        threads=settings.threads,
-        fidelity=settings.fidelity,
-        find_weights=resolve_weights,
-    )
+    return train_method(system.method, backlit_dir=data / "backlit", welllit_dir=data / f"welllit-{system.regime}",
+                        out_dir=out_dir, encoder=settings.guidance_encoder, identity_encoder=settings.identity_encoder,
+                        schedule=settings.schedule, seed=system.seed, device=settings.device,
+                        overrides=settings.method_overrides(system.method), threads=threads,
+                        fidelity=settings.fidelity, find_weights=resolve_weights, **records)
+
+
+def train_stage(system: System, settings: TrainSettings, folder: ResultsFolder) -> dict:
+    """Train ``system`` (a trained method, regime and seed) on the training dataset; resumes a killed run. A
+    method that cannot run is recorded as skipped. Returns the run's summary."""
+    return _train(system, settings, folder.train_dir(system), threads=settings.threads, resume=True,
+                  timing_dir=folder.train_timing_dir(system), provenance_file=folder.train_provenance_file(system))
 
 
 def enhance_stage(system: System, dataset: str, inputs: Path | Sequence[Path], folder: ResultsFolder,
@@ -99,15 +93,21 @@ def evaluate_stage(system: System, dataset: str, folder: ResultsFolder, settings
     """Score ``system``'s enhanced folder of ``dataset`` (``input``: the test inputs themselves; ``enhanced_dir``
     overrides) into its scores CSV, only the images ``stems`` (the first ``limit``) when given."""
     from benchmark.evaluate import evaluate_system, resolve_test_set
-    from benchmark.metrics import DEFAULT_METRICS
 
     if enhanced_dir is None:
         enhanced_dir = resolve_test_set(dataset_dir if dataset_dir is not None else dataset).inputs \
             if system.source == "input" else folder.enhanced_dir(system, dataset)
     return evaluate_system(system, dataset, enhanced_dir, dataset_dir=dataset_dir,
-                           out_csv=folder.scores_csv(system, dataset), metrics=settings.metrics or DEFAULT_METRICS,
-                           device=settings.device, metric_weights=settings.metric_weights, stems=stems, limit=limit,
-                           force=settings.force)
+                           out_csv=folder.scores_csv(system, dataset), stems=stems, limit=limit, force=settings.force,
+                           **_scoring(settings))
+
+
+def _scoring(settings: EvaluateSettings) -> dict[str, Any]:
+    """How the pipeline scores: metrics (params, else the defaults), device and metric weights."""
+    from benchmark.metrics import DEFAULT_METRICS
+
+    return {"metrics": settings.metrics or DEFAULT_METRICS, "device": settings.device,
+            "metric_weights": settings.metric_weights}
 
 
 def envelope_stage(system: System, settings: RunSettings, folder: ResultsFolder) -> dict:
@@ -121,9 +121,6 @@ def envelope_stage(system: System, settings: RunSettings, folder: ResultsFolder)
     from backlit_core.atomic import write_json
     from benchmark.batch_enhance import enhance_folder
     from benchmark.evaluate import evaluate_system
-    from benchmark.metrics import DEFAULT_METRICS
-    from benchmark.weights import resolve_weights
-    from methods.train_api import train_method
 
     out = folder.envelope_dir(system)
     summary: dict[str, Any] = {"system": system.name, "seed": system.seed,
@@ -133,14 +130,8 @@ def envelope_stage(system: System, settings: RunSettings, folder: ResultsFolder)
         write_json(out / "summary.json", summary)
         return summary
     torch.set_num_threads(settings.envelope.threads)
-    train = settings.train
-    data = dataset_path(str(train.dataset)) / "train"
     with tempfile.TemporaryDirectory(prefix="bench-envelope-") as tmp:
-        run = train_method(system.method, backlit_dir=data / "backlit", welllit_dir=data / f"welllit-{system.regime}",
-                           out_dir=Path(tmp) / "train", encoder=train.guidance_encoder,
-                           identity_encoder=train.identity_encoder, schedule=train.schedule, seed=system.seed,
-                           device=train.device, overrides=train.method_overrides(system.method), progress=False,
-                           threads=settings.envelope.threads, fidelity=train.fidelity, find_weights=resolve_weights)
+        run = _train(system, settings.train, Path(tmp) / "train", threads=settings.envelope.threads, progress=False)
         summary |= {"status": run.get("status"), "reason": run.get("reason")}
         if run.get("status") == "done":
             for dataset in settings.test_datasets:
@@ -148,8 +139,7 @@ def envelope_stage(system: System, settings: RunSettings, folder: ResultsFolder)
                 enhance_folder(Path(tmp) / "train", dataset_path(dataset) / "test" / "input", enhanced,
                                progress=False, **settings.enhance.options())
                 evaluate_system(system, dataset, enhanced, dataset_dir=dataset_path(dataset),
-                                out_csv=folder.envelope_scores_csv(system, dataset),
-                                metrics=settings.evaluate.metrics or DEFAULT_METRICS, device=settings.evaluate.device)
+                                out_csv=folder.envelope_scores_csv(system, dataset), **_scoring(settings.evaluate))
     write_json(out / "summary.json", summary)
     return summary
 
@@ -206,7 +196,8 @@ def time_inference_stage(folder: ResultsFolder, settings: RunSettings) -> dict[s
 
 
 def report_stage(folder: ResultsFolder, settings: RunSettings) -> dict[str, Path]:
-    """The reproduction envelope (:func:`benchmark.envelope.envelope_document`), the run's provenance, then the report (report.md/html, scores.csv, metrics.json, figures, tables)."""
+    """The reproduction envelope (:func:`benchmark.envelope.envelope_document`), the run's provenance, then the
+    report (report.md/html, scores.csv, metrics.json, figures, tables)."""
     from backlit_core.atomic import write_json
     from benchmark.envelope import envelope_document
     from benchmark.report import build_report

@@ -59,7 +59,8 @@ def _env(project: Path, **extra: str) -> dict[str, str]:
     env = dict(os.environ, HF_HUB_OFFLINE="1", DVC_NO_ANALYTICS="1", PYTHONUNBUFFERED="1", PYTHONPATH=str(code),
                PYTHONHASHSEED="0", **extra)
     env["PATH"] = os.pathsep.join([os.path.dirname(sys.executable), env.get("PATH", "")])
-    for var in ("BACKLIT_BENCH_DATA", "BACKLIT_BENCH_PARAMS"):
+    # DVC runs stage commands in $SHELL, else /bin/sh (dash forks the command): CI has no $SHELL, and nor do we.
+    for var in ("BACKLIT_BENCH_DATA", "BACKLIT_BENCH_PARAMS", "SHELL"):
         env.pop(var, None)
     return env
 
@@ -338,3 +339,34 @@ def test_each_worker_of_a_multi_gpu_job_takes_its_own_gpu() -> None:
     assert [gpu_of_worker(f"SLURMCluster-3-{k}", {"GPU": 1}, job) for k in (0, 1)] == ["4", "6"]
     assert gpu_of_worker("gpu-1", {"GPU": 1}, ["1"]) is None  # a local worker keeps the one it was given
     assert gpu_of_worker("cpu-2", {}, job) is None
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="the stage guard uses Linux's PR_SET_PDEATHSIG")
+@pytest.mark.parametrize("shell", ["/bin/sh", "/bin/bash"])
+def test_a_stage_command_and_what_its_shell_forked_die_with_their_worker(shell: str, tmp_path: Path) -> None:
+    """dash (/bin/sh, DVC's shell where $SHELL is unset) forks its command; bash may exec it. Either way the
+    command must not outlive a SIGKILLed worker, and the guard passes the command's exit status on."""
+    import psutil
+
+    if not Path(shell).exists():
+        pytest.skip(f"{shell} is absent")
+    from benchmark.engine.worker import _guarded
+
+    mark = tmp_path / "pid"
+    command = f"{sys.executable} -c 'import os, time; open(\"{mark}\", \"w\").write(str(os.getpid())); time.sleep(300)'"
+    run_guarded = ("import subprocess, sys; from benchmark.engine.worker import _guarded; "
+                   "subprocess.run(_guarded(sys.argv[1:]))")
+    worker = subprocess.Popen([sys.executable, "-c", run_guarded, shell, "-c", command],
+                              env=dict(os.environ, PYTHONPATH=str(ROOT)))
+    deadline = time.monotonic() + 60
+    while not mark.exists() or not mark.read_text():
+        assert time.monotonic() < deadline and worker.poll() is None
+        time.sleep(0.05)
+    stage = psutil.Process(int(mark.read_text()))
+    assert stage.ppid() != worker.pid  # a grandchild of the worker at least
+    worker.kill()
+    worker.wait()
+    _, alive = psutil.wait_procs([stage], timeout=10)
+    assert not alive, f"the stage command outlived its worker under {shell}"
+    for script, status in (("exit 3", 3), ("kill -9 $$", 137), ("true", 0)):
+        assert subprocess.run(_guarded([shell, "-c", script]), check=False).returncode == status

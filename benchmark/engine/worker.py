@@ -1,7 +1,7 @@
 """What a Dask worker does for one stage: run its ``dvc.yaml`` command, exactly as ``dvc repro`` would, into a log.
 
-Imported on the workers: no DVC, no torch. A stage process dies with the worker that started it (Linux
-``PR_SET_PDEATHSIG``), so a worker killed mid-stage leaves no orphan writing into the retried stage's outputs.
+Imported on the workers: no DVC, no torch. A stage's processes die with the worker that started them
+(``stage_guard.py``), so a worker killed mid-stage leaves no orphan writing into the retried stage's outputs.
 """
 from __future__ import annotations
 
@@ -34,17 +34,13 @@ class StageCommand:
     remove: list[str] = field(default_factory=list)
 
 
-# Started between the worker and the stage command: asks Linux to SIGKILL it when its parent (the worker) dies
-# (PR_SET_PDEATHSIG = 1, kept across exec), then becomes the command. A separate process, as Python code
-# between fork and exec (preexec_fn) is unsafe in a threaded worker.
-_GUARD = ("import ctypes, os, signal, sys; ctypes.CDLL(None).prctl(1, signal.SIGKILL); "
-          "os.getppid() == int(sys.argv[1]) or sys.exit(137); os.execvp(sys.argv[2], sys.argv[2:])")
+_GUARD = Path(__file__).with_name("stage_guard.py")
 
 
 def _guarded(argv: list[str]) -> list[str]:
     if not sys.platform.startswith("linux"):
         return argv
-    return [sys.executable, "-c", _GUARD, str(os.getpid()), *argv]
+    return [sys.executable, str(_GUARD), str(os.getpid()), *argv]
 
 
 def _environment(cmd: StageCommand, gpu: str | None) -> dict[str, str]:
@@ -114,10 +110,11 @@ def run_stage(cmd: StageCommand) -> dict:
 
 
 def terminate_stages() -> list[str]:
-    """Kill the stage processes this worker runs (``Client.run`` on an interrupted ``bench repro``)."""
+    """Stop the stage processes this worker runs (``Client.run`` on an interrupted ``bench repro``): each guard,
+    on SIGTERM, kills its command's whole process group."""
     with _lock:
         running = dict(_running)
     for proc in running.values():
         with contextlib.suppress(ProcessLookupError):
-            proc.kill()
+            proc.terminate()
     return sorted(running)
