@@ -7,7 +7,7 @@ export TRANSFORMERS_OFFLINE := 1
 export DVC_NO_ANALYTICS := 1
 export PATH := $(abspath $(VENV))/bin:$(PATH)
 
-.PHONY: install demo test perf gpu-check verify lock lock-cpu FORCE
+.PHONY: install demo test test-slow perf mutation gpu-check verify lock lock-cpu FORCE
 
 # The venv holds exactly the pins of $(LOCK) (no resolving at install time); pip-sync removes anything the lock
 # lacks and `pip check` proves the lock complete. .installed names the lock it was installed from.
@@ -52,6 +52,9 @@ test-slow: install  # the `slow` checks: perf/gpu_check.py --device cpu --tiny, 
 
 perf: install  # CPU figures into perf/results/ (GPU: python perf/bench_gpu_inference.py)
 	for b in cpu_inference scaling training pipeline; do $(PY) perf/bench_$$b.py || exit 1; done
+
+mutation: install  # mutation score of the modules that decide results (mutmut, their fast tests): perf/results/mutation.json
+	$(PY) perf/bench_mutation.py $(ARGS)
 
 gpu-check:  # GPU readiness check, 8 minutes on a GPU: perf/results/gpu_check.json ($OUT/ when set); ARGS='--device cpu --tiny' on a CPU
 	perf/gpu_check.sh $(ARGS)

@@ -116,6 +116,38 @@ def test_exif_rotation_counts_for_size_check(tmp_path: Path) -> None:
     assert len(bd.test_pairs(ds)) == 1
 
 
+@pytest.mark.parametrize("orientation", range(1, 9))
+def test_every_exif_orientation_gives_the_displayed_size(tmp_path: Path, orientation: int) -> None:
+    from benchmark.data.pairs import image_size
+
+    im = Image.fromarray(np.zeros((12, 16, 3), np.uint8))  # stored 16 wide, 12 high
+    exif = im.getexif()
+    exif[0x0112] = orientation
+    im.save(tmp_path / "r.jpg", exif=exif)
+    assert image_size(tmp_path / "r.jpg") == ((12, 16) if orientation >= 5 else (16, 12))  # 5-8 transpose
+
+
+def test_an_unreadable_header_names_the_file(tmp_path: Path) -> None:
+    from benchmark.data.pairs import image_size
+
+    (tmp_path / "broken.png").write_bytes(b"\x89PNG not really")
+    with pytest.raises(bd.DatasetError, match=r"broken\.png: cannot read image header \("):
+        image_size(tmp_path / "broken.png")
+
+
+def test_dedupe_keeps_files_in_name_order_across_folders(tmp_path: Path) -> None:
+    files = [tmp_path / "z" / "a.png", tmp_path / "y" / "b.png", tmp_path / "x" / "c.png"]
+    assert dedupe(files)[0] == files  # by file name, not by path
+
+
+def test_pair_problems_are_logged_with_the_dataset_name(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    ds = tmp_path / "my-set"
+    img(ds / "test/input/a.png"), img(ds / "test/input/b.png"), img(ds / "test/gt/a.png")
+    with caplog.at_level(logging.WARNING, logger="benchmark.data"):
+        bd.test_pairs(ds)
+    assert caplog.messages == ["my-set: no ground truth for b.png (scored without full-reference metrics)"]
+
+
 def test_prepare_is_idempotent_and_notices_changes(tmp_path: Path) -> None:
     src = tmp_path / "shots"
     img(src / "low/a.png"), img(src / "high/a.png")
