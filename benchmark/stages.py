@@ -113,8 +113,8 @@ def _scoring(settings: EvaluateSettings) -> dict[str, Any]:
 def envelope_stage(system: System, settings: RunSettings, folder: ResultsFolder) -> dict:
     """Retrain ``system`` (a trained method, regime and seed) with the same seed under perturbed numerics
     (params ``envelope``), enhance every test set with it and score it as the pipeline does, into its
-    envelope folder; the models and images are not kept. Returns the folder's summary."""
-    import tempfile
+    envelope folder; the model and images are not kept. Returns the folder's summary."""
+    import shutil
 
     import torch
 
@@ -130,16 +130,22 @@ def envelope_stage(system: System, settings: RunSettings, folder: ResultsFolder)
         write_json(out / "summary.json", summary)
         return summary
     torch.set_num_threads(settings.envelope.threads)
-    with tempfile.TemporaryDirectory(prefix="bench-envelope-") as tmp:
-        run = _train(system, settings.train, Path(tmp) / "train", threads=settings.envelope.threads, progress=False)
+    # The run and its images live in a scratch folder of the stage's own output, removed at the end: a fixed
+    # relative path, so that the score sidecars (which name the images' folder) are the same bytes every run.
+    scratch = out / ".scratch"
+    shutil.rmtree(scratch, ignore_errors=True)
+    try:
+        run = _train(system, settings.train, scratch / "train", threads=settings.envelope.threads, progress=False)
         summary |= {"status": run.get("status"), "reason": run.get("reason")}
         if run.get("status") == "done":
             for dataset in settings.test_datasets:
-                enhanced = Path(tmp) / "enhanced" / dataset
-                enhance_folder(Path(tmp) / "train", dataset_path(dataset) / "test" / "input", enhanced,
+                enhanced = scratch / "enhanced" / dataset
+                enhance_folder(scratch / "train", dataset_path(dataset) / "test" / "input", enhanced,
                                progress=False, **settings.enhance.options())
                 evaluate_system(system, dataset, enhanced, dataset_dir=dataset_path(dataset),
                                 out_csv=folder.envelope_scores_csv(system, dataset), **_scoring(settings.evaluate))
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
     write_json(out / "summary.json", summary)
     return summary
 

@@ -4,7 +4,8 @@ Three levels (:mod:`benchmark.envelope`), per output and per metric:
 - **exact**: the output's dvc.lock hash, or a metric's per-seed values, are the committed ones;
 - **within envelope**: a metric's mean over the committed seeds lies within the committed envelope
   (``results/envelope.json``: seed and numerics spread of trained systems, fixed tolerances for the
-  others); an output whose hash differs takes the worst level of its system's metrics;
+  others); an output whose hash differs takes the worst level of its system's metrics, and is never
+  exact;
 - **outside**: anything else (for data preparation and code fingerprints, any difference).
 
 Outputs that hold timings or machine descriptions (``results/timing``, ``results/provenance``, the report)
@@ -93,8 +94,9 @@ def lock_checks(committed: str, rerun: str, system_levels: Mapping[str, str]) ->
             checks.append(Check(family, f"{stage}:{path}", EXACT, "", system))
         elif new == "missing" or family in MUST_BE_EXACT or system not in system_levels:
             checks.append(Check(family, f"{stage}:{path}", OUTSIDE, f"{md5} -> {new}", system))
-        else:
-            checks.append(Check(family, f"{stage}:{path}", system_levels[system],
+        else:  # never exact: other bytes with the same metrics are at best within the envelope
+            lvl = WITHIN if system_levels[system] == EXACT else system_levels[system]
+            checks.append(Check(family, f"{stage}:{path}", lvl,
                                 f"hash differs; {system}'s metrics are {system_levels[system]}", system))
     return checks
 

@@ -88,6 +88,18 @@ def test_other_weights_within_the_envelope_and_outside_it() -> None:
     assert checks["d/gamma/psnr"].level == OUTSIDE  # 0.2 dB > the 0.05 dB tolerance of a deterministic system
 
 
+def test_other_bytes_with_the_same_metrics_are_not_exact() -> None:
+    """A sidecar that names a temporary folder changes an output's hash but no score: within, never exact."""
+    from benchmark.envelope import EXACT, WITHIN
+
+    rerun_lock = {**COMMITTED_LOCK, "train@rave-unpaired-0 results/train/rave-unpaired/seed-0": "other"}
+    scores = _scores([("rave-unpaired", 0, 20.0), ("rave-unpaired", 1, 21.0), ("gamma", "", 11.0)])
+    checks = {c.what: c for c in V.judge_rerun(_lock(COMMITTED_LOCK), _lock(rerun_lock), _envelope(), scores)}
+    assert checks["d/rave-unpaired/psnr"].level == EXACT
+    changed = checks["train@rave-unpaired-0:results/train/rave-unpaired/seed-0"]
+    assert changed.level == WITHIN and changed.detail == "hash differs; rave-unpaired's metrics are exact"
+
+
 def test_data_and_code_must_be_exact() -> None:
     from benchmark.envelope import OUTSIDE
 
