@@ -53,7 +53,7 @@ MODULES: dict[str, Target] = {
     "backlit_core/atomic.py": Target(("tests/test_atomic.py",)),
     "backlit_core/image_io.py": Target(("tests/test_image_io.py",)),
     "benchmark/data/pairs.py": Target(("tests/test_datasets_folder.py",)),
-    "benchmark/data/layout.py": Target(("tests/test_datasets_folder.py", "tests/test_datasets_download.py")),
+    "benchmark/data/layout.py": Target(("tests/test_layout.py", "tests/test_datasets_folder.py")),
 }
 # mutant name -> why no test can tell it from the original
 _RACE = ("missing_ok matters only when another process removes the temporary between the listing and the unlink, "
@@ -65,6 +65,19 @@ EQUIVALENT: dict[str, str] = {
                     "the orientation assumed without an EXIF tag (1, None or 2) counts only if it is 5-8 (transposed)"),
     **dict.fromkeys(["methods.checkpoint.x_capture_rng__mutmut_10", "methods.checkpoint.x_restore_rng__mutmut_10"],
                     "numpy's generator keys (uint32) pass through float64 exactly, so the round trip is the same"),
+    **dict.fromkeys([f"methods.losses.x_{f}__mutmut_{k}" for f, k in (
+        ("class_mean", 2), ("rave_direction", 2), ("shift_direction", 16), ("shift_direction", 25),
+        ("shift_direction", 34), ("shift_direction", 40))],
+        "normalising a 1-D vector over all dimensions (dim=None) is normalising it over dim 0"),
+    **dict.fromkeys([f"methods.losses.x_{f}__mutmut_{k}" for f, k in (
+        ("shift_direction", 6), ("shift_direction", 7), ("prompt_logits", 5), ("prompt_logits", 6),
+        ("negative_probability", 8))],
+        "on a 2-D tensor dim 1 (F.normalize's default, or +1) is dim -1"),
+    "methods.losses.x_identity_loss__mutmut_7": "the zero it starts from takes only dtype and device, the same "
+                                                 "for every level",
+    "methods.losses.x_psnr_y__mutmut_22": "weights viewed 3x1x1 broadcast against B x 3 x H x W as 1x3x1x1 do",
+    **dict.fromkeys([f"benchmark.data.layout.x_replace_dir__mutmut_{k}" for k in (7, 9, 10)],
+                    "the folder removed before the refusal always exists there: ignore_errors never acts"),
 }
 # mutant names (patterns) -> why no test run here can reach the mutated code: left out of the score, listed
 _CUDA = "runs only where CUDA is available (the measuring machine has no GPU)"

@@ -6,6 +6,7 @@ import math
 import numpy as np
 import pytest
 import torch
+import torch.nn.functional as F
 
 from methods import losses as L
 
@@ -164,3 +165,52 @@ def test_shift_direction_matches_upstream_on_random_embeddings() -> None:
     print(f"cos to upstream: new {min(cosines_new):.6f}, old {max(cosines_old):.4f}")
     assert min(cosines_new) >= 0.9999
     assert max(cosines_old) < 0.99  # the old direction was a different one
+
+
+def test_identity_loss_is_zero_for_unchanged_features() -> None:
+    feats = [torch.full((2, 3), 1.5), torch.full((2, 4), -2.0)]
+    assert L.identity_loss(feats, [f.clone() for f in feats], (1.0, 1.0)).item() == 0.0
+
+
+def test_psnr_y_of_identical_images_is_bounded_by_eps() -> None:
+    x = torch.rand(2, 3, 4, 4, generator=torch.Generator().manual_seed(0))
+    assert L.psnr_y(x, x.clone()).tolist() == pytest.approx([80.0, 80.0])  # 10 log10(1 / 1e-8)
+
+
+def test_prompt_scores_use_the_given_scale_and_each_prompts_own_norm() -> None:
+    text = torch.tensor([[3.0, 4.0], [0.0, 2.0]])  # rows of other lengths: each is normalised on its own
+    emb = torch.tensor([[0.6, 0.8], [1.0, 0.0], [0.0, 1.0]])
+    assert L.prompt_logits(emb, text, 2.0).flatten().tolist() == pytest.approx([2.0, 1.6, 1.2, 0.0, 1.6, 2.0])
+    p = L.negative_probability(emb, text, 2.0)  # softmax over the two prompts of each image
+    assert p.tolist() == pytest.approx([1 / (1 + math.exp(-0.4)), 1 / (1 + math.exp(-1.2)), 1 / (1 + math.exp(0.4))])
+    assert L.prompt_guidance_loss(emb, text, 2.0).item() == pytest.approx(p.mean().item())
+    labels = torch.tensor([1, 0, 1])
+    expected = -(math.log(1 - p[0].item()) + math.log(p[1].item()) + math.log(1 - p[2].item())) / 3
+    assert L.prompt_ce_loss(emb, text, labels, 2.0).item() == pytest.approx(expected, rel=1e-6)
+
+
+def test_ranking_without_results_asks_a_margin_of_one() -> None:
+    # max(0, 0.2 - 0.5 + 1.0) = 0.7: backlit more backlit-like than well-lit by the whole probability range
+    assert L.ranking_loss(torch.tensor([0.5]), torch.tensor([0.2])).item() == pytest.approx(0.7)
+
+
+def test_every_ranking_term_adds() -> None:
+    b, w, new, old = torch.tensor([0.5]), torch.tensor([0.5]), torch.tensor([0.5]), torch.tensor([0.5])
+    # all equal: each term is its margin. One set: .9 + .9 + .2; two sets: .9 + .9 + .1 + .1
+    assert L.ranking_loss(b, w, new).item() == pytest.approx(2.0)
+    assert L.ranking_loss(b, w, new, old).item() == pytest.approx(2.0)
+
+
+def test_calibrated_scale_makes_the_class_means_a_logit_of_p_apart() -> None:
+    backlit = torch.tensor([[1.0, 0.0], [0.6, 0.8]])  # mean (0.8, 0.4)
+    welllit = torch.tensor([[0.0, 1.0], [0.8, 0.6]])  # mean (0.4, 0.8): |difference| = 0.4 * sqrt 2
+    expected = math.log(0.95 / 0.05) / (0.4 * math.sqrt(2))
+    assert L.calibrated_logit_scale(backlit, welllit) == pytest.approx(expected)
+    assert L.calibrated_logit_scale(backlit, welllit, p=0.75) == pytest.approx(math.log(3) / (0.4 * math.sqrt(2)))
+
+
+def test_shift_direction_takes_fifteen_tokens_by_default() -> None:
+    gen = torch.Generator().manual_seed(1)
+    r = F.normalize(torch.randn(8, generator=gen), dim=0)
+    _, top, bottom = L.shift_direction(r, torch.randn(40, 8, generator=gen))
+    assert len(top) == len(bottom) == 15 and not set(top.tolist()) & set(bottom.tolist())
